@@ -1,0 +1,38 @@
+"""pypoolparty: a ``multiprocessing.Pool`` whose workers are batch-scheduler jobs.
+
+Replace ``multiprocessing.Pool()`` with one of
+
+- ``pypoolparty.local.Pool()``: local processes, no cluster needed;
+- ``pypoolparty.slurm.array.Pool()``: one SLURM job array per map;
+- ``pypoolparty.slurm.Pool()``: one SLURM job per chunk;
+- ``pypoolparty.sun_grid_engine.Pool()`` (or ``pypoolparty.sge.Pool()``);
+- ``pypoolparty.htcondor.Pool()``;
+
+and ``pool.map(func, tasks)`` runs on the cluster.
+"""
+
+from . import local
+from .errors import (
+    BadInput,
+    PoolError,
+    RemoteTraceback,
+    ResubmissionsExhausted,
+    SchedulerUnavailable,
+    TaskError,
+    Terminated,
+    WorkDirError,
+)
+from .version import __version__
+
+__all__ = [
+    "BadInput",
+    "PoolError",
+    "RemoteTraceback",
+    "ResubmissionsExhausted",
+    "SchedulerUnavailable",
+    "TaskError",
+    "Terminated",
+    "WorkDirError",
+    "__version__",
+    "local",
+]

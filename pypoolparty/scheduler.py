@@ -1,0 +1,198 @@
+"""The interface between the scheduler-agnostic session and one batch system.
+
+An adapter is three operations on *jobs*: ``submit`` a batch of chunks
+(one scheduler call wherever the scheduler has arrays), ``query`` the state of
+jobs (one scheduler call per poll, whatever their number) and ``cancel`` jobs.
+It knows nothing about pickles, results or tasks; the session knows nothing
+about command lines. Adding a scheduler means writing one module that
+implements :class:`Scheduler`.
+
+A *chunk* is a slice of the tasks; a *job* is what the scheduler runs. Today a
+job runs exactly the one chunk it was submitted for.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+import os
+import shlex
+from collections.abc import Sequence
+
+
+class JobState(enum.Enum):
+    """What the session needs to know about a job, whatever the scheduler."""
+
+    PENDING = "pending"
+    """Waiting in the queue (also throttled, requeued, waiting for resources)."""
+
+    RUNNING = "running"
+    """Started (also completing, suspended, transferring)."""
+
+    HELD = "held"
+    """Held on purpose by the user: left alone and reported, never resubmitted."""
+
+    ERROR = "error"
+    """The scheduler says the job failed or will never run: cancel and resubmit."""
+
+    ENDED = "ended"
+    """The scheduler says the job ended; the result file decides success."""
+
+    UNKNOWN = "unknown"
+    """A state this adapter does not know: keep waiting and log it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobStatus:
+    """The state of one job as reported by one scheduler query."""
+
+    state: JobState
+    scheduler_state: str
+    """The scheduler's own word for it, e.g. ``NODE_FAIL``, ``Eqw``, ``5``."""
+
+    reason: str = ""
+    """The scheduler's reason, e.g. ``NodeDown`` or a HoldReason, if any."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job of the scheduler, running one chunk."""
+
+    jobid: str
+    """The scheduler's id for this job, e.g. ``123_4``, ``77.5`` or ``12.3``."""
+
+    ichunk: int
+    """The chunk this job runs."""
+
+    stdout_path: str
+    """Where the scheduler writes the job's standard output."""
+
+    stderr_path: str
+    """Where the scheduler writes the job's standard error."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Job:
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerCall:
+    """How to start the worker script on a compute node.
+
+    The worker finds its chunk in one of three ways, matching what schedulers
+    offer: a literal chunk index (one job per chunk, HTCondor's ``$(ichunk)``),
+    an environment variable that holds the chunk index (SLURM's
+    ``SLURM_ARRAY_TASK_ID`` when array index == chunk index), or an
+    environment variable holding a 1-based line number of a file that lists
+    chunk indices (SGE's ``SGE_TASK_ID``, whose ids must be a range).
+    """
+
+    python_path: str
+    script_path: str
+    work_dir: str
+
+    def arguments(
+        self,
+        ichunk: int | str | None = None,
+        ichunk_from_env: str | None = None,
+        chunk_list_path: str | None = None,
+    ) -> list[str]:
+        """Return the worker's command line as a list of arguments.
+
+        Give exactly one of ``ichunk`` (an int, or a scheduler macro such as
+        ``$(ichunk)``) or ``ichunk_from_env``; ``chunk_list_path`` only with
+        ``ichunk_from_env``.
+        """
+        if (ichunk is None) == (ichunk_from_env is None):
+            raise ValueError("give exactly one of ichunk or ichunk_from_env")
+        if chunk_list_path is not None and ichunk_from_env is None:
+            raise ValueError("chunk_list_path needs ichunk_from_env")
+        args = [self.python_path, self.script_path, self.work_dir]
+        if ichunk is not None:
+            args += ["--ichunk", str(ichunk)]
+        else:
+            args += ["--ichunk-from-env", ichunk_from_env]
+            if chunk_list_path is not None:
+                args += ["--chunk-list", chunk_list_path]
+        return args
+
+    def shell_command(self, **kwargs) -> str:
+        """The same as :meth:`arguments`, quoted for a POSIX shell."""
+        return " ".join(shlex.quote(a) for a in self.arguments(**kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    """What the session asks an adapter to submit."""
+
+    chunks: Sequence[int]
+    """The chunk indices to run, one job each. Never empty."""
+
+    job_name: str
+    """Name for the job(s), unique to this submission; letters, digits, ``_.-``,
+    starting with a letter. Use it to find the jobs again (e.g. after a
+    submission timed out, to avoid submitting twice)."""
+
+    worker: WorkerCall
+
+    directory: str
+    """A private directory (0700) for this submission's scripts and the
+    scheduler's stdout/stderr files; it exists when ``submit`` is called."""
+
+    num_simultaneously_running: int | None = None
+    """Throttle: how many jobs of this submission may run at once, if limited."""
+
+
+class SubmissionRejected(Exception):
+    """The scheduler refused the submission for a reason retrying won't fix
+    (an unknown partition, a bad resource request). The message holds the
+    scheduler's own words."""
+
+
+class Scheduler(abc.ABC):
+    """The three operations a batch system must offer to the session."""
+
+    name: str = "scheduler"
+
+    @abc.abstractmethod
+    def submit(self, submission: Submission) -> list[Job]:
+        """Submit one job per chunk, with as few scheduler calls as possible.
+
+        Returns the jobs in the order of ``submission.chunks``. Raises
+        :class:`SubmissionRejected` when the scheduler refuses, and
+        :class:`pypoolparty.commands.CommandFailed` when it cannot be reached
+        for longer than the outage budget.
+        """
+
+    @abc.abstractmethod
+    def query(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """Return the status of those ``jobs`` the scheduler still knows.
+
+        One scheduler call whatever the number of jobs. A job missing from the
+        answer has left the queue; the session judges it by its result file.
+        """
+
+    @abc.abstractmethod
+    def cancel(self, jobs: Sequence[Job]) -> None:
+        """Cancel ``jobs``. Cancelling a job that is already gone is fine."""
+
+    def capacity(self) -> int | None:
+        """How many jobs could run at once on the target, if the scheduler
+        tells (used only for the default chunk size); ``None`` if unknown."""
+        return None
+
+    def explain(self, job: Job) -> str:
+        """More words on why ``job`` is in error, if the scheduler has them
+        (e.g. ``qstat -j``). Called rarely, only for jobs in error."""
+        return ""
+
+
+def make_private_dir(path: str) -> str:
+    """Create ``path`` (and parents) with mode 0700 and return it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path

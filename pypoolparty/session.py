@@ -1,0 +1,537 @@
+"""One map call from start to end: prepare, submit, babysit, reduce, return.
+
+The session knows nothing about any scheduler: it talks to one through the
+three operations of :class:`pypoolparty.scheduler.Scheduler`. It keeps the
+state of every chunk -- not yet submitted, queued, done, or in error -- and
+writes what happens to the event log, so an interrupted map can be continued
+by calling it again with the same ``work_dir`` (see :func:`run_map`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+
+import cloudpickle
+
+from . import chunking, environment, event_log, serialization, task_errors, work_dir
+from .commands import CommandFailed
+from .errors import ResubmissionsExhausted, SchedulerUnavailable, Terminated, WorkDirError
+from .reducer import Reducer, TaskFailure
+from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
+from .version import __version__
+
+logger = logging.getLogger("pypoolparty")
+
+WORKER_SCRIPT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+STDERR_TAIL_LINES = 15
+
+
+def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
+    """Run one map: the entry point the Pool calls.
+
+    A map is recognised by its fingerprint: the pickled function, the pickled
+    tasks, the chunking, and map versus starmap. Its session directory is
+    ``<work_dir>/map-<fingerprint>``. If that directory exists, the map was
+    started before and did not finish (or was kept): it is continued, its
+    finished chunks are not run again and its jobs still in the queue are
+    adopted. Any other map gets a directory of its own.
+    """
+    function_bytes = serialization.pickle_function(func)
+    scheduler = pool._make_scheduler()
+    if chunksize is None:
+        parallelism = pool.num_simultaneously_running_tasks or _capacity(scheduler)
+        chunksize = chunking.default_chunksize(len(tasks), parallelism)
+    bounds = chunking.chunk_bounds(len(tasks), chunksize)
+    base = work_dir.prepare_base(pool.work_dir)
+    session_dir, resuming = _prepare_session_dir(
+        pool, base, tasks, bounds, function_bytes, star, func, scheduler
+    )
+    session = Session(pool, scheduler, session_dir, bounds, resuming)
+    return session.run()
+
+
+def _capacity(scheduler: Scheduler) -> int | None:
+    try:
+        return scheduler.capacity()
+    except Exception as error:  # only a hint for the chunk size
+        logger.info("could not ask %s for its capacity: %s", scheduler.name, error)
+        return None
+
+
+def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, scheduler):
+    incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
+    try:
+        fingerprint = serialization.write_tasks(
+            incomplete_tasks_path, tasks, bounds, function_bytes, star
+        )
+        session_dir = work_dir.SessionDir(os.path.join(base, f"map-{fingerprint[:16]}"))
+        if session_dir.exists():
+            return session_dir, True
+        session_dir.create()
+        os.replace(incomplete_tasks_path, session_dir.tasks_path)
+        _write_session_files(pool, session_dir, function_bytes, star)
+        work_dir.write_json(
+            session_dir.metadata_path,
+            {
+                "format": 1,
+                "pypoolparty_version": __version__,
+                "fingerprint": fingerprint,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "submit_host": socket.gethostname(),
+                "scheduler": scheduler.name,
+                "function": getattr(func, "__qualname__", repr(func))[:200],
+                "kind": "starmap" if star else "map",
+                "num_tasks": len(tasks),
+                "chunksize": bounds[0][1] - bounds[0][0],
+                "num_chunks": len(bounds),
+                "python_path": pool.python_path,
+            },
+        )
+        return session_dir, False
+    except OSError as error:
+        raise _work_dir_error(base, error) from error
+    finally:
+        if os.path.exists(incomplete_tasks_path):
+            os.remove(incomplete_tasks_path)
+
+
+def _write_session_files(pool, session_dir, function_bytes: bytes, star: bool) -> None:
+    work_dir.write_private(session_dir.function_path, function_bytes)
+    with open(WORKER_SCRIPT_SOURCE, "rb") as file:
+        work_dir.write_private(session_dir.worker_script_path, file.read())
+    work_dir.write_json(
+        session_dir.worker_config_path,
+        {
+            "star": star,
+            "sys_path": [entry or os.getcwd() for entry in sys.path],
+            "max_result_size": getattr(pool, "max_result_size", None),
+        },
+    )
+    work_dir.write_json(
+        session_dir.environment_path,
+        {
+            "variables": environment.export(pool.environment),
+            "never_overwrite": list(environment.HOST_AND_JOB_PATTERNS),
+        },
+    )
+
+
+def _work_dir_error(path: str, error: OSError) -> WorkDirError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "The file system is full: free space (finished results are kept) and call again."
+    else:
+        advice = "Pass a work_dir you can write that the compute nodes also reach."
+    return WorkDirError(f"cannot write the work_dir {path}: {error.strerror or error}. {advice}")
+
+
+@dataclasses.dataclass
+class Chunk:
+    """What the session knows of one chunk."""
+
+    ichunk: int
+    job: Job | None = None
+    status: JobStatus | None = None
+    num_submissions: int = 0
+    missing_since: float | None = None
+    done: bool = False
+    last_error: str = ""
+    stderr_tail: str = ""
+
+
+class Session:
+    """Babysits one map's jobs until every chunk is done or has failed for good."""
+
+    def __init__(self, pool, scheduler: Scheduler, session_dir, bounds, resuming: bool) -> None:
+        self.pool = pool
+        self.scheduler = scheduler
+        self.dir = session_dir
+        self.bounds = bounds
+        self.resuming = resuming
+        self.chunks = [Chunk(ichunk) for ichunk in range(len(bounds))]
+        self.reducer = Reducer(session_dir, bounds)
+        self.first_failure: TaskFailure | None = None
+        self.num_failed_tasks = 0
+        self.num_submissions = 0
+        self.num_done = 0
+        self.last_progress: tuple = ()
+        self.seen_unknown: set[tuple[str, str]] = set()
+        self.job_name_base = f"{pool.job_name_prefix}-{os.path.basename(session_dir.path)[4:12]}"
+        self.log: event_log.EventLog | None = None
+
+    def run(self) -> list:
+        self.dir.acquire_lock()
+        self.log = event_log.EventLog(self.dir.log_path)
+        succeeded = False
+        try:
+            with _verbose_logging(self.pool.verbose), _sigterm_raises_terminated():
+                try:
+                    self.log.write("session_started", resuming=self.resuming, pid=os.getpid())
+                    if self.resuming:
+                        self._restore()
+                    self._babysit()
+                except BaseException as error:
+                    self._abort(error)
+                    raise
+            results = self._finish()
+            succeeded = True
+            return results
+        finally:
+            self.log.close()
+            if succeeded and not self.pool.keep_work_dir:
+                self.dir.remove()
+                work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
+            else:
+                self.dir.release_lock()
+
+    # -- the loop ---------------------------------------------------------
+
+    def _babysit(self) -> None:
+        self._fold()
+        unsubmitted = [c.ichunk for c in self.chunks if not c.done and c.job is None]
+        if unsubmitted:
+            self._submit(unsubmitted)
+        while True:
+            self._fold()
+            if self.num_done == len(self.chunks):
+                return
+            self._poll()
+            self._report_progress()
+            time.sleep(self.pool.polling_interval)
+
+    def _fold(self) -> None:
+        fresh = {}
+        for ichunk in self.reducer.arrived():
+            if ichunk >= len(self.chunks):
+                continue
+            chunk = self.chunks[ichunk]
+            if chunk.done:
+                self.reducer.discard_duplicate(ichunk)
+            else:
+                fresh[ichunk] = chunk.job
+        if not fresh:
+            return
+        try:
+            folded = self.reducer.fold(fresh)
+        except OSError as error:
+            raise _work_dir_error(self.dir.path, error) from error
+        for item in folded:
+            self._mark_done(self.chunks[item.ichunk])
+            self._record_failures(item.num_failed_tasks, item.first_failure)
+            self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
+
+    def _mark_done(self, chunk: Chunk) -> None:
+        if not chunk.done:
+            chunk.done = True
+            self.num_done += 1
+
+    def _record_failures(self, count: int, failure: TaskFailure | None) -> None:
+        self.num_failed_tasks += count
+        if failure is not None and (
+            self.first_failure is None or failure.itask < self.first_failure.itask
+        ):
+            self.first_failure = failure
+
+    def _poll(self) -> None:
+        live = [c for c in self.chunks if not c.done and c.job is not None]
+        statuses = self.scheduler.query([c.job for c in live])
+        now = time.monotonic()
+        failed: list[Chunk] = []
+        for chunk in live:
+            status = statuses.get(chunk.job.jobid)
+            self._note_status(chunk, status)
+            reason = self._error_reason(chunk, status, now)
+            if reason and not self.reducer.has_outcome(chunk.ichunk):
+                chunk.last_error = reason
+                failed.append(chunk)
+        if failed:
+            self._resubmit(failed)
+
+    def _error_reason(self, chunk: Chunk, status: JobStatus | None, now: float) -> str:
+        """Why ``chunk``'s job counts as failed now, or '' if it does not."""
+        if status is not None and status.state == JobState.ERROR:
+            explained = self._explain(chunk.job)
+            return _join(f"{status.scheduler_state}", status.reason, explained)
+        if status is None or status.state == JobState.ENDED:
+            if chunk.missing_since is None:
+                chunk.missing_since = now
+            if now - chunk.missing_since < self.pool.missing_result_grace_period:
+                return ""
+            if status is None:
+                return "the job left the queue without writing a result"
+            return _join(
+                f"the job ended ({status.scheduler_state}) without a result", status.reason
+            )
+        chunk.missing_since = None
+        return ""
+
+    def _explain(self, job: Job) -> str:
+        try:
+            return self.scheduler.explain(job)
+        except Exception as error:  # a missing explanation must not end the map
+            logger.info("could not explain job %s: %s", job.jobid, error)
+            return ""
+
+    def _note_status(self, chunk: Chunk, status: JobStatus | None) -> None:
+        if status == chunk.status:
+            return
+        chunk.status = status
+        self.log.write(
+            "job_state",
+            jobid=chunk.job.jobid,
+            ichunk=chunk.ichunk,
+            state=status.state.value if status else "gone",
+            scheduler_state=status.scheduler_state if status else "",
+            reason=status.reason if status else "",
+        )
+        if status is not None and status.state == JobState.UNKNOWN:
+            key = (status.scheduler_state, status.reason)
+            if key not in self.seen_unknown:
+                self.seen_unknown.add(key)
+                logger.warning(
+                    "job %s is in a state pypoolparty does not know (%s %s); waiting for it",
+                    chunk.job.jobid,
+                    status.scheduler_state,
+                    status.reason,
+                )
+        if status is not None and status.state == JobState.HELD:
+            logger.warning(
+                "job %s (chunk %d) is held (%s); pypoolparty leaves it alone and waits "
+                "until it is released",
+                chunk.job.jobid,
+                chunk.ichunk,
+                status.reason or status.scheduler_state,
+            )
+
+    # -- submitting -------------------------------------------------------
+
+    def _submit(self, ichunks: list[int]) -> None:
+        self.num_submissions += 1
+        name = f"{self.job_name_base}-{self.num_submissions}"
+        submission = Submission(
+            chunks=ichunks,
+            job_name=name,
+            worker=WorkerCall(
+                python_path=self.pool.python_path,
+                script_path=self.dir.worker_script_path,
+                work_dir=self.dir.path,
+            ),
+            directory=self.dir.submission_dir(name),
+            num_simultaneously_running=self.pool.num_simultaneously_running_tasks,
+        )
+        self.log.write("submitting", submission=name, num_chunks=len(ichunks))
+        jobs = self.scheduler.submit(submission)
+        for job in jobs:
+            chunk = self.chunks[job.ichunk]
+            chunk.job = job
+            chunk.status = None
+            chunk.missing_since = None
+            chunk.num_submissions += 1
+        self.log.write(
+            "submitted",
+            submission=name,
+            jobs=[
+                [j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)]
+                for j in jobs
+            ],
+        )
+        logger.info("submitted %d job(s) as %s", len(jobs), name)
+
+    def _resubmit(self, failed: list[Chunk]) -> None:
+        in_queue = [c.job for c in failed if c.status is not None]
+        if in_queue:
+            self.scheduler.cancel(in_queue)
+        for chunk in failed:
+            chunk.stderr_tail = _last_lines(
+                self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+            )
+            self.log.write(
+                "job_failed", jobid=chunk.job.jobid, ichunk=chunk.ichunk, reason=chunk.last_error
+            )
+            logger.warning(
+                "job %s (chunk %d) failed: %s", chunk.job.jobid, chunk.ichunk, chunk.last_error
+            )
+        exhausted = [c for c in failed if c.num_submissions > self.pool.max_num_resubmissions]
+        if exhausted:
+            raise ResubmissionsExhausted(self._exhausted_message(exhausted))
+        self._submit([c.ichunk for c in failed])
+
+    # -- ending -----------------------------------------------------------
+
+    def _finish(self) -> list:
+        self._cancel_stragglers()
+        if self.first_failure is not None:
+            self.log.write("session_failed", reason="task raised", itask=self.first_failure.itask)
+            raise task_errors.exception_for(
+                self.first_failure, self.num_failed_tasks, self.dir.path
+            )
+        results = self._collect_results()
+        self.log.write("session_finished", num_chunks=len(self.chunks))
+        return results
+
+    def _collect_results(self) -> list:
+        results = []
+        for chunk in self.chunks:
+            outcome = self.reducer.load_outcome(chunk.ichunk)
+            results.extend(cloudpickle.loads(task["result"]) for task in outcome["tasks"])
+        return results
+
+    def _cancel_stragglers(self) -> None:
+        """Jobs seen in the queue at the last poll may linger (e.g. held after
+        writing their result): nothing of a finished map stays queued."""
+        lingering = [c.job for c in self.chunks if c.job is not None and c.status is not None]
+        if lingering:
+            try:
+                self.scheduler.cancel(lingering)
+            except Exception as error:
+                logger.warning("could not cancel finished jobs: %s", error)
+
+    def _abort(self, error: BaseException) -> None:
+        """Cancel this map's jobs, keep the work_dir, explain where it is."""
+        live = [c.job for c in self.chunks if not c.done and c.job is not None]
+        cancel_note = ""
+        if live:
+            try:
+                self.scheduler.cancel(live)
+                cancel_note = f"cancelled {len(live)} job(s); "
+            except BaseException as cancel_error:
+                cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
+        self.log.write("session_aborted", error=f"{type(error).__name__}: {error}"[:2000])
+        where = (
+            f"{cancel_note}the work_dir {self.dir.path} keeps {self.num_done} of "
+            f"{len(self.chunks)} finished chunks; call the same map with "
+            f"work_dir={os.path.dirname(self.dir.path)!r} to continue it."
+        )
+        logger.error("map stopped (%s): %s", type(error).__name__, where)
+        if isinstance(error, CommandFailed):
+            raise SchedulerUnavailable(f"{error} {where}") from error
+        if isinstance(error, (KeyboardInterrupt, Terminated)):
+            raise type(error)(f"map interrupted: {where}") from error
+        if hasattr(error, "add_note"):
+            error.add_note(where)
+
+    def _exhausted_message(self, exhausted: list[Chunk]) -> str:
+        lines = [
+            f"{len(exhausted)} chunk(s) failed for scheduler reasons after "
+            f"{self.pool.max_num_resubmissions} resubmission(s) each "
+            "(max_num_resubmissions):"
+        ]
+        for chunk in exhausted[:10]:
+            start, stop = self.bounds[chunk.ichunk]
+            lines.append(
+                f"  chunk {chunk.ichunk} (tasks {start}..{stop - 1}), last job "
+                f"{chunk.job.jobid}: {chunk.last_error}"
+            )
+            if chunk.stderr_tail:
+                lines += ["    stderr (last lines):"] + [
+                    f"      {line}" for line in chunk.stderr_tail.splitlines()
+                ]
+        if len(exhausted) > 10:
+            lines.append(f"  ... and {len(exhausted) - 10} more chunk(s)")
+        return "\n".join(lines)
+
+    # -- resuming -----------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Rebuild the chunks' state from the archives and the event log."""
+        for ichunk in self.reducer.archived_chunks():
+            if ichunk < len(self.chunks):
+                self._mark_done(self.chunks[ichunk])
+        metadata = work_dir.read_json(self.dir.metadata_path)
+        same_scheduler = metadata.get("scheduler") == self.scheduler.name
+        for event in event_log.read(self.dir.log_path):
+            if event.get("event") == "submitting":
+                self.num_submissions += 1
+            if event.get("event") != "submitted" or not same_scheduler:
+                continue
+            for jobid, ichunk, stdout, stderr in event["jobs"]:
+                chunk = self.chunks[ichunk]
+                chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
+                # An adopted job counts as this call's first submission.
+                chunk.num_submissions = 1
+        adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
+        self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
+        logger.info(
+            "continuing the map in %s: %d of %d chunks done, %d job(s) adopted",
+            self.dir.path,
+            self.num_done,
+            len(self.chunks),
+            adopted,
+        )
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.dir.path)
+
+    def _report_progress(self) -> None:
+        counts = {state: 0 for state in JobState}
+        waiting = 0
+        for chunk in self.chunks:
+            if chunk.done:
+                continue
+            if chunk.status is None:
+                waiting += 1
+            else:
+                counts[chunk.status.state] += 1
+        progress = (self.num_done, counts[JobState.RUNNING], counts[JobState.PENDING], waiting)
+        if progress != self.last_progress:
+            self.last_progress = progress
+            logger.info(
+                "%d/%d chunks done, %d running, %d pending, %d held, %d other",
+                self.num_done,
+                len(self.chunks),
+                counts[JobState.RUNNING],
+                counts[JobState.PENDING],
+                counts[JobState.HELD],
+                waiting + counts[JobState.UNKNOWN] + counts[JobState.ENDED],
+            )
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p.strip() for p in parts if p and p.strip())
+
+
+def _last_lines(text: str) -> str:
+    return "\n".join(text.rstrip().splitlines()[-STDERR_TAIL_LINES:])
+
+
+@contextlib.contextmanager
+def _sigterm_raises_terminated():
+    """During a map, SIGTERM raises :class:`Terminated` so the jobs get cancelled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("received SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _verbose_logging(verbose: bool):
+    if not verbose:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("pypoolparty %(asctime)s %(message)s", "%H:%M:%S"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
