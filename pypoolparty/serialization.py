@@ -33,11 +33,16 @@ def pickle_function(func) -> bytes:
 
 
 def write_tasks(
-    path: str, tasks: list, bounds: list[tuple[int, int]], function_bytes: bytes, star: bool
+    path: str, tasks: list, bounds: list[tuple[int, int]], function_bytes: bytes, identity: str
 ) -> str:
-    """Write one zip member per chunk to ``path``; return the map's fingerprint."""
+    """Write one zip member per chunk to ``path``; return the map's fingerprint.
+
+    ``identity`` names whatever else makes two maps different although their
+    function and tasks are equal (map or starmap, the interpreter, which
+    environment variables are exported).
+    """
     digest = hashlib.sha256()
-    digest.update(b"starmap" if star else b"map")
+    digest.update(identity.encode())
     digest.update(function_bytes)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as file:

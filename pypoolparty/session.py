@@ -71,8 +71,11 @@ def _capacity(scheduler: Scheduler) -> int | None:
 def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, scheduler):
     incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
     try:
+        identity = "|".join(
+            ["starmap" if star else "map", pool.python_path, repr(pool.environment)]
+        )
         fingerprint = serialization.write_tasks(
-            incomplete_tasks_path, tasks, bounds, function_bytes, star
+            incomplete_tasks_path, tasks, bounds, function_bytes, identity
         )
         session_dir = work_dir.SessionDir(os.path.join(base, f"map-{fingerprint[:16]}"))
         if session_dir.exists():

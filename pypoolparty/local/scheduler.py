@@ -2,8 +2,9 @@
 
 At most ``max_running`` run at once; a queued job starts the moment a slot
 frees (a thread waits on each process), so local maps do not wait for polls.
-Each job's pid is written next to its output, so a later process continuing
-the map can adopt workers that outlived the one that started them.
+A later process continuing the map adopts workers that outlived the one that
+started them: it finds them by their command line, which names the session
+directory and the chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 
 from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission
 
+JOB_START_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SHELL")
+
 
 class LocalScheduler(Scheduler):
     """Runs each chunk as a local process of the worker script."""
@@ -27,7 +30,7 @@ class LocalScheduler(Scheduler):
     def __init__(self, max_running: int) -> None:
         self.max_running = max_running
         self._lock = threading.Lock()
-        self._queue: collections.deque[tuple[Job, list[str], str]] = collections.deque()
+        self._queue: collections.deque[tuple[Job, list[str]]] = collections.deque()
         self._queued: set[str] = set()
         self._running: dict[str, subprocess.Popen] = {}
         self._exit_codes: dict[str, int] = {}
@@ -46,7 +49,7 @@ class LocalScheduler(Scheduler):
                     stderr_path=f"{base}.stderr",
                 )
                 arguments = submission.worker.arguments(ichunk=ichunk)
-                self._queue.append((job, arguments, f"{base}.pid"))
+                self._queue.append((job, arguments))
                 self._queued.add(job.jobid)
                 jobs.append(job)
             self._start_queued()
@@ -55,8 +58,13 @@ class LocalScheduler(Scheduler):
     def query(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
         statuses = {}
         with self._lock:
+            foreign = [job for job in jobs if not self._knows(job)]
+            adoptable = _worker_processes(foreign) if foreign else {}
             for job in jobs:
-                status = self._status(job)
+                if job.jobid in adoptable:
+                    status = JobStatus(JobState.RUNNING, "running", "started by an earlier process")
+                else:
+                    status = self._status(job)
                 if status is not None:
                     statuses[job.jobid] = status
         return statuses
@@ -71,13 +79,20 @@ class LocalScheduler(Scheduler):
                 process = self._running.get(job.jobid)
                 if process is not None:
                     _kill(process.pid)
-                elif job.jobid not in self._exit_codes:
-                    pid = _adoptable_pid(job)
-                    if pid is not None:
-                        _kill(pid)
+            foreign = [job for job in jobs if not self._knows(job)]
+            for pid in (_worker_processes(foreign) if foreign else {}).values():
+                _kill(pid)
 
     def capacity(self) -> int:
         return self.max_running
+
+    def _knows(self, job: Job) -> bool:
+        return (
+            job.jobid in self._queued
+            or job.jobid in self._running
+            or job.jobid in self._exit_codes
+            or job.jobid in self._cancelled
+        )
 
     def _status(self, job: Job) -> JobStatus | None:
         if job.jobid in self._queued:
@@ -89,29 +104,26 @@ class LocalScheduler(Scheduler):
             if code == 0:
                 return JobStatus(JobState.ENDED, "exited", "exit code 0")
             return JobStatus(JobState.ERROR, "failed", _describe_exit(code))
-        if job.jobid in self._cancelled:
-            return None
-        if _adoptable_pid(job) is not None:
-            return JobStatus(JobState.RUNNING, "running", "started by an earlier process")
         return None
 
     def _start_queued(self) -> None:
         while self._queue and len(self._running) < self.max_running:
-            job, arguments, pid_path = self._queue.popleft()
+            job, arguments = self._queue.popleft()
             self._queued.discard(job.jobid)
-            process = self._start(job, arguments, pid_path)
+            process = self._start(job, arguments)
             if process is None:
                 self._exit_codes[job.jobid] = 127
             else:
                 self._running[job.jobid] = process
 
-    def _start(self, job: Job, arguments: list[str], pid_path: str) -> subprocess.Popen | None:
-        with open(job.stdout_path, "ab") as stdout, open(job.stderr_path, "ab") as stderr:
+    def _start(self, job: Job, arguments: list[str]) -> subprocess.Popen | None:
+        with _open_private(job.stdout_path) as stdout, _open_private(job.stderr_path) as stderr:
             try:
                 # A session of its own: Ctrl-C in a terminal reaches the map,
                 # which cancels its jobs, not every worker at once.
                 process = subprocess.Popen(
                     arguments,
+                    env=_job_environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
@@ -120,8 +132,6 @@ class LocalScheduler(Scheduler):
             except OSError as error:
                 stderr.write(f"cannot start the worker: {error}\n".encode())
                 return None
-        with open(pid_path, "w") as file:
-            file.write(str(process.pid))
         threading.Thread(target=self._wait, args=(job, process), daemon=True).start()
         return process
 
@@ -133,6 +143,12 @@ class LocalScheduler(Scheduler):
             self._start_queued()
 
 
+def _job_environment() -> dict[str, str]:
+    """What a batch system gives a job before the worker sets the exported
+    variables: enough to start, nothing of the submitting shell's state."""
+    return {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -142,21 +158,37 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _adoptable_pid(job: Job) -> int | None:
-    """The pid of a still running worker of ``job`` started by an earlier process."""
-    pid_path = job.stdout_path[: -len(".stdout")] + ".pid"
-    try:
-        with open(pid_path) as file:
-            pid = int(file.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            cmdline = file.read().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    session_dir = os.path.dirname(os.path.dirname(os.path.dirname(job.stdout_path)))
-    expected = [session_dir.encode(), b"--ichunk", str(job.ichunk).encode()]
-    if all(part in cmdline for part in expected):
-        return pid
-    return None
+def _open_private(path: str):
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+
+
+def _worker_processes(jobs: Sequence[Job]) -> dict[str, int]:
+    """Running workers of ``jobs`` started by an earlier process: jobid -> pid.
+
+    A worker's command line names its session directory and chunk, so it is
+    recognised without any file of its own.
+    """
+    wanted = {}
+    for job in jobs:
+        session_dir = os.path.dirname(os.path.dirname(os.path.dirname(job.stdout_path)))
+        wanted[(session_dir, str(job.ichunk))] = job.jobid
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                arguments = file.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "--ichunk" not in arguments:
+            continue
+        ichunk = arguments[arguments.index("--ichunk") + 1]
+        for argument in arguments:
+            jobid = wanted.get((argument, ichunk))
+            if jobid is not None:
+                found[jobid] = int(entry)
+    return found
 
 
 def _kill(pid: int) -> None:

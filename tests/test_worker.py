@@ -1,0 +1,173 @@
+"""The worker script, run as the scheduler runs it: a separate Python process."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import cloudpickle
+import pytest
+
+from pypoolparty import chunking, serialization, worker
+
+WORKER = worker.__file__
+
+
+def prepare(work_dir, func, tasks, chunksize, star=False, variables=None, protected=()):
+    os.makedirs(os.path.join(work_dir, "outcomes"))
+    function_bytes = serialization.pickle_function(func)
+    with open(os.path.join(work_dir, "function.pickle"), "wb") as file:
+        file.write(function_bytes)
+    bounds = chunking.chunk_bounds(len(tasks), chunksize)
+    serialization.write_tasks(
+        os.path.join(work_dir, "tasks.zip"), tasks, bounds, function_bytes, identity="test"
+    )
+    with open(os.path.join(work_dir, "worker_config.json"), "w") as file:
+        json.dump({"star": star, "sys_path": sys.path, "max_result_size": 1000}, file)
+    with open(os.path.join(work_dir, "environment.json"), "w") as file:
+        json.dump({"variables": variables or {}, "never_overwrite": list(protected)}, file)
+
+
+def run_worker(work_dir, *arguments, env=None):
+    return subprocess.run(
+        [sys.executable, WORKER, str(work_dir), *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def outcome(work_dir, ichunk):
+    with open(os.path.join(work_dir, "outcomes", f"{ichunk}.pickle"), "rb") as file:
+        return pickle.load(file)
+
+
+def divide(a, b):
+    return a / b
+
+
+def test_runs_one_chunk_and_records_results_errors_hosts_and_times(tmp_path):
+    prepare(tmp_path, divide, [(1, 2), (1, 0), (9, 3), (4, 4)], chunksize=2, star=True)
+    completed = run_worker(tmp_path, "--ichunk", "0")
+    assert completed.returncode == 0, completed.stderr
+    record = outcome(tmp_path, 0)
+    first, second = record["tasks"]
+    assert cloudpickle.loads(first["result"]) == 0.5
+    assert first["itask"] == 0 and first["start"] <= first["end"]
+    assert second["itask"] == 1
+    assert second["error"]["type"] == "builtins.ZeroDivisionError"
+    assert "ZeroDivisionError" in second["error"]["traceback"]
+    assert isinstance(pickle.loads(second["error"]["exception"]), ZeroDivisionError)
+    assert record["host"]
+    assert not os.path.exists(os.path.join(tmp_path, "outcomes", "1.pickle"))
+
+
+def test_array_task_id_from_the_environment_and_a_chunk_list(tmp_path):
+    prepare(tmp_path, abs, [-1, -2, -3, -4], chunksize=1)
+    chunk_list = tmp_path / "chunks.txt"
+    chunk_list.write_text("3\n1\n")
+    env = dict(os.environ, SGE_TASK_ID="1")
+    run_worker(tmp_path, "--ichunk-from-env", "SGE_TASK_ID", "--chunk-list", chunk_list, env=env)
+    assert cloudpickle.loads(outcome(tmp_path, 3)["tasks"][0]["result"]) == 4
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID="2")
+    run_worker(tmp_path, "--ichunk-from-env", "SLURM_ARRAY_TASK_ID", env=env)
+    assert cloudpickle.loads(outcome(tmp_path, 2)["tasks"][0]["result"]) == 3
+
+
+def return_a_lock(x):
+    import threading
+
+    return threading.Lock()
+
+
+def test_an_unpicklable_result_is_an_error_not_none(tmp_path):
+    prepare(tmp_path, return_a_lock, [1], chunksize=1)
+    run_worker(tmp_path, "--ichunk", "0")
+    error = outcome(tmp_path, 0)["tasks"][0]["error"]
+    assert error["kind"] == "unpicklable_result"
+    assert "cannot be pickled" in error["message"]
+
+
+def test_a_result_larger_than_the_limit_is_an_error(tmp_path):
+    prepare(tmp_path, lambda n: b"x" * n, [10, 5000], chunksize=2)
+    run_worker(tmp_path, "--ichunk", "0")
+    small, large = outcome(tmp_path, 0)["tasks"]
+    assert cloudpickle.loads(small["result"]) == b"x" * 10
+    assert large["error"]["kind"] == "result_too_large"
+
+
+def read_environment(name):
+    return os.environ.get(name)
+
+
+def test_sets_exported_variables_but_never_the_jobs_own(tmp_path):
+    prepare(
+        tmp_path,
+        read_environment,
+        ["MY_SETTING", "SLURM_JOB_ID"],
+        chunksize=2,
+        variables={"MY_SETTING": "from submitter", "SLURM_JOB_ID": "submit-host-job"},
+        protected=["SLURM_*"],
+    )
+    env = dict(os.environ, SLURM_JOB_ID="1234")
+    run_worker(tmp_path, "--ichunk", "0", env=env)
+    results = [cloudpickle.loads(t["result"]) for t in outcome(tmp_path, 0)["tasks"]]
+    assert results == ["from submitter", "1234"]
+
+
+def test_a_function_that_cannot_be_loaded_is_reported_with_the_workers_own_error(
+    tmp_path, monkeypatch
+):
+    module_dir = tmp_path / "only_here"
+    module_dir.mkdir()
+    (module_dir / "only_on_submit_host.py").write_text("def f(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(module_dir))
+    import only_on_submit_host
+
+    function_bytes = cloudpickle.dumps(only_on_submit_host.f)
+    monkeypatch.undo()
+    work_dir = tmp_path / "work"
+    prepare(str(work_dir), abs, [1], chunksize=1)
+    (work_dir / "function.pickle").write_bytes(function_bytes)
+    completed = run_worker(work_dir, "--ichunk", "0")
+    assert completed.returncode == 0
+    setup_error = outcome(work_dir, 0)["setup_error"]
+    assert "only_on_submit_host" in setup_error["message"]
+    assert "ModuleNotFoundError" in setup_error["traceback"]
+
+
+def test_the_worker_never_imports_pypoolparty(tmp_path):
+    trap = tmp_path / "trap" / "pypoolparty"
+    trap.mkdir(parents=True)
+    (trap / "__init__.py").write_text("raise ImportError('the worker must not import pypoolparty')")
+    work_dir = tmp_path / "work"
+    prepare(str(work_dir), abs, [-7], chunksize=1)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "trap"))
+    completed = run_worker(work_dir, "--ichunk", "0", env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert cloudpickle.loads(outcome(work_dir, 0)["tasks"][0]["result"]) == 7
+
+
+def test_a_bad_array_task_id_exits_non_zero_but_not_99_or_100(tmp_path):
+    prepare(tmp_path, abs, [1], chunksize=1)
+    env = dict(os.environ, SGE_TASK_ID="undefined")
+    completed = run_worker(tmp_path, "--ichunk-from-env", "SGE_TASK_ID", env=env)
+    assert completed.returncode not in (0, 99, 100)
+    assert "SGE_TASK_ID" in completed.stderr
+
+
+@pytest.mark.parametrize("name", ["worker.py"])
+def test_the_worker_imports_only_the_standard_library_and_cloudpickle(name):
+    import ast
+
+    tree = ast.parse(open(WORKER).read())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    allowed = set(sys.stdlib_module_names) | {"cloudpickle"}
+    assert imported <= allowed, imported - allowed
