@@ -417,6 +417,8 @@ class Session:
         logger.error("map stopped (%s): %s", type(error).__name__, where)
         if isinstance(error, CommandFailed):
             raise SchedulerUnavailable(f"{error} {where}") from error
+        if isinstance(error, ResubmissionsExhausted):
+            raise ResubmissionsExhausted(f"{error}\n{where[0].upper()}{where[1:]}") from None
         if isinstance(error, (KeyboardInterrupt, Terminated)):
             raise type(error)(f"map interrupted: {where}") from error
         if hasattr(error, "add_note"):

@@ -1,0 +1,296 @@
+"""Full-chain tests of what goes wrong, on pypoolparty.local.Pool."""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zipfile
+
+import pytest
+
+import pypoolparty
+from pypoolparty import event_log
+
+
+def only_session_dir(work_dir):
+    (name,) = [n for n in os.listdir(work_dir) if n.startswith("map-")]
+    return os.path.join(work_dir, name)
+
+
+def fail_on_seven(x):
+    if x == 7:
+        raise KeyError(f"no key {x}")
+    return x
+
+
+def test_a_task_exception_is_reraised_with_its_type_traceback_index_and_work_dir(tmp_path):
+    work_dir = str(tmp_path / "work")
+    pool = pypoolparty.local.Pool(2, work_dir=work_dir)
+    with pytest.raises(KeyError) as info:
+        pool.map(fail_on_seven, range(20), chunksize=2)
+    assert info.value.args == ("no key 7",)
+    cause = info.value.__cause__
+    assert isinstance(cause, pypoolparty.RemoteTraceback)
+    assert "fail_on_seven" in str(cause) and "KeyError" in str(cause)
+    assert "Task 7" in str(cause)
+    session_dir = only_session_dir(work_dir)
+    assert session_dir in str(cause)
+    # the other jobs finished and their results were kept for a later call
+    with zipfile.ZipFile(os.path.join(session_dir, "results.zip")) as archive:
+        kept = archive.namelist()
+    assert len(kept) == 10 and "3.failed.pickle" in kept
+    with zipfile.ZipFile(os.path.join(session_dir, "exceptions.zip")) as archive:
+        assert "KeyError: 'no key 7'" in archive.read("7.txt").decode()
+
+
+def test_the_first_failed_task_is_the_one_raised(tmp_path):
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"))
+    with pytest.raises(ZeroDivisionError) as info:
+        pool.map(lambda x: 1 / (x % 5), range(20), chunksize=3)
+    assert "Task 0 failed" in str(info.value.__cause__)
+    assert "4 tasks failed in all" in str(info.value.__cause__)
+
+
+def test_unpicklable_function_is_refused_before_anything_is_submitted(tmp_path):
+    lock = threading.Lock()
+    work_dir = tmp_path / "work"
+    pool = pypoolparty.local.Pool(2, work_dir=str(work_dir))
+    with pytest.raises(pypoolparty.BadInput, match="cannot be pickled"):
+        pool.map(lambda x: lock, [1, 2])
+    assert not work_dir.exists()
+
+
+def test_unpicklable_task_is_refused_naming_its_index(tmp_path):
+    work_dir = tmp_path / "work"
+    pool = pypoolparty.local.Pool(2, work_dir=str(work_dir))
+    with pytest.raises(pypoolparty.BadInput, match="task 2 .*cannot be pickled") as info:
+        pool.map(abs, [1, 2, threading.Lock(), 4])
+    assert "Nothing was submitted" in str(info.value)
+    assert [p for p in work_dir.iterdir() if p.name.startswith("map-")] == []
+
+
+def make_generator(x):
+    return (i for i in range(x))
+
+
+def test_an_unpicklable_result_raises_never_returns_none(tmp_path):
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"))
+    with pytest.raises(pypoolparty.TaskError, match="cannot be pickled") as info:
+        pool.map(make_generator, [1, 2])
+    assert info.value.itask == 0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"polling_interval": 0}, "polling_interval"),
+        ({"polling_interval": -1.0}, "polling_interval"),
+        ({"max_num_resubmissions": -1}, "max_num_resubmissions"),
+        ({"python_path": "/no/such/python"}, "python_path"),
+        ({"python_path": "python3"}, "absolute path"),
+        ({"environment": "secret"}, "environment"),
+        ({"job_name_prefix": "1abc"}, "job_name_prefix"),
+    ],
+)
+def test_invalid_options_are_refused_at_once(options, message):
+    with pytest.raises(ValueError, match=message):
+        pypoolparty.local.Pool(2, **options)
+
+
+def test_unknown_options_and_bad_chunksize_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="polling_intervall"):
+        pypoolparty.local.Pool(2, polling_intervall=1)
+    with pytest.raises(ValueError, match="num_simultaneously_running_tasks"):
+        pypoolparty.local.Pool(0)
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"))
+    with pytest.raises(ValueError, match="chunksize"):
+        pool.map(abs, [1], chunksize=0)
+    with pytest.raises(TypeError, match="starmap"):
+        pool.starmap(abs, [1, 2])
+
+
+def test_a_work_dir_that_cannot_be_created_is_refused(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    pool = pypoolparty.local.Pool(2, work_dir=str(blocker / "work"))
+    with pytest.raises(pypoolparty.WorkDirError, match="cannot create the work_dir"):
+        pool.map(abs, [1])
+
+
+def test_a_work_dir_others_can_write_is_refused(tmp_path):
+    work_dir = tmp_path / "shared"
+    work_dir.mkdir()
+    os.chmod(work_dir, 0o777)
+    pool = pypoolparty.local.Pool(2, work_dir=str(work_dir))
+    with pytest.raises(pypoolparty.WorkDirError, match="can be written by others"):
+        pool.map(abs, [1])
+    assert list(work_dir.iterdir()) == []
+
+
+def die_once(x, marker_dir):
+    marker = os.path.join(marker_dir, f"{x}.died")
+    if x == 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_a_job_killed_from_outside_is_resubmitted_and_the_map_completes(tmp_path):
+    work_dir = str(tmp_path / "work")
+    pool = pypoolparty.local.Pool(2, work_dir=work_dir, keep_work_dir=True)
+    results = pool.starmap(die_once, [(x, str(tmp_path)) for x in range(8)], chunksize=2)
+    assert results == list(range(8))
+    events = list(event_log.read(os.path.join(only_session_dir(work_dir), "log.jsonl")))
+    failures = [e for e in events if e["event"] == "job_failed"]
+    assert len(failures) == 1 and failures[0]["ichunk"] == 1
+    assert "SIGKILL" in failures[0]["reason"]
+    assert sum(1 for e in events if e["event"] == "submitted") == 2
+
+
+def always_die(x):
+    print(f"task {x} is about to die", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_exhausted_resubmissions_raise_naming_chunks_tasks_reason_stderr_and_work_dir(tmp_path):
+    work_dir = str(tmp_path / "work")
+    pool = pypoolparty.local.Pool(1, work_dir=work_dir, max_num_resubmissions=2)
+    with pytest.raises(pypoolparty.ResubmissionsExhausted) as info:
+        pool.map(always_die, range(4), chunksize=2)
+    message = str(info.value)
+    assert "after 2 resubmission(s)" in message
+    assert "chunk 0 (tasks 0..1)" in message
+    assert "killed by signal SIGKILL" in message
+    assert "task 0 is about to die" in message
+    session_dir = only_session_dir(work_dir)
+    assert session_dir in message
+    jobs_of_chunk_0 = [
+        job
+        for e in event_log.read(os.path.join(session_dir, "log.jsonl"))
+        if e["event"] == "submitted"
+        for job in e["jobs"]
+        if job[1] == 0
+    ]
+    assert len(jobs_of_chunk_0) == 3
+
+
+def test_a_job_that_ends_without_a_result_is_resubmitted_after_the_grace_period(tmp_path):
+    marker = tmp_path / "first-call-done"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}; exit 0; fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    fake_python.chmod(0o755)
+    pool = pypoolparty.local.Pool(
+        1,
+        python_path=str(fake_python),
+        work_dir=str(tmp_path / "work"),
+        missing_result_grace_period=0.2,
+    )
+    assert pool.map(abs, [-1, -2]) == [1, 2]
+    assert marker.exists()
+
+
+MAP_SCRIPT = """
+import os, sys, time
+import pypoolparty
+
+def slow(x):
+    with open(os.path.join({side_effects!r}, str(x)), "a") as file:
+        file.write("ran\\n")
+    time.sleep({sleep})
+    return x * 10
+
+if __name__ == "__main__":
+    pool = pypoolparty.local.Pool(2, work_dir={work_dir!r})
+    print(pool.map(slow, range({n}), chunksize=1))
+"""
+
+
+def start_map(tmp_path, n, sleep):
+    side_effects = tmp_path / "side_effects"
+    side_effects.mkdir(exist_ok=True)
+    work_dir = str(tmp_path / "work")
+    script = tmp_path / "map_script.py"
+    script.write_text(
+        textwrap.dedent(
+            MAP_SCRIPT.format(side_effects=str(side_effects), sleep=sleep, work_dir=work_dir, n=n)
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return process, work_dir, side_effects
+
+
+def wait_for(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def worker_pids(session_dir):
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                if session_dir.encode() in file.read():
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+@pytest.mark.parametrize(
+    "signum, exception", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")]
+)
+def test_interrupting_a_map_cancels_its_jobs_and_keeps_the_work_dir(tmp_path, signum, exception):
+    process, work_dir, side_effects = start_map(tmp_path, n=6, sleep=30)
+    wait_for(lambda: len(os.listdir(side_effects)) == 2)
+    session_dir = only_session_dir(work_dir)
+    assert worker_pids(session_dir)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert exception in stderr
+    assert "cancelled 6 job(s)" in stderr and session_dir in stderr
+    wait_for(lambda: worker_pids(session_dir) == [], timeout=10)
+    assert os.path.exists(os.path.join(session_dir, "session.json"))
+
+
+def test_a_killed_map_resumes_without_running_finished_chunks_twice(tmp_path):
+    process, work_dir, side_effects = start_map(tmp_path, n=8, sleep=0.5)
+    wait_for(lambda: len(os.listdir(side_effects)) >= 4)
+    process.kill()
+    process.wait()
+    # The workers of the killed process run on; running the script again
+    # continues the same map and adopts them.
+    again = subprocess.run(
+        [sys.executable, str(tmp_path / "map_script.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str([x * 10 for x in range(8)])
+    runs = {
+        name: (side_effects / name).read_text().count("ran") for name in os.listdir(side_effects)
+    }
+    assert runs == {str(x): 1 for x in range(8)}
+
+
+def test_another_map_in_the_same_work_dir_gets_its_own_session(tmp_path):
+    work_dir = str(tmp_path / "work")
+    pool = pypoolparty.local.Pool(2, work_dir=work_dir, keep_work_dir=True)
+    assert pool.map(abs, [-1, -2]) == [1, 2]
+    assert pool.map(abs, [-3, -4]) == [3, 4]
+    assert pool.map(str, [-3, -4]) == ["-3", "-4"]
+    assert len([n for n in os.listdir(work_dir) if n.startswith("map-")]) == 3
+    assert stat.S_IMODE(os.stat(work_dir).st_mode) == 0o700
