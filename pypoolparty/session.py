@@ -379,6 +379,7 @@ class Session:
             )
         results = self._collect_results()
         self.log.write("session_finished", num_chunks=len(self.chunks))
+        logger.info("all %d chunks done", len(self.chunks))
         return results
 
     def _collect_results(self) -> list:

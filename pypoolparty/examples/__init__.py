@@ -1,0 +1,1 @@
+"""Small programs that show pypoolparty at work: ``python -m pypoolparty.examples.pi``."""
