@@ -68,6 +68,10 @@ class Pool(abc.ABC):
         never in a script or a log.
     job_name_prefix : str
         Start of the scheduler's job names, to recognise them in the queue.
+    max_result_size : int, optional
+        Largest pickled result of one task, in bytes. A larger one is an error
+        of its task (it would fill the work_dir and this process's memory).
+        ``None``: no limit.
     """
 
     default_polling_interval: float = 1.0
@@ -87,6 +91,7 @@ class Pool(abc.ABC):
         missing_result_grace_period: float = 30.0,
         environment: str | list[str] = "default",
         job_name_prefix: str = "ppp",
+        max_result_size: int | None = None,
     ) -> None:
         if polling_interval is None:
             polling_interval = self.default_polling_interval
@@ -120,6 +125,7 @@ class Pool(abc.ABC):
                 f"digits, '_', '.' or '-', not {job_name_prefix!r}"
             )
         self.job_name_prefix = job_name_prefix
+        self.max_result_size = _optional_positive_int("max_result_size", max_result_size)
 
     @abc.abstractmethod
     def _make_scheduler(self) -> Scheduler:

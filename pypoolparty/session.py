@@ -117,7 +117,7 @@ def _write_session_files(pool, session_dir, function_bytes: bytes, star: bool) -
         {
             "star": star,
             "sys_path": [entry or os.getcwd() for entry in sys.path],
-            "max_result_size": getattr(pool, "max_result_size", None),
+            "max_result_size": pool.max_result_size,
         },
     )
     work_dir.write_json(
@@ -189,7 +189,7 @@ class Session:
             succeeded = True
             return results
         finally:
-            self.log.close()
+            _quietly(self.log.close)
             if succeeded and not self.pool.keep_work_dir:
                 self.dir.remove()
                 work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
@@ -350,6 +350,9 @@ class Session:
         logger.info("submitted %d job(s) as %s", len(jobs), name)
 
     def _resubmit(self, failed: list[Chunk]) -> None:
+        # Jobs that cannot write their results look like failed jobs; a full
+        # work_dir must stop the map rather than burn its resubmissions.
+        work_dir.check_writable(self.dir.path)
         in_queue = [c.job for c in failed if c.status is not None]
         if in_queue:
             self.scheduler.cancel(in_queue)
@@ -409,13 +412,15 @@ class Session:
                 cancel_note = f"cancelled {len(live)} job(s); "
             except BaseException as cancel_error:
                 cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
-        self.log.write("session_aborted", error=f"{type(error).__name__}: {error}"[:2000])
+        _quietly(self.log.write, "session_aborted", error=f"{type(error).__name__}: {error}"[:2000])
         where = (
             f"{cancel_note}the work_dir {self.dir.path} keeps {self.num_done} of "
             f"{len(self.chunks)} finished chunks; call the same map with "
             f"work_dir={os.path.dirname(self.dir.path)!r} to continue it."
         )
         logger.error("map stopped (%s): %s", type(error).__name__, where)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _work_dir_error(self.dir.path, error) from error
         if isinstance(error, CommandFailed):
             raise SchedulerUnavailable(f"{error} {where}") from error
         if isinstance(error, ResubmissionsExhausted):
@@ -499,6 +504,14 @@ class Session:
                 counts[JobState.HELD],
                 waiting + counts[JobState.UNKNOWN] + counts[JobState.ENDED],
             )
+
+
+def _quietly(action, *args, **kwargs) -> None:
+    """For bookkeeping while a map is already failing: never hide that failure."""
+    try:
+        action(*args, **kwargs)
+    except OSError as error:
+        logger.warning("could not write the event log: %s", error)
 
 
 def _join(*parts: str) -> str:

@@ -21,6 +21,7 @@ half a file, on NFS too.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import rename_after_writing
 from .errors import WorkDirError
 
 DEFAULT_BASE_NAME = ".pypoolparty"
+PROBE_SIZE = 64 * 1024
 
 
 def prepare_base(work_dir: str | None) -> str:
@@ -74,12 +76,22 @@ def check_writable(path: str) -> None:
     probe = os.path.join(path, f".probe-{uuid.uuid4().hex}")
     try:
         descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(descriptor)
-        os.remove(probe)
+        try:
+            # Blocks, not only an inode: a full disk still creates empty files.
+            os.write(descriptor, b"\0" * PROBE_SIZE)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            os.remove(probe)
     except OSError as error:
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = (
+            "The file system is full: free space (finished results are kept) and call again."
+            if full
+            else "Pass a work_dir you can write."
+        )
         raise WorkDirError(
-            f"cannot write into the work_dir {path!r}: {error.strerror}. Pass a work_dir "
-            "you can write."
+            f"cannot write into the work_dir {path!r}: {error.strerror}. {advice}"
         ) from error
 
 

@@ -294,3 +294,57 @@ def test_another_map_in_the_same_work_dir_gets_its_own_session(tmp_path):
     assert pool.map(str, [-3, -4]) == ["-3", "-4"]
     assert len([n for n in os.listdir(work_dir) if n.startswith("map-")]) == 3
     assert stat.S_IMODE(os.stat(work_dir).st_mode) == 0o700
+
+
+def test_a_result_larger_than_max_result_size_is_an_error_of_its_task(tmp_path):
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"), max_result_size=1000)
+    with pytest.raises(pypoolparty.TaskError, match="more than the limit of 1000 bytes") as info:
+        pool.map(lambda n: "x" * n, [10, 10, 5000, 10], chunksize=1)
+    assert info.value.itask == 2
+
+
+@pytest.fixture
+def small_file_system(tmp_path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    completed = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {completed.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk_at_task_three(x, filler_path, fill_flag):
+    if x == 3 and os.path.exists(fill_flag):
+        os.remove(fill_flag)
+        with open(filler_path, "wb") as file:
+            try:
+                file.write(b"\0" * 8 * 1024 * 1024)
+            except OSError:
+                pass
+    return "r" * 20_000
+
+
+def test_a_full_work_dir_stops_the_map_naming_it_and_keeps_finished_results(
+    small_file_system, tmp_path
+):
+    work_dir = str(small_file_system / "work")
+    filler = str(small_file_system / "filler")
+    fill_flag = tmp_path / "fill the disk once"
+    fill_flag.touch()
+    pool = pypoolparty.local.Pool(1, work_dir=work_dir)
+    tasks = [(x, filler, str(fill_flag)) for x in range(24)]
+    with pytest.raises(pypoolparty.WorkDirError) as info:
+        pool.starmap(fill_disk_at_task_three, tasks, chunksize=1)
+    assert "full" in str(info.value) and work_dir in str(info.value)
+    session_dir = only_session_dir(work_dir)
+    with zipfile.ZipFile(os.path.join(session_dir, "results.zip")) as archive:
+        assert "0.pickle" in archive.namelist()
+        assert archive.testzip() is None
+    os.remove(filler)
+    results = pool.starmap(fill_disk_at_task_three, tasks, chunksize=1)
+    assert results == ["r" * 20_000] * 24

@@ -35,6 +35,7 @@ class LocalScheduler(Scheduler):
         self._running: dict[str, subprocess.Popen] = {}
         self._exit_codes: dict[str, int] = {}
         self._cancelled: set[str] = set()
+        self._start_errors: dict[str, str] = {}
         self._counter = itertools.count()
 
     def submit(self, submission: Submission) -> list[Job]:
@@ -103,7 +104,8 @@ class LocalScheduler(Scheduler):
             code = self._exit_codes[job.jobid]
             if code == 0:
                 return JobStatus(JobState.ENDED, "exited", "exit code 0")
-            return JobStatus(JobState.ERROR, "failed", _describe_exit(code))
+            reason = self._start_errors.get(job.jobid) or _describe_exit(code)
+            return JobStatus(JobState.ERROR, "failed", reason)
         return None
 
     def _start_queued(self) -> None:
@@ -117,8 +119,9 @@ class LocalScheduler(Scheduler):
                 self._running[job.jobid] = process
 
     def _start(self, job: Job, arguments: list[str]) -> subprocess.Popen | None:
-        with _open_private(job.stdout_path) as stdout, _open_private(job.stderr_path) as stderr:
-            try:
+        """Start ``job``'s worker; ``None`` if it could not be started."""
+        try:
+            with _open_private(job.stdout_path) as stdout, _open_private(job.stderr_path) as err:
                 # A session of its own: Ctrl-C in a terminal reaches the map,
                 # which cancels its jobs, not every worker at once.
                 process = subprocess.Popen(
@@ -126,12 +129,12 @@ class LocalScheduler(Scheduler):
                     env=_job_environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
-                    stderr=stderr,
+                    stderr=err,
                     start_new_session=True,
                 )
-            except OSError as error:
-                stderr.write(f"cannot start the worker: {error}\n".encode())
-                return None
+        except OSError as error:
+            self._start_errors[job.jobid] = f"cannot start the worker: {error}"
+            return None
         threading.Thread(target=self._wait, args=(job, process), daemon=True).start()
         return process
 
