@@ -16,7 +16,7 @@ import os
 import pickle
 import re
 
-from . import archive
+from . import archive, crash_points
 from .scheduler import Job
 from .work_dir import SessionDir
 
@@ -107,6 +107,7 @@ class Reducer:
         self._append("exceptions", exceptions)
         self._append("stdout", stdout)
         self._append("stderr", stderr)
+        crash_points.reached("during_fold")
         for path in consumed:
             _remove(path)
         return folded

@@ -23,7 +23,7 @@ import uuid
 
 import cloudpickle
 
-from . import chunking, environment, event_log, serialization, task_errors, work_dir
+from . import chunking, crash_points, environment, event_log, serialization, task_errors, work_dir
 from .commands import CommandFailed
 from .errors import ResubmissionsExhausted, SchedulerUnavailable, Terminated, WorkDirError
 from .reducer import Reducer, TaskFailure
@@ -202,7 +202,9 @@ class Session:
         self._fold()
         unsubmitted = [c.ichunk for c in self.chunks if not c.done and c.job is None]
         if unsubmitted:
+            crash_points.reached("before_submit")
             self._submit(unsubmitted)
+            crash_points.reached("after_submit")
         while True:
             self._fold()
             if self.num_done == len(self.chunks):
