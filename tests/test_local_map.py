@@ -154,7 +154,7 @@ def test_the_work_dir_is_private_and_self_describing(tmp_path):
     pool = pypoolparty.local.Pool(2, work_dir=work_dir, keep_work_dir=True)
     pool.map(square, range(20), chunksize=5)
     session_dir = only_session_dir(work_dir)
-    for directory, dirnames, filenames in os.walk(work_dir):
+    for directory, _subdirectories, filenames in os.walk(work_dir):
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
         for name in filenames:
             path = os.path.join(directory, name)
