@@ -1,0 +1,151 @@
+"""Pure functions that read what HTCondor's commands print.
+
+Samples of the real output, captured from HTCondor 23.9.6, are kept in
+``tests/htcondor/samples``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+TERSE_SUBMIT_PATTERN = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
+PLAIN_SUBMIT_PATTERN = re.compile(r"^(\d+) job\(s\) submitted to cluster (\d+)\.$")
+
+# condor_submit errors that say the schedd could not be reached or was busy:
+# worth retrying. Any other ERROR is about the submit description itself.
+UNREACHABLE_SCHEDD_PATTERNS = (
+    "can't find address",
+    "failed to connect",
+    "connect to",
+    "cannot allocate a cluster id",
+    "timed out",
+    "timeout",
+    "communicate with",
+    "authenticate",
+    "failed to commit",
+    "transaction",
+)
+
+ALREADY_GONE_PATTERNS = (
+    re.compile(r"^Job \d+\.\d+ not found$"),
+    re.compile(r"^Couldn't find/remove all jobs"),
+    re.compile(r"There are no jobs in the queue"),
+    re.compile(r"^Job \d+\.\d+ marked for removal$"),
+    re.compile(r"^All jobs in cluster \d+ have been marked for removal$"),
+    re.compile(r"^All jobs matching constraint .* have been marked for removal$"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedJob:
+    """One line of ``condor_q -af:t ClusterId ProcId JobStatus HoldReasonCode HoldReason``."""
+
+    cluster: int
+    proc: int
+    job_status: str
+    hold_reason_code: int | None
+    hold_reason: str
+
+
+CONDOR_Q_ATTRIBUTES = ("ClusterId", "ProcId", "JobStatus", "HoldReasonCode", "HoldReason")
+
+
+def parse_submit_output(stdout: str) -> tuple[int, int, int]:
+    """The cluster and first and last proc from ``condor_submit -terse``.
+
+    Also understands the default output (``N job(s) submitted to cluster C.``).
+    Raises ``ValueError`` for anything else.
+    """
+    for line in stdout.splitlines():
+        line = line.strip()
+        terse = TERSE_SUBMIT_PATTERN.match(line)
+        if terse:
+            cluster, first, cluster_again, last = map(int, terse.groups())
+            if cluster != cluster_again or last < first:
+                raise ValueError(f"condor_submit reported an odd range: {line!r}")
+            return cluster, first, last
+        plain = PLAIN_SUBMIT_PATTERN.match(line)
+        if plain:
+            count, cluster = map(int, plain.groups())
+            return cluster, 0, count - 1
+    raise ValueError(f"cannot find a cluster id in condor_submit's output: {stdout[-500:]!r}")
+
+
+def submit_error_message(stderr: str, stdout: str = "") -> str:
+    """condor_submit's own error lines, without blank lines and warnings."""
+    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return "\n".join(errors or [line for line in lines if line])
+
+
+def is_unreachable_schedd(message: str) -> bool:
+    """True if a condor_submit error means "try again later", not "bad submit file"."""
+    lowered = message.lower()
+    return any(pattern in lowered for pattern in UNREACHABLE_SCHEDD_PATTERNS)
+
+
+def parse_condor_q(stdout: str) -> list[QueuedJob]:
+    """Parse ``condor_q ... -af:t`` with :data:`CONDOR_Q_ATTRIBUTES`.
+
+    No jobs give empty output. Raises ``ValueError`` on lines that do not fit,
+    so that a garbled answer is retried rather than trusted.
+    """
+    jobs = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        fields = line.rstrip("\n").split("\t", len(CONDOR_Q_ATTRIBUTES) - 1)
+        if len(fields) != len(CONDOR_Q_ATTRIBUTES):
+            raise ValueError(f"unexpected line from condor_q: {line[:200]!r}")
+        cluster, proc, job_status, hold_code, hold_reason = (field.strip() for field in fields)
+        if not (cluster.isdigit() and proc.isdigit()):
+            raise ValueError(f"unexpected job id from condor_q: {line[:200]!r}")
+        jobs.append(
+            QueuedJob(
+                cluster=int(cluster),
+                proc=int(proc),
+                job_status=job_status,
+                hold_reason_code=_optional_int(hold_code),
+                hold_reason="" if hold_reason == "undefined" else hold_reason,
+            )
+        )
+    return jobs
+
+
+def _optional_int(text: str) -> int | None:
+    if text == "undefined":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a number or 'undefined', not {text!r}") from None
+
+
+def condor_rm_went_fine(stdout: str, stderr: str) -> bool:
+    """True if every line condor_rm printed says removed or already gone.
+
+    condor_rm exits 1 when a job is no longer in the queue, which for us is
+    success: it is gone either way.
+    """
+    lines = [line.strip() for line in (stdout + "\n" + stderr).splitlines() if line.strip()]
+    return bool(lines) and all(
+        any(pattern.search(line) for pattern in ALREADY_GONE_PATTERNS) for line in lines
+    )
+
+
+def parse_total_cpus(stdout: str) -> int | None:
+    """Sum of ``condor_status -af Cpus`` over all slots; ``None`` if there is none.
+
+    A partitionable slot's Cpus is what is left of it, and each dynamic slot
+    carved out of it is listed with its own Cpus, so the sum is the total.
+    """
+    total = 0
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if not line.isdigit():
+            raise ValueError(f"unexpected line from condor_status: {line[:200]!r}")
+        total += int(line)
+    return total or None

@@ -1,0 +1,81 @@
+"""Run one map on the real HTCondor as the job user and print the outcome.
+
+HTCondor never runs jobs as root, so the integration tests start this script
+with ``runuser -u <user> --`` and an interpreter that user can execute, as a
+real user would run their own script. Usage::
+
+    htcondor_driver.py SCENARIO WORK_DIR [JSON_POOL_OPTIONS]
+
+It prints one JSON line: ``{"results": [...]}`` or
+``{"error": "<type>", "message": "..."}`` (then exits 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pypoolparty.htcondor
+
+
+def square(x):
+    return x * x
+
+
+def power(base, exponent):
+    return base**exponent
+
+
+def killed_on_first_attempt(marker_dir, x):
+    """Dies by SIGKILL the first time it runs for ``x``; HTCondor then holds
+    the proc if the pool's submit directives say ``on_exit_hold`` on signals."""
+    marker = os.path.join(marker_dir, f"attempted-{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x + 1000
+
+
+def always_killed(x):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sleep_long(x):
+    time.sleep(600)
+    return x
+
+
+def run(scenario: str, work_dir: str, options: dict) -> list:
+    pool = pypoolparty.htcondor.Pool(work_dir=work_dir, **options)
+    if scenario == "map_squares":
+        return pool.map(square, range(1000))
+    if scenario == "starmap_powers":
+        return pool.starmap(power, [(i, 2) for i in range(1000)])
+    if scenario == "killed_once":
+        return pool.starmap(killed_on_first_attempt, [(work_dir, x) for x in range(4)])
+    if scenario == "always_killed":
+        return pool.map(always_killed, range(2))
+    if scenario == "sleep_long":
+        print(json.dumps({"started": True}), flush=True)
+        return pool.map(sleep_long, range(4))
+    if scenario == "one_task":
+        return pool.map(square, [7])
+    raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+def main() -> None:
+    scenario, work_dir = sys.argv[1], sys.argv[2]
+    options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    try:
+        results = run(scenario, work_dir, options)
+    except BaseException as error:
+        print(json.dumps({"error": type(error).__name__, "message": str(error)}), flush=True)
+        sys.exit(1)
+    print(json.dumps({"results": results}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""pypoolparty.htcondor.Pool from map to results, against the dummy HTCondor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from htcondor_helpers import (
+    DUMMY_DIR,
+    dummy_condor_q,
+    dummy_paths,
+    dummy_state,
+    wait_for,
+    write_faults,
+)
+
+import pypoolparty
+import pypoolparty.htcondor
+
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htcondor_driver.py")
+
+
+@pytest.fixture
+def queue_dir(tmp_path, monkeypatch):
+    path = tmp_path / "queue"
+    path.mkdir()
+    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(path))
+    yield str(path)
+    subprocess.run([os.path.join(DUMMY_DIR, "condor_rm"), "-all"], capture_output=True)
+
+
+def make_pool(tmp_path, num_simultaneously_running_tasks=None, **options):
+    settings = {
+        "work_dir": str(tmp_path / "work"),
+        "polling_interval": 0.1,
+        "missing_result_grace_period": 0.5,
+        "command_timeout": 5.0,
+        "outage_timeout": 60.0,
+        **dummy_paths(),
+        **options,
+    }
+    return pypoolparty.htcondor.Pool(num_simultaneously_running_tasks, **settings)
+
+
+def square(x):
+    return x * x
+
+
+def test_map_returns_results_in_order(queue_dir, tmp_path):
+    assert make_pool(tmp_path).map(square, range(200)) == [x * x for x in range(200)]
+    assert dummy_condor_q() == []
+    assert dummy_state(queue_dir)["next_cluster"] == 2  # one condor_submit
+
+
+def test_starmap_with_a_lambda_and_throttle(queue_dir, tmp_path):
+    pool = make_pool(tmp_path, 2)
+    assert pool.starmap(lambda a, b: a - b, [(i, 1) for i in range(50)]) == list(range(-1, 49))
+
+
+def test_held_procs_are_resubmitted_until_the_map_completes(queue_dir, tmp_path):
+    write_faults(queue_dir, seed=3, error_probability=0.4)
+    results = make_pool(tmp_path, max_num_resubmissions=10).map(square, range(40), chunksize=2)
+    assert results == [x * x for x in range(40)]
+    assert dummy_state(queue_dir)["next_cluster"] > 2  # there were resubmissions
+    assert dummy_condor_q() == []
+
+
+def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(queue_dir, tmp_path):
+    reason = "Error from slot1_1@dummy: Failed to open '/scratch/out' as standard output"
+    write_faults(
+        queue_dir,
+        error_probability=1.0,
+        error_states=[{"HoldReason": reason, "HoldReasonCode": 7, "HoldReasonSubCode": 2}],
+    )
+    with pytest.raises(pypoolparty.ResubmissionsExhausted) as raised:
+        make_pool(tmp_path, max_num_resubmissions=1).map(square, range(4), chunksize=2)
+    # The session names the work_dir in a note of the exception.
+    message = "\n".join([str(raised.value), *getattr(raised.value, "__notes__", [])])
+    assert reason in message and "HoldReasonCode 7" in message
+    assert "chunk 0 (tasks 0..1)" in message and "chunk 1 (tasks 2..3)" in message
+    assert str(tmp_path / "work") in message
+    assert dummy_state(queue_dir)["next_cluster"] == 3  # first try and one resubmission
+    assert dummy_condor_q() == []
+
+
+def test_vanished_procs_are_resubmitted(queue_dir, tmp_path):
+    write_faults(queue_dir, seed=5, vanish_probability=0.3)
+    results = make_pool(tmp_path, max_num_resubmissions=10).map(square, range(20), chunksize=2)
+    assert results == [x * x for x in range(20)]
+    assert dummy_state(queue_dir)["next_cluster"] > 2
+
+
+def test_unknown_states_are_waited_out(queue_dir, tmp_path):
+    write_faults(queue_dir, seed=1, unknown_state_probability=0.5)
+    assert make_pool(tmp_path).map(square, range(30)) == [x * x for x in range(30)]
+    assert dummy_state(queue_dir)["next_cluster"] == 2  # nothing resubmitted
+
+
+def test_failing_hanging_and_garbled_commands_do_not_end_the_map(queue_dir, tmp_path):
+    write_faults(
+        queue_dir,
+        fail_commands={"condor_submit": 1, "condor_q": 1, "condor_rm": 1},
+        hang_commands={"condor_q": 1},
+        garbage_commands={"condor_q": 1, "condor_submit": 1},
+    )
+    pool = make_pool(tmp_path, command_timeout=1.0)
+    assert pool.map(square, range(10)) == [x * x for x in range(10)]
+    state = dummy_state(queue_dir)
+    assert state["next_cluster"] == 2  # no duplicate cluster from the retries
+    assert state["fault_uses"]["hang:condor_q"] == 1
+
+
+def test_a_submission_condor_submit_refuses_is_a_clear_error(queue_dir, tmp_path):
+    # An interpreter that is gone by the time condor_submit checks it.
+    python = tmp_path / "python-removed-later"
+    python.write_text("")
+    python.chmod(0o755)
+    pool = make_pool(tmp_path, python_path=str(python))
+    os.remove(python)
+    with pytest.raises(pypoolparty.scheduler.SubmissionRejected, match="does not exist"):
+        pool.map(square, range(3))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_the_map_leaves_nothing_in_the_queue(queue_dir, tmp_path, signum):
+    options = {**dummy_paths(), "polling_interval": 0.1}
+    process = subprocess.Popen(
+        [sys.executable, DRIVER, "sleep_long", str(tmp_path / "work"), json.dumps(options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    wait_for(lambda: len(dummy_condor_q()) >= 2, timeout=60)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    outcome = json.loads(stdout.splitlines()[-1])
+    assert outcome["error"] in ("KeyboardInterrupt", "Terminated"), stderr
+    assert "cancelled" in outcome["message"]
+    assert dummy_condor_q() == []
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"request_memory": "lots"}, "request_memory"),
+        ({"request_disk": "-3GB"}, "request_disk"),
+        ({"request_cpus": 0}, "request_cpus"),
+        ({"request_gpus": -1}, "request_gpus"),
+        ({"universe": "grid-of-dreams"}, "universe"),
+        ({"submit_directives": {"executable": "/bin/sh"}}, "executable"),
+        ({"submit_directives": {"requirements": "a\nqueue 100"}}, "one non-empty line"),
+        ({"submit_directives": {"bad name": "1"}}, "bad name"),
+        ({"batch_name": 'say "hi"'}, "batch_name"),
+    ],
+)
+def test_options_condor_submit_would_not_check_are_refused(tmp_path, options, words):
+    with pytest.raises(ValueError, match=words):
+        make_pool(tmp_path, **options)
+
+
+def test_resources_and_directives_reach_the_job_ad(queue_dir, tmp_path):
+    pool = make_pool(
+        tmp_path,
+        request_cpus=1,
+        request_memory="256MB",
+        request_disk="1GB",
+        request_gpus=0,
+        batch_name="my-analysis",
+        submit_directives={"+ProjectName": '"astro"', "requirements": "True"},
+        keep_work_dir=True,
+    )
+    assert pool.map(square, [3]) == [9]
+    submit_files = [
+        os.path.join(root, name)
+        for root, _dirs, names in os.walk(tmp_path / "work")
+        for name in names
+        if name == "cluster.sub"
+    ]
+    with open(submit_files[0]) as file:
+        text = file.read()
+    for line in (
+        "request_memory = 256MB",
+        "request_disk = 1GB",
+        "request_gpus = 0",
+        '+JobBatchName = "my-analysis"',
+        '+ProjectName = "astro"',
+        "requirements = True",
+        "getenv = False",
+        "universe = vanilla",
+    ):
+        assert line in text.splitlines()

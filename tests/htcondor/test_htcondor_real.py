@@ -1,0 +1,202 @@
+"""pypoolparty.htcondor.Pool against a real HTCondor pool.
+
+Start one with ``sudo bash local_clusters/htcondor/start.sh``. The maps run in
+a small driver script as the ordinary job user (see ``job_user.py``), as a
+real user runs them: HTCondor never runs jobs as root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+import job_user
+import pytest
+from conftest import in_ci, require_scheduler
+from htcondor_helpers import wait_for
+
+pytestmark = pytest.mark.htcondor
+
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htcondor_driver.py")
+# Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
+HOLD_ON_SIGNAL = {"on_exit_hold": "ExitBySignal =?= true"}
+
+
+@pytest.fixture(scope="module")
+def condor_user():
+    require_scheduler(
+        "htcondor", ["condor_submit", "condor_q", "condor_rm"], probe=["condor_q", "-totals"]
+    )
+    entry = job_user.user_entry()
+    if entry is None:
+        message = (
+            f"the job user {job_user.user_name()!r} does not exist; "
+            "'sudo bash local_clusters/htcondor/start.sh' creates it"
+        )
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return entry
+
+
+@pytest.fixture(scope="module")
+def job_python(condor_user):
+    return job_user.ensure_venv()
+
+
+@pytest.fixture
+def shared_dir(condor_user):
+    path = job_user.make_shared_dir(condor_user)
+    yield path
+    job_user.remove_shared_dir(path)
+
+
+def unique_batch_name() -> str:
+    return f"ppp-test-{uuid.uuid4().hex[:8]}"
+
+
+def run_map(
+    condor_user, job_python, shared_dir, scenario, timeout=180, work_name="work", **options
+):
+    process = job_user.popen(
+        condor_user,
+        [job_python, DRIVER, scenario, os.path.join(shared_dir, work_name), json.dumps(options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert stdout.strip(), stderr
+    return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def batch_in_queue(batch_name: str) -> list[str]:
+    completed = subprocess.run(
+        ["condor_q", "-constraint", f'JobBatchName == "{batch_name}"', "-af:j", "JobStatus"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.split("\n")[:-1]
+
+
+def batches_in_queue(prefix: str) -> list[str]:
+    completed = subprocess.run(
+        ["condor_q", "-af", "JobBatchName"], capture_output=True, text=True, check=True
+    )
+    return [name for name in completed.stdout.split() if name.startswith(prefix)]
+
+
+def test_map_of_1000_tasks(condor_user, job_python, shared_dir):
+    outcome, stderr = run_map(condor_user, job_python, shared_dir, "map_squares")
+    assert outcome.get("results") == [x * x for x in range(1000)], stderr
+
+
+def test_starmap_of_1000_tasks_in_a_work_dir_with_spaces_and_quotes(
+    condor_user, job_python, shared_dir
+):
+    outcome, stderr = run_map(
+        condor_user, job_python, shared_dir, "starmap_powers", work_name='work dir\'s "q"'
+    )
+    assert outcome.get("results") == [x**2 for x in range(1000)], stderr
+
+
+def test_a_held_proc_is_removed_and_resubmitted(condor_user, job_python, shared_dir):
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "killed_once",
+        submit_directives=HOLD_ON_SIGNAL,
+        batch_name=batch,
+        keep_work_dir=True,
+    )
+    assert outcome.get("results") == [1000, 1001, 1002, 1003], stderr
+    failures = session_events(shared_dir, "job_failed")
+    assert failures, "no proc was held, so nothing was tested"
+    assert all("HoldReasonCode 3" in f["reason"] for f in failures)
+    assert batch_in_queue(batch) == []
+
+
+def session_events(shared_dir: str, kind: str) -> list[dict]:
+    work = os.path.join(shared_dir, "work")
+    (session,) = [name for name in os.listdir(work) if name.startswith("map-")]
+    with open(os.path.join(work, session, "log.jsonl")) as file:
+        events = [json.loads(line) for line in file if line.strip()]
+    return [event for event in events if event["event"] == kind]
+
+
+def test_exhausted_resubmissions_raise_with_the_hold_reason(condor_user, job_python, shared_dir):
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "always_killed",
+        submit_directives=HOLD_ON_SIGNAL,
+        batch_name=batch,
+        max_num_resubmissions=1,
+    )
+    assert outcome.get("error") == "ResubmissionsExhausted", stderr
+    assert "OnExitHold" in outcome["message"]
+    assert "HoldReasonCode 3" in outcome["message"]
+    assert batch_in_queue(batch) == []
+
+
+def test_ctrl_c_leaves_nothing_in_condor_q(condor_user, job_python, shared_dir):
+    batch = unique_batch_name()
+    options = {"batch_name": batch, "polling_interval": 0.2}
+    process = job_user.popen(
+        condor_user,
+        [job_python, DRIVER, "sleep_long", os.path.join(shared_dir, "work"), json.dumps(options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: any(line.endswith(" 2") for line in batch_in_queue(batch)), timeout=60)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    outcome = json.loads(stdout.strip().splitlines()[-1])
+    assert outcome["error"] == "KeyboardInterrupt", stderr
+    assert "cancelled" in outcome["message"]
+    assert batch_in_queue(batch) == []
+
+
+def test_resource_requests_reach_the_job_ad(condor_user, job_python, shared_dir):
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "one_task",
+        batch_name=batch,
+        request_cpus=1,
+        request_memory="300MB",
+        request_disk="2GB",
+        submit_directives={"+ProjectName": '"pypoolparty-test"'},
+    )
+    assert outcome.get("results") == [49], stderr
+    completed = subprocess.run(
+        [
+            "condor_history",
+            "-constraint",
+            f'JobBatchName == "{batch}"',
+            "-af",
+            "RequestCpus",
+            "RequestMemory",
+            "RequestDisk",
+            "ProjectName",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.split() == ["1", "300", str(2 * 1024 * 1024), "pypoolparty-test"]
