@@ -397,7 +397,13 @@ class Session:
     def _cancel_stragglers(self) -> None:
         """Jobs seen in the queue at the last poll may linger (e.g. held after
         writing their result): nothing of a finished map stays queued."""
-        lingering = [c.job for c in self.chunks if c.job is not None and c.status is not None]
+        # Also jobs no poll ever saw: all results may arrive before the first
+        # poll (a resumed map, a duplicate run). Cancelling what is gone is fine.
+        lingering = [
+            c.job
+            for c in self.chunks
+            if c.job is not None and (c.status is not None or c.missing_since is None)
+        ]
         if lingering:
             try:
                 self.scheduler.cancel(lingering)

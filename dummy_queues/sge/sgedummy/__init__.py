@@ -1,0 +1,1 @@
+"""The dummy Grid Engine behind dummy_queues/sge/qsub, qstat and qdel (standard library only)."""

@@ -1,0 +1,162 @@
+"""The parsers, on output captured from a real Son of Grid Engine 8.1.9."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pypoolparty.scheduler import JobState
+from pypoolparty.sun_grid_engine import parsing
+
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
+
+
+def sample(name: str) -> str:
+    with open(os.path.join(SAMPLES, name)) as file:
+        return file.read()
+
+
+def test_qsub_terse_gives_the_job_number_of_an_array_job():
+    assert parsing.parse_qsub_terse(sample("qsub_terse_array.txt")) == "4"
+
+
+@pytest.mark.parametrize("garbage", ["", "Your job 3 has been submitted", "x17", "<html>"])
+def test_qsub_terse_refuses_anything_but_a_job_number(garbage):
+    with pytest.raises(ValueError):
+        parsing.parse_qsub_terse(garbage)
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        (
+            "qsub_unknown_queue.txt",
+            'Job was rejected because job requests unknown queue "nosuch.q"',
+        ),
+        ("qsub_unknown_resource.txt", 'unknown resource "h_vmemx"'),
+        (
+            "qsub_unknown_pe.txt",
+            'job rejected: the requested parallel environment "nosuchpe" does not exist',
+        ),
+    ],
+)
+def test_qsub_rejection_message_is_qsubs_reason(name, reason):
+    output = sample(name)
+    assert parsing.qsub_rejection_message(output) == reason
+    assert not parsing.is_unreachable(output)
+
+
+def test_a_qmaster_that_cannot_be_reached_is_recognised():
+    output = (
+        "error: commlib error: got select error (Connection refused)\n"
+        'Unable to run job: unable to send message to qmaster using port 6444 on host "vm": '
+        "got send error\nExiting.\n"
+    )
+    assert parsing.is_unreachable(output)
+
+
+def test_expand_task_ids_reads_qstats_compressed_ranges():
+    assert parsing.expand_task_ids("1,4-6:1") == (1, 4, 5, 6)
+    assert parsing.expand_task_ids("1-10:3") == (1, 4, 7, 10)
+    assert parsing.expand_task_ids("2,3") == (2, 3)
+    assert parsing.expand_task_ids("") == ()
+    with pytest.raises(ValueError):
+        parsing.expand_task_ids("1-x")
+
+
+def test_qstat_xml_lists_running_and_waiting_array_tasks():
+    entries = parsing.parse_qstat_xml(sample("qstat_xml_array_eqw_held_suspended.xml"))
+    by_state = {(e.job_number, e.state): e.tasks for e in entries}
+    assert by_state == {
+        ("11", "hr"): (1,),
+        ("11", "s"): (3,),
+        ("11", "Eqw"): (2,),
+        ("11", "qw"): (4,),
+        ("12", "qw"): (1, 4, 5, 6),
+        ("12", "hqw"): (2, 3),
+    }
+    assert {e.name for e in entries} == {"arrerr", "arrpend"}
+
+
+def test_qstat_xml_of_plain_jobs_has_no_task_ids():
+    entries = parsing.parse_qstat_xml(sample("qstat_xml_eqw_held.xml"))
+    assert [(e.job_number, e.name, e.state, e.tasks) for e in entries] == [
+        ("9", "eqwjob", "Eqw", ()),
+        ("10", "heldjob", "hqw", ()),
+    ]
+
+
+def test_qstat_xml_with_transferring_and_deleted_tasks():
+    entries = parsing.parse_qstat_xml(sample("qstat_xml_deleting.xml"))
+    states = {(e.job_number, e.state, e.tasks) for e in entries}
+    assert ("11", "ds", (3,)) in states
+    assert ("12", "t", (1,)) in states
+
+
+def test_qstat_xml_with_no_jobs_is_empty():
+    assert parsing.parse_qstat_xml(sample("qstat_xml_empty.xml")) == []
+
+
+@pytest.mark.parametrize("garbage", ["", "error: commlib error", "<html></html>", "<job_info>"])
+def test_qstat_xml_refuses_garbage(garbage):
+    with pytest.raises(ValueError):
+        parsing.parse_qstat_xml(garbage)
+
+
+@pytest.mark.parametrize(
+    "states, expected",
+    [
+        (["qw", "Rq", "w", "dqw"], JobState.PENDING),
+        (["hqw", "hRwq"], JobState.HELD),
+        (["r", "t", "Rr", "Rt", "hr", "s", "S", "T", "ds", "dr", "dt", "hs"], JobState.RUNNING),
+        (["Eqw", "Ehqw", "dEqw"], JobState.ERROR),
+        (["z"], JobState.ENDED),
+        (["", "X", "qwx", "?", "d"], JobState.UNKNOWN),
+    ],
+)
+def test_every_state_word_maps_to_a_job_state(states, expected):
+    assert {state: parsing.job_state(state) for state in states} == dict.fromkeys(states, expected)
+
+
+def test_every_state_seen_in_the_samples_is_known():
+    names = [n for n in os.listdir(SAMPLES) if n.startswith("qstat_xml") and "_j_" not in n]
+    seen = {e.state for n in names for e in parsing.parse_qstat_xml(sample(n))}
+    assert {"qw", "hqw", "r", "t", "Eqw", "hr", "s", "ds"} <= seen
+    assert JobState.UNKNOWN not in {parsing.job_state(s) for s in seen}
+
+
+def test_qstat_j_error_reason_of_a_plain_job():
+    reasons = parsing.parse_qstat_j_error_reasons(sample("qstat_j_eqw.txt"))
+    assert list(reasons) == [1]
+    assert reasons[1].endswith(
+        'error: can\'t open output file "/nonexistent/dir/out": No such file or directory'
+    )
+
+
+def test_qstat_j_error_reason_of_an_array_task_is_keyed_by_task_id():
+    reasons = parsing.parse_qstat_j_error_reasons(sample("qstat_j_array_eqw.txt"))
+    assert list(reasons) == [2]
+    assert "d2/out" in reasons[2]
+
+
+def test_qstat_j_of_an_unknown_job_has_no_reasons():
+    assert parsing.parse_qstat_j_error_reasons(sample("qstat_j_unknown.txt")) == {}
+
+
+def test_qstat_g_c_gives_usable_slots():
+    text = sample("qstat_g_c.txt")
+    assert parsing.parse_qstat_g_c(text) == 2
+    assert parsing.parse_qstat_g_c(text, "all.q") == 2
+    assert parsing.parse_qstat_g_c(text, "other.q") is None
+
+
+def test_qdel_output_of_deletions_and_vanished_jobs_has_no_problems():
+    for name in ["qdel_two_jobs.txt", "qdel_array_mixed.txt", "qdel_task_and_unknown.txt"]:
+        assert parsing.qdel_problems(sample(name)) == []
+    assert parsing.qdel_problems(sample("qdel_unknown.txt")) == []
+
+
+def test_qdel_output_that_is_not_a_deletion_is_a_problem():
+    output = "error: commlib error: got select error (Connection refused)\n"
+    assert parsing.qdel_problems(output) == [output.strip()]
