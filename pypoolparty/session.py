@@ -117,6 +117,7 @@ def _write_session_files(pool, session_dir, function_bytes: bytes, star: bool) -
         {
             "star": star,
             "sys_path": [entry or os.getcwd() for entry in sys.path],
+            "working_directory": os.getcwd(),
             "max_result_size": pool.max_result_size,
         },
     )

@@ -40,6 +40,7 @@ def main(argv=None):
     config = read_json(os.path.join(work_dir, "worker_config.json"))
     apply_environment(read_json(os.path.join(work_dir, "environment.json")))
     extend_sys_path(config.get("sys_path", []))
+    enter_working_directory(config.get("working_directory"))
     outcome = run_chunk(work_dir, ichunk, config)
     write_outcome(work_dir, ichunk, outcome)
     return 0
@@ -93,6 +94,13 @@ def extend_sys_path(submitter_sys_path):
     for entry in submitter_sys_path:
         if entry and entry not in sys.path and os.path.isdir(entry):
             sys.path.append(entry)
+
+
+def enter_working_directory(path):
+    """Start tasks where the map was called, as multiprocessing's workers do,
+    if the compute node sees that directory; else stay where the job started."""
+    if path and os.path.isdir(path):
+        os.chdir(path)
 
 
 def run_chunk(work_dir, ichunk, config):

@@ -198,3 +198,11 @@ def test_stdout_and_stderr_of_tasks_are_kept_in_archives(tmp_path):
     pool.map(print, ["hello from a task"])
     with zipfile.ZipFile(os.path.join(only_session_dir(work_dir), "stdout.zip")) as archive:
         assert archive.read("0.txt") == b"hello from a task\n"
+
+
+def test_tasks_run_in_the_directory_the_map_was_called_from(tmp_path, monkeypatch):
+    here = tmp_path / "analysis"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"))
+    assert pool.map(lambda _: os.getcwd(), range(2)) == [str(here)] * 2
