@@ -11,7 +11,7 @@ Replace ``multiprocessing.Pool()`` with one of
 and ``pool.map(func, tasks)`` runs on the cluster.
 """
 
-from . import local
+from . import htcondor, local, sge, slurm, sun_grid_engine
 from .errors import (
     BadInput,
     PoolError,
@@ -34,5 +34,9 @@ __all__ = [
     "Terminated",
     "WorkDirError",
     "__version__",
+    "htcondor",
     "local",
+    "sge",
+    "slurm",
+    "sun_grid_engine",
 ]

@@ -396,20 +396,30 @@ class Session:
         return results
 
     def _cancel_stragglers(self) -> None:
-        """Jobs seen in the queue at the last poll may linger (e.g. held after
-        writing their result): nothing of a finished map stays queued."""
+        """Nothing of a finished map stays queued: a job may linger after its
+        result arrived (held after writing it, or a duplicate still pending).
+        Running jobs are left to end: the worker exits right after writing."""
         # Also jobs no poll ever saw: all results may arrive before the first
-        # poll (a resumed map, a duplicate run). Cancelling what is gone is fine.
-        lingering = [
+        # poll (a resumed map, a duplicate run).
+        candidates = [
             c.job
             for c in self.chunks
             if c.job is not None and (c.status is not None or c.missing_since is None)
         ]
-        if lingering:
-            try:
+        if not candidates:
+            return
+        try:
+            statuses = self.scheduler.query(candidates)
+            lingering = [
+                job
+                for job in candidates
+                if job.jobid in statuses
+                and statuses[job.jobid].state not in (JobState.RUNNING, JobState.ENDED)
+            ]
+            if lingering:
                 self.scheduler.cancel(lingering)
-            except Exception as error:
-                logger.warning("could not cancel finished jobs: %s", error)
+        except Exception as error:  # the results are in; report, don't fail
+            logger.warning("could not cancel jobs left in the queue: %s", error)
 
     def _abort(self, error: BaseException) -> None:
         """Cancel this map's jobs, keep the work_dir, explain where it is."""

@@ -200,9 +200,14 @@ def write_outcome(work_dir, ichunk, outcome):
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        code = main()
     except SystemExit:
         raise
     except BaseException:
         traceback.print_exc()
         sys.exit(1)
+    # Exit at once: a thread a task left running must not keep the job (and
+    # its allocation) alive after the outcome is written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -171,3 +171,18 @@ def test_the_worker_imports_only_the_standard_library_and_cloudpickle(name):
     }
     allowed = set(sys.stdlib_module_names) | {"cloudpickle"}
     assert imported <= allowed, imported - allowed
+
+
+def start_a_thread_that_never_ends(x):
+    import threading
+    import time
+
+    threading.Thread(target=lambda: time.sleep(3600)).start()
+    return x
+
+
+def test_a_thread_left_running_by_a_task_does_not_keep_the_worker_alive(tmp_path):
+    prepare(tmp_path, start_a_thread_that_never_ends, [5], chunksize=1)
+    completed = run_worker(tmp_path, "--ichunk", "0")
+    assert completed.returncode == 0
+    assert cloudpickle.loads(outcome(tmp_path, 0)["tasks"][0]["result"]) == 5

@@ -1,0 +1,299 @@
+"""Pure functions that read SLURM's command output (SLURM 22.05 and later).
+
+Every function here takes text (or a :class:`~pypoolparty.commands.Completed`)
+and returns plain values, so each is tested with output captured from a real
+SLURM (``tests/slurm/samples/``). Output we cannot read raises
+:class:`~pypoolparty.commands.TransientError`, which makes
+:func:`pypoolparty.commands.call` retry; a submission SLURM refuses raises
+:class:`~pypoolparty.commands.PermanentError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+
+from ..commands import Completed, PermanentError, TransientError
+from ..scheduler import JobState, JobStatus
+
+SQUEUE_FORMAT = "%i|%F|%K|%T|%r"
+"""Job id, array job id, array task index (or index expression), long state, reason."""
+
+SQUEUE_COMMENT_FORMAT = "%i|%k"
+"""Job id and the job's comment, used to find a single job again by its chunk."""
+
+# Words in a failing command's message that say SLURM is busy or unreachable,
+# not that it refuses: such a call is retried.
+TRANSIENT_MESSAGES = (
+    "socket timed out",
+    "unable to contact slurm controller",
+    "temporarily unavailable",
+    "temporarily unable",
+    "communication connection failure",
+    "connection refused",
+    "zero bytes were transmitted",
+    "slurmctld is not responding",
+    "job submit limit",
+    "too many pending jobs",
+    "qosmaxsubmitjob",
+    "error in the file system",
+)
+
+# -------------------------------------------------------------------- states
+
+RUNNING_STATES = frozenset(
+    {
+        "RUNNING",
+        "COMPLETING",
+        "CONFIGURING",
+        "SUSPENDED",
+        "STOPPED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+    }
+)
+PENDING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED"})
+# The job ended; its result file decides between success and a job that died
+# (FAILED: non-zero exit of the worker; CANCELLED: scancel from outside). The
+# session waits a grace period for the file, so a result that a shared file
+# system shows late is never thrown away.
+ENDED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "REVOKED"})
+# Ended for a reason of the cluster, never with a result: resubmit at once.
+ERROR_STATES = frozenset(
+    {
+        "NODE_FAIL",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "PREEMPTED",
+        "SPECIAL_EXIT",
+        "RESV_DEL_HOLD",
+    }
+)
+# Held on purpose by the job's owner: report it, never resubmit.
+USER_HOLD_STATES = frozenset({"REQUEUE_HOLD"})
+USER_HOLD_REASONS = frozenset({"JobHeldUser", "job requeued in held state"})
+# Pending for a reason that will not go away by waiting: held by an admin or
+# by SLURM itself, or a request this cluster can never satisfy.
+ERROR_REASONS = frozenset(
+    {
+        "JobHeldAdmin",
+        "launch failed requeued held",
+        "JobLaunchFailure",
+        "BadConstraints",
+        "DependencyNeverSatisfied",
+        "InvalidAccount",
+        "InvalidQOS",
+        "SystemFailure",
+    }
+)
+
+
+def job_state(state: str, reason: str = "") -> JobState:
+    """Map SLURM's long job state (``squeue %T``) and reason (``%r``) to a JobState.
+
+    Every state of SLURM 22.05's ``squeue(1)`` is known; anything else is
+    :attr:`JobState.UNKNOWN` (keep waiting). Short states (``%t``) are not
+    accepted.
+    """
+    state = state.strip().rstrip("+").upper()
+    reason = reason.strip()
+    if reason in ERROR_REASONS and state not in ("COMPLETED", "CANCELLED"):
+        return JobState.ERROR
+    if state in USER_HOLD_STATES or (state in PENDING_STATES and reason in USER_HOLD_REASONS):
+        return JobState.HELD
+    if state in PENDING_STATES:
+        return JobState.PENDING
+    if state in RUNNING_STATES:
+        return JobState.RUNNING
+    if state in ENDED_STATES:
+        return JobState.ENDED
+    if state in ERROR_STATES:
+        return JobState.ERROR
+    return JobState.UNKNOWN
+
+
+# -------------------------------------------------------------------- sbatch
+
+
+def submitted_job_id(completed: Completed) -> str:
+    """The job id printed by ``sbatch --parsable`` (``123`` or ``123;cluster``)."""
+    if completed.returncode != 0:
+        raise_for_failed_command(completed)
+    lines = [line for line in completed.stdout.splitlines() if line.strip()]
+    jobid = lines[-1].split(";")[0].strip() if lines else ""
+    if not jobid.isdigit():
+        raise TransientError(f"sbatch printed no job id: {completed.describe()}")
+    return jobid
+
+
+def raise_for_failed_command(completed: Completed) -> None:
+    """Raise TransientError for a busy/unreachable SLURM, PermanentError otherwise."""
+    message = completed.describe()
+    if any(words in message.lower() for words in TRANSIENT_MESSAGES):
+        raise TransientError(message)
+    if "error:" in message:
+        raise PermanentError(_slurm_errors(completed) or message)
+    raise TransientError(message)
+
+
+def _slurm_errors(completed: Completed) -> str:
+    lines = (completed.stderr + "\n" + completed.stdout).splitlines()
+    return "\n".join(line.strip() for line in lines if "error:" in line)
+
+
+# -------------------------------------------------------------------- squeue
+
+
+@dataclasses.dataclass(frozen=True)
+class SqueueRecord:
+    """One line of ``squeue -o '%i|%F|%K|%T|%r'``."""
+
+    jobid: str
+    array_job_id: str
+    task_indices: tuple[int, ...] | None
+    """The array task(s) this line stands for; ``None`` for a job that is not an
+    array task, or for a whole array that was cancelled while pending."""
+
+    state: str
+    reason: str
+
+
+def squeue_records(completed: Completed) -> list[SqueueRecord]:
+    """Parse ``squeue -h -o '%i|%F|%K|%T|%r'``; any line we cannot read is transient."""
+    if completed.returncode != 0:
+        raise TransientError(f"squeue failed: {completed.describe()}")
+    return [_squeue_record(line) for line in completed.stdout.splitlines() if line.strip()]
+
+
+def _squeue_record(line: str) -> SqueueRecord:
+    fields = line.strip().split("|")
+    if len(fields) != 5:
+        raise TransientError(f"squeue printed a line we cannot read: {line[:200]!r}")
+    jobid, array_job_id, task, state, reason = (field.strip() for field in fields)
+    if not array_job_id.isdigit() or not re.match(r"^\d+(_.+)?$", jobid):
+        raise TransientError(f"squeue printed a line we cannot read: {line[:200]!r}")
+    if not re.match(r"^[A-Z_]+$", state):
+        raise TransientError(f"squeue printed a state we cannot read: {line[:200]!r}")
+    try:
+        indices = None if task == "N/A" else tuple(task_indices(task))
+    except ValueError as error:
+        raise TransientError(f"squeue printed a task index we cannot read: {line!r}") from error
+    return SqueueRecord(jobid, array_job_id, indices, state, reason)
+
+
+def task_indices(expression: str) -> list[int]:
+    """Expand an array index expression such as ``3``, ``0-99%10``, ``3,7,12`` or ``1-9:2``."""
+    expression = expression.split("%")[0].strip("[]")
+    indices: list[int] = []
+    for part in expression.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
+        if match is None:
+            raise ValueError(f"not an array index expression: {expression!r}")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        step = int(match.group(3) or 1)
+        indices.extend(range(first, last + 1, step))
+    return indices
+
+
+def index_expression(indices: Iterable[int]) -> str:
+    """The shortest ``--array`` list for ``indices``: ``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    ordered = sorted(set(indices))
+    parts = []
+    start = previous = None
+    for index in ordered + [None]:
+        if previous is not None and index == previous + 1:
+            previous = index
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = index
+    return ",".join(parts)
+
+
+def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str, JobStatus]:
+    """The status of each of ``jobids`` that ``records`` mention.
+
+    A job id is ``<array id>_<index>`` for an array task and plain for a single
+    job. A line without a task index for an array id (what ``squeue`` shows
+    for an array cancelled while pending) stands for each of its tasks that has
+    no line of its own. Jobs that no line mentions are left out.
+    """
+    wanted = set(jobids)
+    found: dict[str, JobStatus] = {}
+    whole_arrays: dict[str, JobStatus] = {}
+    for record in records:
+        status = JobStatus(job_state(record.state, record.reason), record.state, record.reason)
+        if record.task_indices is None:
+            if record.jobid in wanted:
+                found[record.jobid] = status
+            whole_arrays[record.array_job_id] = status
+            continue
+        for index in record.task_indices:
+            jobid = f"{record.array_job_id}_{index}"
+            if jobid in wanted:
+                found[jobid] = status
+    for jobid in wanted - set(found):
+        array_job_id = jobid.split("_")[0]
+        if "_" in jobid and array_job_id in whole_arrays:
+            found[jobid] = whole_arrays[array_job_id]
+    return found
+
+
+def jobs_with_comment(completed: Completed) -> dict[str, str]:
+    """Parse ``squeue -h -o '%i|%k'`` into ``{comment: jobid}``."""
+    if completed.returncode != 0:
+        raise TransientError(f"squeue failed: {completed.describe()}")
+    found = {}
+    for line in completed.stdout.splitlines():
+        jobid, separator, comment = line.strip().partition("|")
+        if not separator or not jobid.isdigit():
+            raise TransientError(f"squeue printed a line we cannot read: {line[:200]!r}")
+        found[comment] = jobid
+    return found
+
+
+# ------------------------------------------------------- scontrol and sinfo
+
+
+def scontrol_config(completed: Completed) -> dict[str, str]:
+    """Parse ``scontrol show config`` into ``{name: value}``."""
+    if completed.returncode != 0:
+        raise_for_failed_command(completed)
+    config = {}
+    for line in completed.stdout.splitlines():
+        name, separator, value = line.partition("=")
+        if separator and name.strip() and " " not in name.strip():
+            config[name.strip()] = value.strip()
+    if not config:
+        raise TransientError("scontrol show config printed nothing we can read")
+    return config
+
+
+def max_array_size(config: dict[str, str]) -> int | None:
+    """``MaxArraySize`` of ``scontrol show config``: array indices must be below it."""
+    value = config.get("MaxArraySize", "")
+    return int(value) if value.isdigit() else None
+
+
+def total_cpus(completed: Completed, partitions: Sequence[str] = ()) -> int | None:
+    """Total CPUs from ``sinfo -h -o '%P|%C'`` for ``partitions`` (default: the
+    default partition, marked ``*``); ``None`` if none of them is listed."""
+    if completed.returncode != 0:
+        raise TransientError(f"sinfo failed: {completed.describe()}")
+    total = None
+    for line in completed.stdout.splitlines():
+        if not line.strip():
+            continue
+        partition, _, cpus = line.strip().partition("|")
+        counts = cpus.split("/")
+        if len(counts) != 4 or not all(count.isdigit() for count in counts):
+            raise TransientError(f"sinfo printed a line we cannot read: {line[:200]!r}")
+        is_default = partition.endswith("*")
+        if (partition.rstrip("*") in partitions) if partitions else is_default:
+            total = (total or 0) + int(counts[3])
+    return total

@@ -1,0 +1,261 @@
+"""The SLURM parsers, fed with output captured from SLURM 22.05 (samples/capture.sh)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pypoolparty.commands import Completed, PermanentError, TransientError
+from pypoolparty.scheduler import JobState
+from pypoolparty.slurm import parsing
+from pypoolparty.slurm.queue import cancel_selectors
+
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
+
+
+def sample(name: str) -> str:
+    with open(os.path.join(SAMPLES, name)) as file:
+        return file.read()
+
+
+def completed(stdout: str = "", stderr: str = "", returncode: int = 0) -> Completed:
+    return Completed(("slurm-command",), returncode, stdout, stderr)
+
+
+def states_of(text: str) -> dict[str, tuple[JobState, str]]:
+    records = parsing.squeue_records(completed(text))
+    jobids = [record.jobid for record in records]
+    return {
+        jobid: (status.state, status.scheduler_state)
+        for jobid, status in parsing.statuses(records, jobids).items()
+    }
+
+
+# ------------------------------------------------------------------ sbatch
+
+
+def test_sbatch_parsable_prints_the_job_id():
+    assert parsing.submitted_job_id(completed(sample("sbatch_parsable.txt"))) == "3"
+
+
+def test_sbatch_with_cluster_suffix():
+    assert parsing.submitted_job_id(completed("77;othercluster\n")) == "77"
+
+
+def test_sbatch_without_parsable_is_not_taken_for_an_id():
+    with pytest.raises(TransientError):
+        parsing.submitted_job_id(completed(sample("sbatch_plain.txt")))
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("sbatch_rejected_partition.txt", "Invalid partition name specified"),
+        ("sbatch_rejected_memory.txt", "Requested node configuration is not available"),
+        ("sbatch_rejected_cpus.txt", 'Invalid numeric value "-2" for --cpus-per-task'),
+    ],
+)
+def test_rejections_are_permanent_and_keep_slurms_words(name, words):
+    with pytest.raises(PermanentError, match=words):
+        parsing.submitted_job_id(completed(stderr=sample(name), returncode=1))
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation",
+        "sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+        "(connect failure)",
+        "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
+        "",
+    ],
+)
+def test_an_unreachable_controller_is_transient(stderr):
+    with pytest.raises(TransientError):
+        parsing.submitted_job_id(completed(stderr=stderr, returncode=1))
+
+
+def test_garbage_instead_of_an_id_is_transient():
+    with pytest.raises(TransientError):
+        parsing.submitted_job_id(completed("\x1b[31m#### garbage\n"))
+
+
+# ------------------------------------------------------------------ squeue
+
+
+def test_running_throttled_array():
+    assert states_of(sample("squeue_array_running.txt")) == {
+        "6_0": (JobState.RUNNING, "RUNNING"),
+        "6_1": (JobState.RUNNING, "RUNNING"),
+        **{f"6_{i}": (JobState.PENDING, "PENDING") for i in range(2, 6)},
+    }
+
+
+def test_collapsed_pending_tasks_stand_for_each_task():
+    records = parsing.squeue_records(completed(sample("squeue_array_running_collapsed.txt")))
+    found = parsing.statuses(records, [f"6_{i}" for i in range(7)])
+    assert sorted(found) == [f"6_{i}" for i in range(6)]
+    assert found["6_4"].reason == "JobArrayTaskLimit"
+
+
+def test_finished_failed_and_held_jobs():
+    found = states_of(sample("squeue_states.txt"))
+    assert found["15_1"] == (JobState.ENDED, "COMPLETED")
+    assert found["9"] == (JobState.ENDED, "FAILED")
+    assert found["13"] == (JobState.ENDED, "CANCELLED")
+    assert found["10"] == (JobState.ERROR, "DEADLINE")
+    assert found["12"] == (JobState.ERROR, "PENDING")  # JobHeldAdmin
+    assert found["11"] == (JobState.HELD, "PENDING")  # JobHeldUser
+    assert found["14_0"] == (JobState.HELD, "PENDING")
+
+
+def test_hard_errors_of_the_cluster():
+    found = states_of(sample("squeue_hard_errors.txt"))
+    assert found["19"] == (JobState.ERROR, "NODE_FAIL")
+    assert found["20"] == (JobState.ERROR, "TIMEOUT")
+    assert found["18"] == (JobState.PENDING, "PENDING")  # requeued, BeginTime
+
+
+def test_whole_array_cancelled_while_pending_covers_its_tasks():
+    # "14|14|N/A|CANCELLED|JobHeldUser": a held array cancelled by name; task 1
+    # was cancelled alone before and vanished.
+    records = parsing.squeue_records(completed(sample("squeue_after_cancel.txt")))
+    found = parsing.statuses(records, ["14_0", "14_2", "15_0", "99_1"])
+    assert found["14_0"].scheduler_state == "CANCELLED"
+    assert found["14_2"].state == JobState.ENDED
+    assert found["15_0"].scheduler_state == "COMPLETED"
+    assert "99_1" not in found
+
+
+def test_jobs_purged_from_squeue_are_left_out():
+    records = parsing.squeue_records(completed(sample("squeue_states.txt")))
+    assert parsing.statuses(records, ["1", "2_5"]) == {}
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "\x1b[31m#### garbage ;; 12|x\n",
+        "6_0|6|0|RUNNING\n",
+        "6_0|6|0|running|None\n",
+        "x|6|0|R|N\n",
+    ],
+)
+def test_unreadable_squeue_output_is_transient(stdout):
+    with pytest.raises(TransientError):
+        parsing.squeue_records(completed(stdout))
+
+
+def test_failing_squeue_is_transient():
+    stderr = "slurm_load_jobs error: Socket timed out on send/recv operation"
+    with pytest.raises(TransientError, match="Socket timed out"):
+        parsing.squeue_records(completed(stderr=stderr, returncode=1))
+
+
+def test_empty_answer_is_no_jobs():
+    assert parsing.squeue_records(completed("")) == []
+
+
+def test_jobs_with_comment():
+    text = "41|pypoolparty chunk 3\n42|pypoolparty chunk 4\n"
+    assert parsing.jobs_with_comment(completed(text)) == {
+        "pypoolparty chunk 3": "41",
+        "pypoolparty chunk 4": "42",
+    }
+
+
+# ------------------------------------------------------------------ states
+
+
+@pytest.mark.parametrize(
+    "state, reason, expected",
+    [
+        ("PENDING", "Priority", JobState.PENDING),
+        ("PENDING", "JobArrayTaskLimit", JobState.PENDING),
+        ("PENDING", "BeginTime", JobState.PENDING),
+        ("REQUEUED", "None", JobState.PENDING),
+        ("REQUEUE_FED", "None", JobState.PENDING),
+        ("PENDING", "JobHeldUser", JobState.HELD),
+        ("PENDING", "job requeued in held state", JobState.HELD),
+        ("REQUEUE_HOLD", "None", JobState.HELD),
+        ("PENDING", "JobHeldAdmin", JobState.ERROR),
+        ("PENDING", "launch failed requeued held", JobState.ERROR),
+        ("PENDING", "DependencyNeverSatisfied", JobState.ERROR),
+        ("PENDING", "BadConstraints", JobState.ERROR),
+        ("RUNNING", "None", JobState.RUNNING),
+        ("COMPLETING", "None", JobState.RUNNING),
+        ("CONFIGURING", "None", JobState.RUNNING),
+        ("SUSPENDED", "None", JobState.RUNNING),
+        ("STOPPED", "None", JobState.RUNNING),
+        ("SIGNALING", "None", JobState.RUNNING),
+        ("STAGE_OUT", "None", JobState.RUNNING),
+        ("RESIZING", "None", JobState.RUNNING),
+        ("COMPLETED", "None", JobState.ENDED),
+        ("FAILED", "NonZeroExitCode", JobState.ENDED),
+        ("CANCELLED", "None", JobState.ENDED),
+        ("REVOKED", "None", JobState.ENDED),
+        ("FAILED", "JobLaunchFailure", JobState.ERROR),
+        ("NODE_FAIL", "NodeDown", JobState.ERROR),
+        ("TIMEOUT", "TimeLimit", JobState.ERROR),
+        ("OUT_OF_MEMORY", "OutOfMemory", JobState.ERROR),
+        ("BOOT_FAIL", "None", JobState.ERROR),
+        ("DEADLINE", "DeadLine", JobState.ERROR),
+        ("PREEMPTED", "None", JobState.ERROR),
+        ("SPECIAL_EXIT", "None", JobState.ERROR),
+        ("RESV_DEL_HOLD", "None", JobState.ERROR),
+        ("UNHEARD_OF", "None", JobState.UNKNOWN),
+    ],
+)
+def test_job_state(state, reason, expected):
+    assert parsing.job_state(state, reason) == expected
+
+
+# ------------------------------------------------------------------ indices
+
+
+@pytest.mark.parametrize(
+    "expression, indices",
+    [
+        ("3", [3]),
+        ("0-4", [0, 1, 2, 3, 4]),
+        ("2-5%2", [2, 3, 4, 5]),
+        ("3,7,12%2", [3, 7, 12]),
+        ("[1-9:4]", [1, 5, 9]),
+    ],
+)
+def test_task_indices(expression, indices):
+    assert parsing.task_indices(expression) == indices
+
+
+@pytest.mark.parametrize(
+    "indices, expression",
+    [([0, 1, 2, 5], "0-2,5"), ([7], "7"), ([3, 7, 12], "3,7,12"), ([9, 8, 8, 10, 1], "1,8-10")],
+)
+def test_index_expression(indices, expression):
+    assert parsing.index_expression(indices) == expression
+    assert parsing.task_indices(expression) == sorted(set(indices))
+
+
+# ------------------------------------------------------------------ config and capacity
+
+
+def test_max_array_size_from_scontrol_show_config():
+    config = parsing.scontrol_config(completed(sample("scontrol_show_config.txt")))
+    assert parsing.max_array_size(config) == 100001
+    assert config["MinJobAge"] == "300 sec"
+
+
+def test_total_cpus_of_the_default_partition():
+    assert parsing.total_cpus(completed(sample("sinfo_partitions_cpus.txt"))) == 2
+
+
+def test_total_cpus_of_named_partitions():
+    text = "debug*|1/1/0/2\ngpu|0/8/0/8\nlong|4/0/4/16\n"
+    assert parsing.total_cpus(completed(text), ["gpu", "long"]) == 24
+    assert parsing.total_cpus(completed(text), ["nosuch"]) is None
+
+
+def test_cancel_selectors_group_the_tasks_of_an_array():
+    jobids = ["7_3", "7_0", "7_1", "12", "7_9", "8_2", "11"]
+    assert cancel_selectors(jobids) == ["11", "12", "7_[0-1,3,9]", "8_[2]"]

@@ -1,0 +1,217 @@
+"""Both SLURM pools against a real SLURM (CI: ``sudo bash local_clusters/slurm/start.sh``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+from conftest import REPO_DIR, require_scheduler  # tests/conftest.py
+
+import pypoolparty.slurm
+import pypoolparty.slurm.array
+from pypoolparty.errors import ResubmissionsExhausted
+from pypoolparty.scheduler import JobState, Submission, SubmissionRejected
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.slurm
+POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
+
+
+@pytest.fixture(autouse=True)
+def real_slurm():
+    require_scheduler("slurm", ["sbatch", "squeue", "scancel"], probe=["scontrol", "ping"])
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A job name prefix of this test alone, to find its jobs in the queue."""
+    return f"ppp{uuid.uuid4().hex[:8]}"
+
+
+def make_pool(pool_class, tmp_path, prefix, **options):
+    defaults = dict(
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.2,
+        missing_result_grace_period=1.0,
+        job_name_prefix=prefix,
+    )
+    return pool_class(**{**defaults, **options})
+
+
+def queue_of(prefix: str, states: str = "all") -> list[tuple[str, str, str]]:
+    """(job id, state, reason) of every job whose name starts with ``prefix``."""
+    out = subprocess.run(
+        ["squeue", "-h", "--array", "-t", states, "-o", "%i|%j|%T|%r"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = [line.split("|") for line in out.splitlines()]
+    return [
+        (jobid, state, reason) for jobid, name, state, reason in fields if name.startswith(prefix)
+    ]
+
+
+def events(tmp_path, kind: str) -> list[dict]:
+    found = []
+    for path in (tmp_path / "work").glob("map-*/log.jsonl"):
+        found += [json.loads(line) for line in path.read_text().splitlines()]
+    return [event for event in found if event.get("event") == kind]
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_map_and_starmap_of_a_thousand_tasks(pool_class, tmp_path, prefix):
+    pool = make_pool(pool_class, tmp_path, prefix)
+    assert pool.map(lambda x: x * x, range(1000)) == [x * x for x in range(1000)]
+    assert pool.starmap(divmod, [(x, 7) for x in range(1000)]) == [
+        divmod(x, 7) for x in range(1000)
+    ]
+    jobs = queue_of(prefix)
+    # The session cancels jobs still finishing after their result arrived.
+    assert {state for _, state, _ in jobs} <= {"COMPLETED", "CANCELLED"}
+    wait_until(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+    if pool_class is pypoolparty.slurm.array.Pool:
+        assert len({jobid.split("_")[0] for jobid, _, _ in jobs}) == 2  # one array per map
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_job_killed_from_outside_is_resubmitted(pool_class, tmp_path, prefix):
+    pool = make_pool(pool_class, tmp_path, prefix, keep_work_dir=True)
+    process_pool_done = {}
+
+    def slow_square(x):
+        time.sleep(3)
+        return x * x
+
+    thread = threading.Thread(
+        target=lambda: process_pool_done.update(
+            results=pool.map(slow_square, range(3), chunksize=1)
+        )
+    )
+    thread.start()
+    try:
+        running = wait_until(lambda: [j for j, s, _ in queue_of(prefix, "R")], timeout=60)
+        subprocess.run(["scancel", running[0]], check=True)
+    finally:
+        thread.join(timeout=120)
+    assert process_pool_done["results"] == [0, 1, 4]
+    failed = [event["jobid"] for event in events(tmp_path, "job_failed")]
+    assert failed == [running[0]]
+    assert (running[0], "CANCELLED", "None") in queue_of(prefix)
+
+
+def test_exhausted_resubmissions_raise_with_slurms_reason(tmp_path, prefix):
+    # A one-minute job that must end within 30 s: SLURM fails it at once (DEADLINE).
+    hopeless = ["--time=0:01", "--deadline=now+30"]
+    pool = make_pool(
+        pypoolparty.slurm.array.Pool,
+        tmp_path,
+        prefix,
+        sbatch_arguments=hopeless,
+        max_num_resubmissions=1,
+    )
+    with pytest.raises(ResubmissionsExhausted, match="DEADLINE"):
+        pool.map(abs, range(4), chunksize=2)
+    assert {state for _, state, _ in queue_of(prefix)} == {"DEADLINE"}
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_value_sbatch_rejects_raises_with_its_message(pool_class, tmp_path, prefix):
+    pool = make_pool(pool_class, tmp_path, prefix, gpus=1)  # this cluster has no GPUs
+    with pytest.raises(SubmissionRejected, match="Invalid generic resource"):
+        pool.map(abs, range(3))
+    assert queue_of(prefix) == []
+
+
+CTRL_C_SCRIPT = """
+import sys, time
+import pypoolparty.slurm.array
+pool = pypoolparty.slurm.array.Pool(work_dir=sys.argv[1], job_name_prefix=sys.argv[2],
+                                    polling_interval=0.2)
+print("mapping", flush=True)
+pool.map(time.sleep, [60] * 6, chunksize=1)
+"""
+
+
+def test_ctrl_c_leaves_no_job_in_the_queue(tmp_path, prefix):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR)
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CTRL_C_SCRIPT), str(tmp_path / "work"), prefix],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: queue_of(prefix, "R"), timeout=60)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert "KeyboardInterrupt" in stderr
+    wait_until(lambda: not queue_of(prefix, "PD,R,CG,S"), timeout=30)
+    # Running tasks show CANCELLED; pending ones cancelled alone vanish.
+    assert {state for _, state, _ in queue_of(prefix)} == {"CANCELLED"}
+
+
+def test_resource_options_reach_the_job(tmp_path, prefix, stand_in_worker):
+    pool = make_pool(
+        pypoolparty.slurm.array.Pool,
+        tmp_path,
+        prefix,
+        partition="debug",
+        time="1:30:00",
+        mem="200M",
+        cpus_per_task=1,
+        account="physics",
+        qos="normal",  # accepted; without slurmdbd scontrol shows QOS=(null)
+        sbatch_arguments=["--hold", "--nice=7"],
+    )
+    scheduler = pool._make_scheduler()
+    directory = tmp_path / "submission"
+    directory.mkdir()
+    jobs = scheduler.submit(Submission([0, 1], f"{prefix}-1", stand_in_worker, str(directory)))
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", jobs[0].jobid], capture_output=True, text=True, check=True
+        ).stdout
+        for expected in [
+            "Partition=debug",
+            "TimeLimit=01:30:00",
+            "mem=200M",
+            "Account=physics",
+            "Nice=7",
+            "Reason=JobHeldUser",
+            "ArrayTaskId=0",
+        ]:
+            assert expected in shown, f"{expected} not in {shown}"
+        assert {s.state for s in scheduler.query(jobs).values()} == {JobState.HELD}
+    finally:
+        scheduler.cancel(jobs)
+        scheduler.cancel(jobs)  # idempotent
+    wait_until(lambda: not queue_of(prefix, "PD,R,CG"))
+
+
+def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
+    tmp_path, prefix, stand_in_worker, monkeypatch
+):
+    monkeypatch.setenv("PPP_TEST_SECRET", "do-not-leak")
+    scheduler = make_pool(pypoolparty.slurm.array.Pool, tmp_path, prefix)._make_scheduler()
+    directory = tmp_path / "submission"
+    directory.mkdir()
+    scheduler.submit(Submission([5], f"{prefix}-1", stand_in_worker, str(directory)))
+    path = os.path.join(stand_in_worker.work_dir, "chunk_5")
+    wait_until(lambda: os.path.exists(path), timeout=60)
+    with open(path) as file:
+        environment = json.load(file)
+    assert environment["SLURM_ARRAY_TASK_ID"] == "5"
+    assert "PPP_TEST_SECRET" not in environment
