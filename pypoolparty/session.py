@@ -150,6 +150,7 @@ class Chunk:
     done: bool = False
     last_error: str = ""
     stderr_tail: str = ""
+    adopted: bool = False
 
 
 class Session:
@@ -341,6 +342,7 @@ class Session:
             chunk.job = job
             chunk.status = None
             chunk.missing_since = None
+            chunk.adopted = False
             chunk.num_submissions += 1
         self.log.write(
             "submitted",
@@ -396,25 +398,30 @@ class Session:
         return results
 
     def _cancel_stragglers(self) -> None:
-        """Nothing of a finished map stays queued: a job may linger after its
-        result arrived (held after writing it, or a duplicate still pending).
-        Running jobs are left to end: the worker exits right after writing."""
+        """Nothing of a finished map stays queued or running.
+
+        A job may linger after its chunk's result arrived: held after writing
+        it, or a duplicate (the chunk was resubmitted when its result was
+        late, or its job was adopted from a killed predecessor) that is still
+        pending or running the chunk again. A running job that is its chunk's
+        only job wrote the result and is exiting: it is left to end, so the
+        scheduler shows it as completed, not cancelled.
+        """
         # Also jobs no poll ever saw: all results may arrive before the first
         # poll (a resumed map, a duplicate run).
-        candidates = [
-            c.job
+        candidates = {
+            c.job.jobid: c
             for c in self.chunks
             if c.job is not None and (c.status is not None or c.missing_since is None)
-        ]
+        }
         if not candidates:
             return
         try:
-            statuses = self.scheduler.query(candidates)
+            statuses = self.scheduler.query([c.job for c in candidates.values()])
             lingering = [
-                job
-                for job in candidates
-                if job.jobid in statuses
-                and statuses[job.jobid].state not in (JobState.RUNNING, JobState.ENDED)
+                candidates[jobid].job
+                for jobid, status in statuses.items()
+                if jobid in candidates and _may_linger(candidates[jobid], status)
             ]
             if lingering:
                 self.scheduler.cancel(lingering)
@@ -488,6 +495,7 @@ class Session:
                 chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
+                chunk.adopted = True
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
         self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
         logger.info(
@@ -523,6 +531,14 @@ class Session:
                 counts[JobState.HELD],
                 waiting + counts[JobState.UNKNOWN] + counts[JobState.ENDED],
             )
+
+
+def _may_linger(chunk: Chunk, status: JobStatus) -> bool:
+    if status.state == JobState.ENDED:
+        return False
+    if status.state == JobState.RUNNING:
+        return chunk.num_submissions > 1 or chunk.adopted
+    return True
 
 
 def _quietly(action, *args, **kwargs) -> None:

@@ -17,8 +17,13 @@ def append_event(
     lines = [f"{code:03d} ({cluster:03d}.{proc:03d}.000) {stamp} {text}"]
     lines += ["\t" + line for line in body]
     lines.append("...")
-    with open(log_path, "a") as file:
-        file.write("\n".join(lines) + "\n")
+    try:
+        with open(log_path, "a") as file:
+            file.write("\n".join(lines) + "\n")
+    except OSError:
+        # As HTCondor: a user log that cannot be written (its directory was
+        # removed) is not written; the job goes on and leaves the queue.
+        pass
 
 
 def submitted(log_path, cluster, proc):

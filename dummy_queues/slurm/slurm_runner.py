@@ -106,7 +106,12 @@ def start(state, job, settings, processes):
         job["kill_at"] = time.time() + 0.1 + 0.4 * slurm_state.chance("delay", jobid)
         processes[jobid] = subprocess.Popen(["sleep", "60"], start_new_session=True)
     else:
-        processes[jobid] = launch(job)
+        try:
+            processes[jobid] = launch(job)
+        except OSError:
+            # As slurmd: a job whose output file cannot be opened fails.
+            slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
+            return False
     job.update(state="RUNNING", reason="None", pgid=processes[jobid].pid, start_time=time.time())
     return True
 

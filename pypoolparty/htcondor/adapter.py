@@ -267,8 +267,8 @@ def _parse_condor_q(completed: commands.Completed) -> list[parsing.QueuedJob]:
 
 
 def _parse_condor_rm(completed: commands.Completed) -> None:
-    if completed.returncode == 0:
-        return
+    # Exit 0 alone is not enough: an answer we cannot read may not have
+    # removed anything, and a held job would stay in the queue for good.
     if parsing.condor_rm_went_fine(completed.stdout, completed.stderr):
-        return  # exit 1 because some were already gone: fine
+        return  # also exit 1 because some were already gone: fine
     raise commands.TransientError(completed.describe())
