@@ -8,6 +8,7 @@ The variable is never exported to workers (``PYPOOLPARTY_*`` is a host
 variable), so it cannot affect jobs.
 
 Points: ``before_submit`` (work_dir ready, nothing submitted),
+``during_submit`` (jobs submitted, their ids not yet logged),
 ``after_submit`` (jobs submitted and logged), ``during_fold`` (results
 archived, their outcome files not yet deleted).
 """
@@ -18,7 +19,7 @@ import os
 import signal
 
 VARIABLE = "PYPOOLPARTY_CRASH_AT"
-POINTS = ("before_submit", "after_submit", "during_fold")
+POINTS = ("before_submit", "during_submit", "after_submit", "during_fold")
 
 
 def reached(point: str) -> None:

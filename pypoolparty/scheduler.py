@@ -180,6 +180,16 @@ class Scheduler(abc.ABC):
     def cancel(self, jobs: Sequence[Job]) -> None:
         """Cancel ``jobs``. Cancelling a job that is already gone is fine."""
 
+    def cancel_by_name(self, job_name: str) -> None:
+        """Cancel every job submitted under ``job_name``.
+
+        Used when a map continues after its submitting process died between
+        a submission and recording the job ids: those jobs are known only by
+        their name. The default does nothing, for schedulers whose jobs cannot
+        outlive the process that submitted them.
+        """
+        return None
+
     def capacity(self) -> int | None:
         """How many jobs could run at once on the target, if the scheduler
         tells (used only for the default chunk size); ``None`` if unknown."""

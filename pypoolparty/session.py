@@ -337,6 +337,7 @@ class Session:
         )
         self.log.write("submitting", submission=name, num_chunks=len(ichunks))
         jobs = self.scheduler.submit(submission)
+        crash_points.reached("during_submit")
         for job in jobs:
             chunk = self.chunks[job.ichunk]
             chunk.job = job
@@ -485,17 +486,26 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
         metadata = work_dir.read_json(self.dir.metadata_path)
         same_scheduler = metadata.get("scheduler") == self.scheduler.name
+        unrecorded = set()
         for event in event_log.read(self.dir.log_path):
             if event.get("event") == "submitting":
                 self.num_submissions += 1
+                unrecorded.add(event["submission"])
             if event.get("event") != "submitted" or not same_scheduler:
                 continue
+            unrecorded.discard(event["submission"])
             for jobid, ichunk, stdout, stderr in event["jobs"]:
                 chunk = self.chunks[ichunk]
                 chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True
+        if same_scheduler:
+            # The predecessor died between submitting and recording the job
+            # ids: those jobs would run unseen beside the ones we submit now.
+            for name in sorted(unrecorded):
+                self.scheduler.cancel_by_name(name)
+                self.log.write("cancelled_unrecorded_submission", submission=name)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
         self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
         logger.info(

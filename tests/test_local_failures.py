@@ -7,10 +7,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import zipfile
 
 import pytest
+from waiting import wait_for
 
 import pypoolparty
 from pypoolparty import event_log
@@ -226,14 +226,6 @@ def start_map(tmp_path, n, sleep):
         [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     return process, work_dir, side_effects
-
-
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def worker_pids(session_dir):

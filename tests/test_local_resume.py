@@ -16,9 +16,12 @@ import os, time
 import pypoolparty
 
 def record(x):
-    with open(os.path.join({side_effects!r}, str(x)), "a") as file:
-        file.write("ran\\n")
+    path = os.path.join({side_effects!r}, str(x))
+    with open(path, "a") as file:
+        file.write("started\\n")
     time.sleep(0.2)
+    with open(path, "a") as file:
+        file.write("finished\\n")
     return x + 100
 
 if __name__ == "__main__":
@@ -51,5 +54,6 @@ def test_resume_after_sigkill_runs_no_completed_chunk_twice(tmp_path, crash_at):
     finished = run_script(script)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == str([x + 100 for x in range(12)])
-    runs = {p.name: p.read_text().count("ran") for p in side_effects.iterdir()}
-    assert runs == {str(x): 1 for x in range(12)}
+    # A task the kill interrupted may start again; a finished one never runs again.
+    finished_runs = {p.name: p.read_text().count("finished") for p in side_effects.iterdir()}
+    assert finished_runs == {str(x): 1 for x in range(12)}

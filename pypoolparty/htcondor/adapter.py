@@ -207,6 +207,14 @@ class HTCondorScheduler(Scheduler):
                 policy=self.policy,
             )
 
+    def cancel_by_name(self, job_name: str) -> None:
+        constraint = f"{submitfile.JOB_NAME_ATTRIBUTE} == {submitfile.classad_string(job_name)}"
+        commands.call(
+            [self.paths.condor_rm, "-constraint", constraint],
+            parse=_parse_condor_rm,
+            policy=self.policy,
+        )
+
     def _remove_whole_cluster(self, cluster: int, jobids: set[str]) -> bool:
         """Remove by cluster id when all its procs go, or when some of them may
         not be materialized yet: ``condor_rm C.P`` cannot reach those, and the

@@ -22,6 +22,9 @@ from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission
 JOB_START_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SHELL")
 
 
+JOB_NAME_VARIABLE = "PYPOOLPARTY_JOB_NAME"
+
+
 class LocalScheduler(Scheduler):
     """Runs each chunk as a local process of the worker script."""
 
@@ -30,7 +33,7 @@ class LocalScheduler(Scheduler):
     def __init__(self, max_running: int) -> None:
         self.max_running = max_running
         self._lock = threading.Lock()
-        self._queue: collections.deque[tuple[Job, list[str]]] = collections.deque()
+        self._queue: collections.deque[tuple[Job, list[str], str]] = collections.deque()
         self._queued: set[str] = set()
         self._running: dict[str, subprocess.Popen] = {}
         self._exit_codes: dict[str, int] = {}
@@ -50,7 +53,7 @@ class LocalScheduler(Scheduler):
                     stderr_path=f"{base}.stderr",
                 )
                 arguments = submission.worker.arguments(ichunk=ichunk)
-                self._queue.append((job, arguments))
+                self._queue.append((job, arguments, submission.job_name))
                 self._queued.add(job.jobid)
                 jobs.append(job)
             self._start_queued()
@@ -84,6 +87,20 @@ class LocalScheduler(Scheduler):
             for pid in (_worker_processes(foreign) if foreign else {}).values():
                 _kill(pid)
 
+    def cancel_by_name(self, job_name: str) -> None:
+        """Kill the workers, started by any process, of the jobs named ``job_name``."""
+        marker = f"{JOB_NAME_VARIABLE}={job_name}".encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as file:
+                    environment = file.read().split(b"\0")
+            except OSError:
+                continue
+            if marker in environment:
+                _kill(int(entry))
+
     def capacity(self) -> int:
         return self.max_running
 
@@ -110,15 +127,15 @@ class LocalScheduler(Scheduler):
 
     def _start_queued(self) -> None:
         while self._queue and len(self._running) < self.max_running:
-            job, arguments = self._queue.popleft()
+            job, arguments, job_name = self._queue.popleft()
             self._queued.discard(job.jobid)
-            process = self._start(job, arguments)
+            process = self._start(job, arguments, job_name)
             if process is None:
                 self._exit_codes[job.jobid] = 127
             else:
                 self._running[job.jobid] = process
 
-    def _start(self, job: Job, arguments: list[str]) -> subprocess.Popen | None:
+    def _start(self, job: Job, arguments: list[str], job_name: str) -> subprocess.Popen | None:
         """Start ``job``'s worker; ``None`` if it could not be started."""
         try:
             with _open_private(job.stdout_path) as stdout, _open_private(job.stderr_path) as err:
@@ -126,7 +143,7 @@ class LocalScheduler(Scheduler):
                 # which cancels its jobs, not every worker at once.
                 process = subprocess.Popen(
                     arguments,
-                    env=_job_environment(),
+                    env=_job_environment(job_name),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=err,
@@ -146,10 +163,13 @@ class LocalScheduler(Scheduler):
             self._start_queued()
 
 
-def _job_environment() -> dict[str, str]:
+def _job_environment(job_name: str) -> dict[str, str]:
     """What a batch system gives a job before the worker sets the exported
-    variables: enough to start, nothing of the submitting shell's state."""
-    return {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}
+    variables: enough to start, nothing of the submitting shell's state, and
+    the job's name, by which :meth:`LocalScheduler.cancel_by_name` finds it."""
+    environment = {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}
+    environment[JOB_NAME_VARIABLE] = job_name
+    return environment
 
 
 def _describe_exit(code: int) -> str:

@@ -107,6 +107,9 @@ class SlurmQueue(Scheduler):
             args = [self.paths.scancel, *selectors[start : start + CANCEL_BATCH_SIZE]]
             commands.call(args, _cancelled, self.policy)
 
+    def cancel_by_name(self, job_name: str) -> None:
+        commands.call([self.paths.scancel, f"--name={job_name}"], _cancelled, self.policy)
+
     # ---------------------------------------------------------------- extras
 
     def capacity(self) -> int | None:

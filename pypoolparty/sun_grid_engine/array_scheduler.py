@@ -135,6 +135,12 @@ class ArrayScheduler(Scheduler):
             policy=self.policy,
         )
 
+    def cancel_by_name(self, job_name: str) -> None:
+        """Delete the array jobs named ``job_name`` (found with ``qstat``)."""
+        numbers = sorted({e.job_number for e in self.qstat() if e.name == job_name})
+        if numbers:
+            commands.call([self.qdel_path, *numbers], parse=parse_qdel, policy=self.policy)
+
     def capacity(self) -> int | None:
         """Jobs that fit at once: usable slots of the queue (``qstat -g c``) / slots per job."""
         try:

@@ -154,18 +154,22 @@ def parse_qstat_j_error_reasons(text: str) -> dict[int, str]:
 def parse_qstat_g_c(text: str, queue_name: str | None = None) -> int | None:
     """Usable slots from ``qstat -g c``: TOTAL minus unusable (``cdsuE``) slots.
 
-    Sums all cluster queues, or only ``queue_name``. ``None`` if none is listed.
+    Sums all cluster queues, or only ``queue_name``. When no slot is usable
+    right now (an execution daemon is down), the configured TOTAL is the
+    better guide to how many jobs will run once it is back. ``None`` if no
+    queue is listed.
     """
-    slots = None
+    usable = total = None
     for line in text.splitlines():
         fields = line.split()
         if len(fields) != 8 or not fields[-1].isdigit() or not fields[-3].isdigit():
             continue
         if queue_name is not None and fields[0] != queue_name:
             continue
-        total, unusable = int(fields[-3]), int(fields[-1])
-        slots = (slots or 0) + max(total - unusable, 0)
-    return slots
+        queue_total, unusable = int(fields[-3]), int(fields[-1])
+        total = (total or 0) + queue_total
+        usable = (usable or 0) + max(queue_total - unusable, 0)
+    return usable if usable else total
 
 
 QDEL_FINE = re.compile(

@@ -7,13 +7,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import chaos_queues
 import chaos_tasks
 import pytest
 from chaos_bounded import call_within
 from chaos_runner import kill_processes_mentioning, processes_mentioning
+from waiting import wait_for
 
 import pypoolparty
 from pypoolparty import crash_points
@@ -164,17 +164,9 @@ def test_the_dummy_htcondor_ends_a_job_whose_log_directory_was_removed(tmp_path,
     subprocess.run([submit, "-terse", str(submit_file)], check=True, timeout=60)
     shutil.rmtree(log_dir)
     try:
-        wait_until(lambda: chaos_queues.queued_jobs("htcondor", str(queue_dir)) == [], 30)
+        wait_for(lambda: chaos_queues.queued_jobs("htcondor", str(queue_dir)) == [], 30)
     finally:
         chaos_queues.cancel_everything("htcondor", str(queue_dir))
-
-
-def wait_until(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.mark.chaos
@@ -193,7 +185,7 @@ def test_the_dummy_slurm_fails_a_job_whose_output_directory_is_gone(tmp_path, mo
             capture_output=True,
         )
     try:
-        wait_until(lambda: chaos_queues.queued_jobs("slurm_job", str(queue_dir)) == [], 30)
+        wait_for(lambda: chaos_queues.queued_jobs("slurm_job", str(queue_dir)) == [], 30)
         assert (tmp_path / "out.txt").exists()
     finally:
         chaos_queues.cancel_everything("slurm_job", str(queue_dir))

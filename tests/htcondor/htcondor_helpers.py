@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUMMY_DIR = os.path.join(REPO_DIR, "dummy_queues", "htcondor")
@@ -39,18 +38,6 @@ def dummy_condor_q(env: dict | None = None) -> list[str]:
         check=True,
     )
     return [line.split()[0] for line in completed.stdout.splitlines() if line.strip()]
-
-
-def wait_for(condition, timeout: float = 60.0, interval: float = 0.05):
-    """Poll ``condition`` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)
 
 
 def max_concurrently_executing(event_log_path: str) -> int:

@@ -16,7 +16,7 @@ import uuid
 import job_user
 import pytest
 from conftest import in_ci, require_scheduler
-from htcondor_helpers import wait_for
+from waiting import wait_for
 
 pytestmark = pytest.mark.htcondor
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+
+from waiting import wait_for
 
 
 class DummySge:
@@ -49,18 +50,6 @@ class DummySge:
         if numbers:
             self.run("qdel", *numbers)
         wait_for(lambda: not self.jobs() and not self.state().get("runner_pid"), 30)
-
-
-def wait_for(condition, timeout: float, interval: float = 0.05):
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def session_events(work_dir) -> list[dict]:

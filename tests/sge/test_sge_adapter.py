@@ -6,7 +6,8 @@ import os
 import sys
 
 import pytest
-from sge_helpers import DummySge, wait_for
+from sge_helpers import DummySge
+from waiting import wait_for
 
 from pypoolparty.commands import (
     CommandFailed,

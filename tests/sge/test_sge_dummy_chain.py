@@ -9,7 +9,8 @@ import sys
 import threading
 
 import pytest
-from sge_helpers import DummySge, session_events, wait_for
+from sge_helpers import DummySge, session_events
+from waiting import wait_for
 
 import pypoolparty
 from pypoolparty.scheduler import SubmissionRejected

@@ -7,7 +7,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from sge_helpers import DummySge, wait_for
+from sge_helpers import DummySge
+from waiting import wait_for
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 

@@ -160,3 +160,9 @@ def test_qdel_output_of_deletions_and_vanished_jobs_has_no_problems():
 def test_qdel_output_that_is_not_a_deletion_is_a_problem():
     output = "error: commlib error: got select error (Connection refused)\n"
     assert parsing.qdel_problems(output) == [output.strip()]
+
+
+def test_qstat_g_c_with_the_execd_down_gives_the_configured_slots():
+    # Captured with sge_execd stopped: both slots unusable ("u"). Chunking for
+    # the configured size beats assuming a huge cluster.
+    assert parsing.parse_qstat_g_c(sample("qstat_g_c_execd_down.txt")) == 2

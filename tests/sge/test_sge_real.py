@@ -10,7 +10,8 @@ import threading
 
 import pytest
 from conftest import require_scheduler
-from sge_helpers import session_events, wait_for
+from sge_helpers import session_events
+from waiting import wait_for
 
 import pypoolparty
 from pypoolparty.scheduler import SubmissionRejected

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -67,6 +66,7 @@ def dummy_slurm(dummy_queues_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
     slurm = DummySlurm(dummy_queues_dir, str(state_dir))
     yield slurm
+    slurm.set_faults()  # a test's hanging scancel must not hang the cleanup
     slurm.cancel_everything()  # so that its runner goes idle and exits
 
 
@@ -82,15 +82,3 @@ def stand_in_worker(tmp_path) -> WorkerCall:
 @pytest.fixture
 def fast_retries() -> RetryPolicy:
     return RetryPolicy(timeout=5.0, max_outage=60.0, first_backoff=0.05, max_backoff=0.5)
-
-
-def wait_until(condition, timeout: float = 60.0, interval: float = 0.05):
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)

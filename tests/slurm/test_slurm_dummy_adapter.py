@@ -6,14 +6,13 @@ import dataclasses
 import os
 
 import pytest
+from waiting import wait_for
 
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected
 from pypoolparty.slurm.array_scheduler import ArrayScheduler
 from pypoolparty.slurm.job_scheduler import JobScheduler
 from pypoolparty.slurm.queue import Commands
 from pypoolparty.slurm.resources import resources
-
-from .conftest import wait_until
 
 
 def make(kind, dummy_slurm, policy, **options):
@@ -50,7 +49,7 @@ def test_an_array_runs_each_chunk_as_the_task_of_its_index(
     assert [job.jobid for job in jobs] == [f"{array_id}_{i}" for i in range(5)]
     assert [job.ichunk for job in jobs] == [0, 1, 2, 3, 4]
     assert {job["options"]["array"] for job in dummy_slurm.jobs()} == {"0-4%2"}
-    statuses = wait_until(lambda: all_ended(scheduler, jobs))
+    statuses = wait_for(lambda: all_ended(scheduler, jobs))
     assert {status.scheduler_state for status in statuses.values()} == {"COMPLETED"}
     assert chunks_done(stand_in_worker) == {0, 1, 2, 3, 4}
     assert all(os.path.exists(job.stdout_path) for job in jobs)
@@ -62,7 +61,7 @@ def test_a_resubmission_is_one_array_of_the_failed_indices(
     scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
     jobs = scheduler.submit(submission(stand_in_worker, tmp_path, [1, 3, 4, 9]))
     assert {job["options"]["array"] for job in dummy_slurm.jobs()} == {"1,3-4,9"}
-    wait_until(lambda: all_ended(scheduler, jobs))
+    wait_for(lambda: all_ended(scheduler, jobs))
     assert chunks_done(stand_in_worker) == {1, 3, 4, 9}
 
 
@@ -76,7 +75,7 @@ def test_chunks_beyond_max_array_size_go_into_further_arrays(
     assert arrays == {"0-2", "1-2"}  # 0-2 direct, then two chunk lists of two
     assert len({job["array_job_id"] for job in dummy_slurm.jobs()}) == 3
     assert [job.ichunk for job in jobs] == list(range(7))
-    wait_until(lambda: all_ended(scheduler, jobs))
+    wait_for(lambda: all_ended(scheduler, jobs))
     assert chunks_done(stand_in_worker) == set(range(7))
 
 
@@ -88,7 +87,7 @@ def test_single_jobs_keep_the_throttle_with_dependencies(
     assert [job.ichunk for job in jobs] == [0, 1, 2, 3, 4]
     after = [job.get("after") for job in dummy_slurm.jobs()]
     assert after == [None, None, jobs[0].jobid, jobs[1].jobid, jobs[2].jobid]
-    wait_until(lambda: all_ended(scheduler, jobs))
+    wait_for(lambda: all_ended(scheduler, jobs))
     assert chunks_done(stand_in_worker) == {0, 1, 2, 3, 4}
 
 
@@ -105,7 +104,7 @@ def test_a_submission_whose_answer_was_lost_is_not_submitted_twice(
         f"{j['array_job_id']}_{j['task']}" if j["task"] is not None else str(j["array_job_id"])
         for j in dummy_slurm.jobs()
     }
-    wait_until(lambda: all_ended(scheduler, jobs))
+    wait_for(lambda: all_ended(scheduler, jobs))
 
 
 @pytest.mark.parametrize("kind", [ArrayScheduler, JobScheduler])
@@ -146,7 +145,7 @@ def test_query_asks_squeue_once_for_jobs_of_several_submissions(
     first = scheduler.submit(submission(stand_in_worker, tmp_path, [0, 1], name="ppp-a-1"))
     second = scheduler.submit(submission(stand_in_worker, tmp_path, [1], name="ppp-a-2"))
     scheduler.paths = dataclasses.replace(scheduler.paths, squeue=str(counting))
-    wait_until(lambda: all_ended(scheduler, first + second))
+    wait_for(lambda: all_ended(scheduler, first + second))
     calls.write_text("")
     statuses = scheduler.query(first + second)
     assert set(statuses) == {job.jobid for job in first + second}
@@ -161,7 +160,7 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
     monkeypatch.setenv("PPP_TEST_SECRET", "do-not-leak")
     scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
     jobs = scheduler.submit(submission(stand_in_worker, tmp_path, [4]))
-    wait_until(lambda: all_ended(scheduler, jobs))
+    wait_for(lambda: all_ended(scheduler, jobs))
     with open(os.path.join(stand_in_worker.work_dir, "chunk_4")) as file:
         environment = file.read()
     assert '"SLURM_ARRAY_TASK_ID": "4"' in environment

@@ -7,13 +7,12 @@ import os
 import threading
 
 import pytest
+from waiting import wait_for
 
 import pypoolparty.slurm
 import pypoolparty.slurm.array
 from pypoolparty.errors import ResubmissionsExhausted
 from pypoolparty.scheduler import SubmissionRejected
-
-from .conftest import wait_until
 
 POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
 HARD_ERRORS = ["NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
@@ -146,7 +145,7 @@ def test_jobs_held_by_the_user_wait_until_released(pool_class, dummy_slurm, tmp_
     )
     thread.start()
     try:
-        wait_until(lambda: "held" in _states_logged(tmp_path))
+        wait_for(lambda: "held" in _states_logged(tmp_path))
         assert "results" not in outcome
         assert {job["reason"] for job in dummy_slurm.jobs()} == {"JobHeldUser"}
     finally:
@@ -190,3 +189,56 @@ def test_bad_options_are_refused_before_submitting(pool_class, options, error, d
     with pytest.raises(error):
         pool_class(**dummy_slurm.paths, **options)
     assert dummy_slurm.jobs() == []
+
+
+CRASHING_MAP = """
+import sys
+import pypoolparty.slurm.array
+
+paths, work_dir = eval(sys.argv[1]), sys.argv[2]
+pool = pypoolparty.slurm.array.Pool(
+    work_dir=work_dir, polling_interval=0.05, missing_result_grace_period=0.5, **paths
+)
+print(pool.map(lambda x: -x, range(6), chunksize=2))
+"""
+
+
+def test_jobs_submitted_by_a_process_killed_before_logging_them_are_cancelled(
+    dummy_slurm, tmp_path
+):
+    import glob
+    import signal
+    import subprocess
+    import sys
+
+    from pypoolparty import crash_points, event_log
+
+    def start_map(**env):
+        return subprocess.Popen(
+            [sys.executable, "-c", CRASHING_MAP, repr(dummy_slurm.paths), str(tmp_path / "work")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+
+    def logged_events():
+        paths = glob.glob(str(tmp_path / "work" / "map-*" / "log.jsonl"))
+        return [e["event"] for path in paths for e in event_log.read(path)]
+
+    dummy_slurm.set_faults(slots=0)  # nothing runs until the orphans are dealt with
+    killed = start_map(**{crash_points.VARIABLE: "during_submit"})
+    _, stderr = killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL, stderr
+    (orphan_array,) = {job["array_job_id"] for job in dummy_slurm.jobs()}
+    resumed = start_map()
+    try:
+        wait_for(lambda: "cancelled_unrecorded_submission" in logged_events(), 60)
+        dummy_slurm.set_faults(slots=2)
+        stdout, stderr = resumed.communicate(timeout=120)
+    finally:
+        resumed.kill()
+    assert resumed.returncode == 0, stderr
+    assert stdout.strip() == str([-x for x in range(6)])
+    orphans = [job for job in dummy_slurm.jobs() if job["array_job_id"] == orphan_array]
+    assert {job["state"] for job in orphans} == {"CANCELLED"}

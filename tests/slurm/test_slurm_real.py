@@ -14,13 +14,12 @@ import uuid
 
 import pytest
 from conftest import REPO_DIR, require_scheduler  # tests/conftest.py
+from waiting import wait_for
 
 import pypoolparty.slurm
 import pypoolparty.slurm.array
 from pypoolparty.errors import ResubmissionsExhausted
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected
-
-from .conftest import wait_until
 
 pytestmark = pytest.mark.slurm
 POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
@@ -78,7 +77,7 @@ def test_map_and_starmap_of_a_thousand_tasks(pool_class, tmp_path, prefix):
     jobs = queue_of(prefix)
     # The session cancels jobs still finishing after their result arrived.
     assert {state for _, state, _ in jobs} <= {"COMPLETED", "CANCELLED"}
-    wait_until(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
     if pool_class is pypoolparty.slurm.array.Pool:
         assert len({jobid.split("_")[0] for jobid, _, _ in jobs}) == 2  # one array per map
 
@@ -99,7 +98,7 @@ def test_a_job_killed_from_outside_is_resubmitted(pool_class, tmp_path, prefix):
     )
     thread.start()
     try:
-        running = wait_until(lambda: [j for j, s, _ in queue_of(prefix, "R")], timeout=60)
+        running = wait_for(lambda: [j for j, s, _ in queue_of(prefix, "R")], timeout=60)
         subprocess.run(["scancel", running[0]], check=True)
     finally:
         thread.join(timeout=120)
@@ -152,13 +151,13 @@ def test_ctrl_c_leaves_no_job_in_the_queue(tmp_path, prefix):
         text=True,
     )
     try:
-        wait_until(lambda: queue_of(prefix, "R"), timeout=60)
+        wait_for(lambda: queue_of(prefix, "R"), timeout=60)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert "KeyboardInterrupt" in stderr
-    wait_until(lambda: not queue_of(prefix, "PD,R,CG,S"), timeout=30)
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG,S"), timeout=30)
     # Running tasks show CANCELLED; pending ones cancelled alone vanish.
     assert {state for _, state, _ in queue_of(prefix)} == {"CANCELLED"}
 
@@ -198,7 +197,7 @@ def test_resource_options_reach_the_job(tmp_path, prefix, stand_in_worker):
     finally:
         scheduler.cancel(jobs)
         scheduler.cancel(jobs)  # idempotent
-    wait_until(lambda: not queue_of(prefix, "PD,R,CG"))
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"))
 
 
 def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
@@ -210,7 +209,7 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
     directory.mkdir()
     scheduler.submit(Submission([5], f"{prefix}-1", stand_in_worker, str(directory)))
     path = os.path.join(stand_in_worker.work_dir, "chunk_5")
-    wait_until(lambda: os.path.exists(path), timeout=60)
+    wait_for(lambda: os.path.exists(path), timeout=60)
     with open(path) as file:
         environment = json.load(file)
     assert environment["SLURM_ARRAY_TASK_ID"] == "5"
