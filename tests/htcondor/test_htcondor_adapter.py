@@ -12,9 +12,9 @@ from htcondor_helpers import (
     dummy_condor_q,
     dummy_state,
     max_concurrently_executing,
-    wait_for,
     write_faults,
 )
+from waiting import wait_for
 
 from pypoolparty import commands
 from pypoolparty.htcondor import adapter, submitfile

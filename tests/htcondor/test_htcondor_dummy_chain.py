@@ -14,9 +14,9 @@ from htcondor_helpers import (
     dummy_condor_q,
     dummy_paths,
     dummy_state,
-    wait_for,
     write_faults,
 )
+from waiting import wait_for
 
 import pypoolparty
 import pypoolparty.htcondor
