@@ -506,6 +506,10 @@ class Session:
             for name in sorted(unrecorded):
                 self.scheduler.cancel_by_name(name)
                 self.log.write("cancelled_unrecorded_submission", submission=name)
+            if unrecorded:
+                # A job cancelled just now may have written its result a
+                # moment ago: give that result the grace any job gets.
+                time.sleep(self.pool.missing_result_grace_period)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
         self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
         logger.info(

@@ -1,0 +1,84 @@
+"""Every pool: the submitting process is killed (SIGKILL) at a chosen moment,
+the same map is called again, and no task that finished runs a second time.
+
+The cluster pools run against the dummy queues, whose jobs outlive the killed
+process as real jobs would; each task leaves a "finished" mark to count runs.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pypoolparty import crash_points
+
+SCRIPT = """
+import importlib, os, sys, time
+
+pool_module, paths, work_dir, marks = sys.argv[1], eval(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+def record(x):
+    time.sleep(0.1)
+    with open(os.path.join(marks, str(x)), "a") as file:
+        file.write("finished\\n")
+    return x + 100
+
+if __name__ == "__main__":
+    module = importlib.import_module(pool_module)
+    pool = module.Pool(
+        work_dir=work_dir, polling_interval=0.05, missing_result_grace_period=1.0, **paths
+    )
+    print(pool.map(record, range(10), chunksize=1))
+"""
+
+DUMMY_COMMANDS = {
+    "pypoolparty.slurm.array": ("slurm", ["sbatch", "squeue", "scancel"]),
+    "pypoolparty.slurm": ("slurm", ["sbatch", "squeue", "scancel"]),
+    "pypoolparty.sun_grid_engine": ("sge", ["qsub", "qstat", "qdel"]),
+    "pypoolparty.htcondor": ("htcondor", ["condor_submit", "condor_q", "condor_rm"]),
+    "pypoolparty.local": (None, []),
+}
+
+
+def dummy_paths(pool_module: str, dummy_queues_dir: str) -> dict:
+    directory, names = DUMMY_COMMANDS[pool_module]
+    return {f"{name}_path": os.path.join(dummy_queues_dir, directory, name) for name in names}
+
+
+@pytest.mark.parametrize("crash_at", crash_points.POINTS)
+@pytest.mark.parametrize("pool_module", sorted(DUMMY_COMMANDS))
+def test_a_killed_map_continues_without_running_finished_tasks_again(
+    pool_module, crash_at, dummy_queues_dir, tmp_path
+):
+    queue_dir = tmp_path / "queue"
+    marks = tmp_path / "marks"
+    queue_dir.mkdir()
+    marks.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    arguments = [
+        sys.executable,
+        str(script),
+        pool_module,
+        repr(dummy_paths(pool_module, dummy_queues_dir)),
+        str(tmp_path / "work"),
+        str(marks),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != crash_points.VARIABLE}
+    env["PYPOOLPARTY_DUMMY_QUEUE_DIR"] = str(queue_dir)
+
+    killed = subprocess.run(
+        arguments,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, crash_points.VARIABLE: crash_at},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = subprocess.run(arguments, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str([x + 100 for x in range(10)])
+    runs = {path.name: path.read_text().count("finished") for path in marks.iterdir()}
+    assert runs == {str(x): 1 for x in range(10)}
