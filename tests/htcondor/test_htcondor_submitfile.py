@@ -17,7 +17,7 @@ import dummy_submit_file  # noqa: E402
 @pytest.mark.parametrize(
     "arguments",
     [
-        ["/work/worker.py", "--ichunk", "$(ichunk)"],
+        ["/data/worker.py", "--ichunk", "$(ichunk)"],
         ["/work dir/with space", "it's", 'say "hi"', "''", "tab\there"],
     ],
 )
