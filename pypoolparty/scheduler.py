@@ -180,6 +180,14 @@ class Scheduler(abc.ABC):
     def cancel(self, jobs: Sequence[Job]) -> None:
         """Cancel ``jobs``. Cancelling a job that is already gone is fine."""
 
+    def required_commands(self) -> dict[str, str]:
+        """The scheduler commands this adapter calls: option name -> path or name.
+
+        Checked before a map prepares anything, so that a missing ``sbatch``
+        is a clear error rather than a failed submission.
+        """
+        return {}
+
     def cancel_by_name(self, job_name: str) -> None:
         """Cancel every job submitted under ``job_name``.
 

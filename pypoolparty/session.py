@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -25,7 +26,7 @@ import cloudpickle
 
 from . import chunking, crash_points, environment, event_log, serialization, task_errors, work_dir
 from .commands import CommandFailed
-from .errors import ResubmissionsExhausted, SchedulerUnavailable, Terminated, WorkDirError
+from .errors import BadInput, ResubmissionsExhausted, SchedulerUnavailable, Terminated, WorkDirError
 from .reducer import Reducer, TaskFailure
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .version import __version__
@@ -48,6 +49,7 @@ def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
     """
     function_bytes = serialization.pickle_function(func)
     scheduler = pool._make_scheduler()
+    _check_commands(scheduler)
     if chunksize is None:
         parallelism = pool.num_simultaneously_running_tasks or _capacity(scheduler)
         chunksize = chunking.default_chunksize(len(tasks), parallelism)
@@ -58,6 +60,16 @@ def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
     )
     session = Session(pool, scheduler, session_dir, bounds, resuming)
     return session.run()
+
+
+def _check_commands(scheduler: Scheduler) -> None:
+    for option, command in scheduler.required_commands().items():
+        if shutil.which(command) is None:
+            raise BadInput(
+                f"the {scheduler.name} command {command!r} ({option}) is not found or not "
+                f"executable. Run the map on a host where {scheduler.name}'s commands are "
+                f"installed, or pass {option}= with their path. Nothing was submitted."
+            )
 
 
 def _capacity(scheduler: Scheduler) -> int | None:

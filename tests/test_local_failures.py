@@ -340,3 +340,25 @@ def test_a_full_work_dir_stops_the_map_naming_it_and_keeps_finished_results(
     os.remove(filler)
     results = pool.starmap(fill_disk_at_task_three, tasks, chunksize=1)
     assert results == ["r" * 20_000] * 24
+
+
+@pytest.mark.parametrize(
+    "pool_module, option",
+    [
+        ("slurm.array", "sbatch_path"),
+        ("slurm", "squeue_path"),
+        ("sun_grid_engine", "qsub_path"),
+        ("htcondor", "condor_rm_path"),
+    ],
+)
+def test_a_missing_scheduler_command_is_refused_before_anything_is_prepared(
+    pool_module, option, tmp_path
+):
+    import importlib
+
+    module = importlib.import_module(f"pypoolparty.{pool_module}")
+    work_dir = tmp_path / "work"
+    pool = module.Pool(work_dir=str(work_dir), **{option: str(tmp_path / "no-such-command")})
+    with pytest.raises(pypoolparty.BadInput, match=f"{option}=.*Nothing was submitted"):
+        pool.map(abs, [1, 2])
+    assert not work_dir.exists()

@@ -207,6 +207,13 @@ class HTCondorScheduler(Scheduler):
                 policy=self.policy,
             )
 
+    def required_commands(self) -> dict[str, str]:
+        return {
+            "condor_submit_path": self.paths.condor_submit,
+            "condor_q_path": self.paths.condor_q,
+            "condor_rm_path": self.paths.condor_rm,
+        }
+
     def cancel_by_name(self, job_name: str) -> None:
         constraint = f"{submitfile.JOB_NAME_ATTRIBUTE} == {submitfile.classad_string(job_name)}"
         commands.call(

@@ -107,6 +107,14 @@ class SlurmQueue(Scheduler):
             args = [self.paths.scancel, *selectors[start : start + CANCEL_BATCH_SIZE]]
             commands.call(args, _cancelled, self.policy)
 
+    def required_commands(self) -> dict[str, str]:
+        paths = self.paths
+        return {
+            "sbatch_path": paths.sbatch,
+            "squeue_path": paths.squeue,
+            "scancel_path": paths.scancel,
+        }
+
     def cancel_by_name(self, job_name: str) -> None:
         commands.call([self.paths.scancel, f"--name={job_name}"], _cancelled, self.policy)
 

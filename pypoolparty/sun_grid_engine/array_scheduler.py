@@ -135,6 +135,13 @@ class ArrayScheduler(Scheduler):
             policy=self.policy,
         )
 
+    def required_commands(self) -> dict[str, str]:
+        return {
+            "qsub_path": self.qsub_path,
+            "qstat_path": self.qstat_path,
+            "qdel_path": self.qdel_path,
+        }
+
     def cancel_by_name(self, job_name: str) -> None:
         """Delete the array jobs named ``job_name`` (found with ``qstat``)."""
         numbers = sorted({e.job_number for e in self.qstat() if e.name == job_name})
