@@ -362,3 +362,37 @@ def test_a_missing_scheduler_command_is_refused_before_anything_is_prepared(
     with pytest.raises(pypoolparty.BadInput, match=f"{option}=.*Nothing was submitted"):
         pool.map(abs, [1, 2])
     assert not work_dir.exists()
+
+
+def test_a_function_that_cannot_be_imported_on_the_worker_raises_the_workers_error(
+    tmp_path, monkeypatch
+):
+    module_dir = tmp_path / "project"
+    module_dir.mkdir()
+    # Importable here, not on the "compute node" (local jobs carry PYPOOLPARTY_JOB_NAME).
+    (module_dir / "analysis_tools.py").write_text(
+        "import os\n"
+        "if 'PYPOOLPARTY_JOB_NAME' in os.environ:\n"
+        "    raise ModuleNotFoundError(\"No module named 'analysis_tools' on this node\")\n"
+        "def analyse(x):\n"
+        "    return x\n"
+    )
+    monkeypatch.syspath_prepend(str(module_dir))
+    import analysis_tools
+
+    pool = pypoolparty.local.Pool(2, work_dir=str(tmp_path / "work"))
+    with pytest.raises(ModuleNotFoundError, match="analysis_tools' on this node") as info:
+        pool.map(analysis_tools.analyse, range(4))
+    assert "Task 0 failed" in str(info.value.__cause__)
+
+
+def test_a_python_path_the_worker_cannot_execute_ends_with_a_clear_error(tmp_path):
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    pool = pypoolparty.local.Pool(
+        1, python_path=str(python), work_dir=str(tmp_path / "work"), max_num_resubmissions=1
+    )
+    python.chmod(0o644)  # as if the compute nodes could not execute it
+    with pytest.raises(pypoolparty.ResubmissionsExhausted, match="cannot start the worker"):
+        pool.map(abs, [1])
