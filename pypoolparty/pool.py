@@ -15,8 +15,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from . import environment, session
+from . import session
 from .commands import RetryPolicy
+from .environment import Selection
 from .scheduler import Scheduler
 
 JOB_NAME_PREFIX_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
@@ -116,7 +117,7 @@ class Pool(abc.ABC):
         self.missing_result_grace_period = _non_negative_number(
             "missing_result_grace_period", missing_result_grace_period
         )
-        self.environment = environment_module_select(environment)
+        self.environment = Selection.parse(environment)
         if not isinstance(job_name_prefix, str) or not JOB_NAME_PREFIX_PATTERN.match(
             job_name_prefix
         ):
@@ -183,10 +184,6 @@ class Pool(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}()"
-
-
-def environment_module_select(selection: str | list[str]):
-    return environment.Selection.parse(selection)
 
 
 def _positive_number(name: str, value: Any) -> float:

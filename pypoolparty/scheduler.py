@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-import os
 import shlex
 from collections.abc import Sequence
 
@@ -207,10 +206,3 @@ class Scheduler(abc.ABC):
         """More words on why ``job`` is in error, if the scheduler has them
         (e.g. ``qstat -j``). Called rarely, only for jobs in error."""
         return ""
-
-
-def make_private_dir(path: str) -> str:
-    """Create ``path`` (and parents) with mode 0700 and return it."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
