@@ -187,15 +187,18 @@ class Scheduler(abc.ABC):
         """
         return {}
 
-    def cancel_by_name(self, job_name: str) -> None:
-        """Cancel every job submitted under ``job_name``.
+    def recover(self, submission: Submission) -> list[Job]:
+        """The jobs an earlier ``submit(submission)`` created, as far as still known.
 
-        Used when a map continues after its submitting process died between
-        a submission and recording the job ids: those jobs are known only by
-        their name. The default does nothing, for schedulers whose jobs cannot
-        outlive the process that submitted them.
+        Used when a map continues after its submitting process died during a
+        submission, before it recorded the job ids: the scheduler may have
+        accepted the jobs anyway. The jobs returned are adopted; chunks
+        without one are submitted again (their results, if already written,
+        are found first). Look the jobs up by ``submission.job_name``, as
+        ``submit`` does before retrying. The default finds none, for
+        schedulers whose jobs cannot outlive the process that submitted them.
         """
-        return None
+        return []
 
     def capacity(self) -> int | None:
         """How many jobs could run at once on the target, if the scheduler

@@ -336,7 +336,17 @@ class Session:
     def _submit(self, ichunks: list[int]) -> None:
         self.num_submissions += 1
         name = f"{self.job_name_base}-{self.num_submissions}"
-        submission = Submission(
+        submission = self._submission(name, ichunks)
+        self.log.write(
+            "submitting", submission=name, chunks=chunking.consecutive_runs(sorted(ichunks))
+        )
+        jobs = self.scheduler.submit(submission)
+        crash_points.reached("during_submit")
+        self._take_jobs(name, jobs)
+        logger.info("submitted %d job(s) as %s", len(jobs), name)
+
+    def _submission(self, name: str, ichunks: list[int]) -> Submission:
+        return Submission(
             chunks=ichunks,
             job_name=name,
             worker=WorkerCall(
@@ -347,16 +357,16 @@ class Session:
             directory=self.dir.submission_dir(name),
             num_simultaneously_running=self.pool.num_simultaneously_running_tasks,
         )
-        self.log.write("submitting", submission=name, num_chunks=len(ichunks))
-        jobs = self.scheduler.submit(submission)
-        crash_points.reached("during_submit")
+
+    def _take_jobs(self, name: str, jobs: list[Job], adopted: bool = False) -> None:
+        """Make ``jobs`` the current jobs of their chunks, and log their ids."""
         for job in jobs:
             chunk = self.chunks[job.ichunk]
             chunk.job = job
             chunk.status = None
             chunk.missing_since = None
-            chunk.adopted = False
-            chunk.num_submissions += 1
+            chunk.adopted = adopted
+            chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
         self.log.write(
             "submitted",
             submission=name,
@@ -365,7 +375,6 @@ class Session:
                 for j in jobs
             ],
         )
-        logger.info("submitted %d job(s) as %s", len(jobs), name)
 
     def _resubmit(self, failed: list[Chunk]) -> None:
         # Jobs that cannot write their results look like failed jobs; a full
@@ -498,14 +507,14 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
         metadata = work_dir.read_json(self.dir.metadata_path)
         same_scheduler = metadata.get("scheduler") == self.scheduler.name
-        unrecorded = set()
+        unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
             if event.get("event") == "submitting":
                 self.num_submissions += 1
-                unrecorded.add(event["submission"])
+                unrecorded[event["submission"]] = chunking.expand_runs(event["chunks"])
             if event.get("event") != "submitted" or not same_scheduler:
                 continue
-            unrecorded.discard(event["submission"])
+            unrecorded.pop(event["submission"], None)
             for jobid, ichunk, stdout, stderr in event["jobs"]:
                 chunk = self.chunks[ichunk]
                 chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
@@ -513,15 +522,8 @@ class Session:
                 chunk.num_submissions = 1
                 chunk.adopted = True
         if same_scheduler:
-            # The predecessor died between submitting and recording the job
-            # ids: those jobs would run unseen beside the ones we submit now.
-            for name in sorted(unrecorded):
-                self.scheduler.cancel_by_name(name)
-                self.log.write("cancelled_unrecorded_submission", submission=name)
-            if unrecorded:
-                # A job cancelled just now may have written its result a
-                # moment ago: give that result the grace any job gets.
-                time.sleep(self.pool.missing_result_grace_period)
+            for name, ichunks in unrecorded.items():
+                self._recover(name, ichunks)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
         self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
         logger.info(
@@ -531,6 +533,15 @@ class Session:
             len(self.chunks),
             adopted,
         )
+
+    def _recover(self, name: str, ichunks: list[int]) -> None:
+        """Adopt the jobs of a submission whose ids the predecessor, killed
+        while submitting, never recorded; left alone, they would run unseen
+        beside the jobs submitted for the same chunks now."""
+        submission = self._submission(name, ichunks)
+        jobs = [job for job in self.scheduler.recover(submission) if job.ichunk < len(self.chunks)]
+        self._take_jobs(name, jobs, adopted=True)
+        logger.info("adopted %d job(s) of %s, submitted before an interruption", len(jobs), name)
 
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.dir.path)

@@ -78,6 +78,14 @@ class HTCondorScheduler(Scheduler):
             policy=self.policy,
             before_retry=lambda: self._find_submitted_cluster(submission),
         )
+        return self._jobs_of(submission, cluster, first_proc)
+
+    def recover(self, submission: Submission) -> list[Job]:
+        """The procs of ``submission``'s cluster, if condor_submit created it."""
+        found = self._find_submitted_cluster(submission)
+        return [] if found is None else self._jobs_of(submission, *found)
+
+    def _jobs_of(self, submission: Submission, cluster: int, first_proc: int) -> list[Job]:
         self._cluster_sizes[cluster] = len(submission.chunks)
         jobs = []
         for offset, ichunk in enumerate(submission.chunks):
@@ -213,14 +221,6 @@ class HTCondorScheduler(Scheduler):
             "condor_q_path": self.paths.condor_q,
             "condor_rm_path": self.paths.condor_rm,
         }
-
-    def cancel_by_name(self, job_name: str) -> None:
-        constraint = f"{submitfile.JOB_NAME_ATTRIBUTE} == {submitfile.classad_string(job_name)}"
-        commands.call(
-            [self.paths.condor_rm, "-constraint", constraint],
-            parse=_parse_condor_rm,
-            policy=self.policy,
-        )
 
     def _remove_whole_cluster(self, cluster: int, jobids: set[str]) -> bool:
         """Remove by cluster id when all its procs go, or when some of them may

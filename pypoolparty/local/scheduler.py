@@ -45,13 +45,7 @@ class LocalScheduler(Scheduler):
         jobs = []
         with self._lock:
             for ichunk in submission.chunks:
-                base = os.path.join(submission.directory, str(ichunk))
-                job = Job(
-                    jobid=f"{os.getpid()}.{next(self._counter)}",
-                    ichunk=ichunk,
-                    stdout_path=f"{base}.stdout",
-                    stderr_path=f"{base}.stderr",
-                )
+                job = _job(submission, ichunk, jobid=f"{os.getpid()}.{next(self._counter)}")
                 arguments = submission.worker.arguments(ichunk=ichunk)
                 self._queue.append((job, arguments, submission.job_name))
                 self._queued.add(job.jobid)
@@ -87,19 +81,17 @@ class LocalScheduler(Scheduler):
             for pid in (_worker_processes(foreign) if foreign else {}).values():
                 _kill(pid)
 
-    def cancel_by_name(self, job_name: str) -> None:
-        """Kill the workers, started by any process, of the jobs named ``job_name``."""
-        marker = f"{JOB_NAME_VARIABLE}={job_name}".encode()
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as file:
-                    environment = file.read().split(b"\0")
-            except OSError:
-                continue
-            if marker in environment:
-                _kill(int(entry))
+    def recover(self, submission: Submission) -> list[Job]:
+        """The workers of ``submission`` still running, started by an earlier process.
+
+        Workers outlive the process that started them (a session of their
+        own); the ones it had queued but not started died with it.
+        """
+        jobs = []
+        for pid, ichunk in _workers_named(submission.job_name):
+            if ichunk in submission.chunks:
+                jobs.append(_job(submission, ichunk, jobid=f"{pid}.recovered"))
+        return jobs
 
     def capacity(self) -> int:
         return self.max_running
@@ -163,10 +155,15 @@ class LocalScheduler(Scheduler):
             self._start_queued()
 
 
+def _job(submission: Submission, ichunk: int, jobid: str) -> Job:
+    base = os.path.join(submission.directory, str(ichunk))
+    return Job(jobid, ichunk, stdout_path=f"{base}.stdout", stderr_path=f"{base}.stderr")
+
+
 def _job_environment(job_name: str) -> dict[str, str]:
     """What a batch system gives a job before the worker sets the exported
     variables: enough to start, nothing of the submitting shell's state, and
-    the job's name, by which :meth:`LocalScheduler.cancel_by_name` finds it."""
+    the job's name, by which :meth:`LocalScheduler.recover` finds it."""
     environment = {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}
     environment[JOB_NAME_VARIABLE] = job_name
     return environment
@@ -211,6 +208,25 @@ def _worker_processes(jobs: Sequence[Job]) -> dict[str, int]:
             jobid = wanted.get((argument, ichunk))
             if jobid is not None:
                 found[jobid] = int(entry)
+    return found
+
+
+def _workers_named(job_name: str) -> list[tuple[int, int]]:
+    """(pid, chunk) of each running worker started for the job named ``job_name``."""
+    marker = f"{JOB_NAME_VARIABLE}={job_name}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as file:
+                environment = file.read().split(b"\0")
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                arguments = file.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if marker in environment and "--ichunk" in arguments:
+            found.append((int(entry), int(arguments[arguments.index("--ichunk") + 1])))
     return found
 
 

@@ -82,14 +82,16 @@ class ArrayScheduler(SlurmQueue):
             array += f"%{submission.num_simultaneously_running}"
         options = [f"--array={array}", *self.common_sbatch_options(piece.job_name, directory, stem)]
         array_job_id = self.sbatch(options, command, lambda: self._find_array(piece.job_name))
+        return jobs_of(piece, directory, array_job_id)
 
-        def output(index: int, suffix: str) -> str:
-            return os.path.join(directory, f"{piece.job_name}_{index}.{suffix}")
-
-        return [
-            Job(f"{array_job_id}_{index}", ichunk, output(index, "stdout"), output(index, "stderr"))
-            for index, ichunk in piece.chunk_of_index.items()
-        ]
+    def recover(self, submission: Submission) -> list[Job]:
+        """The array tasks of ``submission`` from the arrays squeue still lists."""
+        jobs = []
+        for piece in split(submission, self.max_array_size()):
+            array_job_id = self._find_array(piece.job_name)
+            if array_job_id is not None:
+                jobs += jobs_of(piece, submission.directory, array_job_id)
+        return submission_order(submission, jobs)
 
     def _find_array(self, job_name: str) -> str | None:
         """The id of an array named ``job_name`` if an earlier attempt created one."""
@@ -111,6 +113,18 @@ def split(submission: Submission, max_array_size: int) -> list[Piece]:
         path = os.path.join(submission.directory, f"{job_name}.chunks")
         pieces.append(Piece(job_name, dict(enumerate(chunks, start=1)), path))
     return pieces
+
+
+def jobs_of(piece: Piece, directory: str, array_job_id: str) -> list[Job]:
+    """The job of each chunk of ``piece`` once sbatch made it array ``array_job_id``."""
+
+    def output(index: int, suffix: str) -> str:
+        return os.path.join(directory, f"{piece.job_name}_{index}.{suffix}")
+
+    return [
+        Job(f"{array_job_id}_{index}", ichunk, output(index, "stdout"), output(index, "stderr"))
+        for index, ichunk in piece.chunk_of_index.items()
+    ]
 
 
 def write_chunk_list(piece: Piece) -> None:

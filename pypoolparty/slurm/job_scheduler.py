@@ -27,24 +27,36 @@ class JobScheduler(SlurmQueue):
 
     def _submit_chunk(self, submission: Submission, ichunk: int, waits_for: str | None) -> Job:
         name, directory = submission.job_name, submission.directory
-        stem = f"{name}_{ichunk}"
         comment = chunk_comment(ichunk)
-        options = [f"--comment={comment}", *self.common_sbatch_options(name, directory, stem)]
+        options = [
+            f"--comment={comment}",
+            *self.common_sbatch_options(name, directory, f"{name}_{ichunk}"),
+        ]
         if waits_for is not None:
             options.append(f"--dependency=afterany:{waits_for}")
         command = submission.worker.shell_command(ichunk=ichunk)
-        jobid = self.sbatch(options, command, lambda: self._find_job(name, comment))
-        stdout, stderr = (
-            os.path.join(directory, f"{stem}.{suffix}") for suffix in ("stdout", "stderr")
-        )
-        return Job(jobid, ichunk, stdout, stderr)
+        jobid = self.sbatch(options, command, lambda: self._find_jobs(name).get(comment))
+        return job_of(submission, ichunk, jobid)
 
-    def _find_job(self, job_name: str, comment: str) -> str | None:
-        """The id of the job for this chunk if an earlier attempt created one."""
-        found = self.squeue_by_names(
+    def recover(self, submission: Submission) -> list[Job]:
+        """The jobs of ``submission`` that squeue still lists, found by their comments."""
+        found = self._find_jobs(submission.job_name)
+        return [
+            job_of(submission, ichunk, found[chunk_comment(ichunk)])
+            for ichunk in submission.chunks
+            if chunk_comment(ichunk) in found
+        ]
+
+    def _find_jobs(self, job_name: str) -> dict[str, str]:
+        """Comment -> job id of the jobs named ``job_name`` that squeue lists."""
+        return self.squeue_by_names(
             [job_name], parsing.SQUEUE_COMMENT_FORMAT, parsing.jobs_with_comment
         )
-        return found.get(comment)
+
+
+def job_of(submission: Submission, ichunk: int, jobid: str) -> Job:
+    stem = os.path.join(submission.directory, f"{submission.job_name}_{ichunk}")
+    return Job(jobid, ichunk, f"{stem}.stdout", f"{stem}.stderr")
 
 
 def chunk_comment(ichunk: int) -> str:

@@ -115,9 +115,6 @@ class SlurmQueue(Scheduler):
             "scancel_path": paths.scancel,
         }
 
-    def cancel_by_name(self, job_name: str) -> None:
-        commands.call([self.paths.scancel, f"--name={job_name}"], _cancelled, self.policy)
-
     # ---------------------------------------------------------------- extras
 
     def capacity(self) -> int | None:

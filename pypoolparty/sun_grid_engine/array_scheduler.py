@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from .. import commands
+from ..chunking import consecutive_runs
 from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
 from . import parsing
 from .options import QsubOptions
@@ -57,7 +58,6 @@ class ArrayScheduler(Scheduler):
             raise SubmissionRejected(
                 f"Grid Engine cannot write job output to a path with ':': {submission.directory}"
             )
-        stem = os.path.join(submission.directory, submission.job_name)
         args = self.qsub_command(submission, write_job_script(submission))
         try:
             job_number = commands.call(
@@ -68,15 +68,12 @@ class ArrayScheduler(Scheduler):
             )
         except commands.PermanentError as error:
             raise SubmissionRejected(f"qsub refused the array job: {error}") from None
-        return [
-            Job(
-                jobid=f"{job_number}.{task_id}",
-                ichunk=ichunk,
-                stdout_path=f"{stem}.{job_number}.{task_id}.out",
-                stderr_path=f"{stem}.{job_number}.{task_id}.err",
-            )
-            for task_id, ichunk in enumerate(submission.chunks, start=1)
-        ]
+        return jobs_of(submission, job_number)
+
+    def recover(self, submission: Submission) -> list[Job]:
+        """The tasks of the array job of ``submission``, if qsub created it."""
+        job_number = self.find_job_number(submission)
+        return [] if job_number is None else jobs_of(submission, job_number)
 
     def qsub_command(self, submission: Submission, script_path: str) -> list[str]:
         """The qsub call for ``submission``: an array job of one task per chunk."""
@@ -142,12 +139,6 @@ class ArrayScheduler(Scheduler):
             "qdel_path": self.qdel_path,
         }
 
-    def cancel_by_name(self, job_name: str) -> None:
-        """Delete the array jobs named ``job_name`` (found with ``qstat``)."""
-        numbers = sorted({e.job_number for e in self.qstat() if e.name == job_name})
-        if numbers:
-            commands.call([self.qdel_path, *numbers], parse=parse_qdel, policy=self.policy)
-
     def capacity(self) -> int | None:
         """Jobs that fit at once: usable slots of the queue (``qstat -g c``) / slots per job."""
         try:
@@ -177,6 +168,20 @@ class ArrayScheduler(Scheduler):
         if task_id.isdigit() and int(task_id) in reasons:
             return reasons[int(task_id)]
         return next(iter(reasons.values()), "")
+
+
+def jobs_of(submission: Submission, job_number: str) -> list[Job]:
+    """The job of each chunk of ``submission`` once qsub made it array job ``job_number``."""
+    stem = os.path.join(submission.directory, submission.job_name)
+    return [
+        Job(
+            jobid=f"{job_number}.{task_id}",
+            ichunk=ichunk,
+            stdout_path=f"{stem}.{job_number}.{task_id}.out",
+            stderr_path=f"{stem}.{job_number}.{task_id}.err",
+        )
+        for task_id, ichunk in enumerate(submission.chunks, start=1)
+    ]
 
 
 def write_job_script(submission: Submission) -> str:
@@ -223,17 +228,6 @@ def task_ranges(jobids) -> list[str]:
                 f"{job_number}.{first}" if first == last else f"{job_number}.{first}-{last}"
             )
     return ranges
-
-
-def consecutive_runs(numbers: list[int]) -> list[tuple[int, int]]:
-    """``[1, 2, 3, 5]`` becomes ``[(1, 3), (5, 5)]``."""
-    runs: list[tuple[int, int]] = []
-    for number in numbers:
-        if runs and runs[-1][1] == number - 1:
-            runs[-1] = (runs[-1][0], number)
-        else:
-            runs.append((number, number))
-    return runs
 
 
 def parse_qsub(completed: commands.Completed) -> str:
