@@ -82,3 +82,24 @@ def test_a_killed_map_continues_without_running_finished_tasks_again(
     assert again.stdout.strip() == str([x + 100 for x in range(10)])
     runs = {path.name: path.read_text().count("finished") for path in marks.iterdir()}
     assert runs == {str(x): 1 for x in range(10)}
+
+
+@pytest.mark.parametrize("pool_module", sorted(DUMMY_COMMANDS))
+def test_recovering_a_submission_the_scheduler_never_took_finds_no_job(
+    pool_module, dummy_queues_dir, tmp_path, monkeypatch
+):
+    import importlib
+
+    from pypoolparty.scheduler import Submission, WorkerCall
+
+    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(tmp_path))
+    pool = importlib.import_module(pool_module).Pool(**dummy_paths(pool_module, dummy_queues_dir))
+    directory = tmp_path / "submission"
+    directory.mkdir()
+    submission = Submission(
+        chunks=[0, 1, 2],
+        job_name="ppp-never-1",
+        worker=WorkerCall(sys.executable, "worker.py", str(tmp_path)),
+        directory=str(directory),
+    )
+    assert pool._make_scheduler().recover(submission) == []

@@ -91,7 +91,7 @@ class ArrayScheduler(SlurmQueue):
             array_job_id = self._find_array(piece.job_name)
             if array_job_id is not None:
                 jobs += jobs_of(piece, submission.directory, array_job_id)
-        return submission_order(submission, jobs)
+        return jobs
 
     def _find_array(self, job_name: str) -> str | None:
         """The id of an array named ``job_name`` if an earlier attempt created one."""
