@@ -14,24 +14,28 @@ and ``pool.map(func, tasks)`` runs on the cluster.
 from . import htcondor, local, sge, slurm, sun_grid_engine
 from .errors import (
     BadInput,
+    Cancelled,
     PoolError,
     RemoteTraceback,
     ResubmissionsExhausted,
     SchedulerUnavailable,
     TaskError,
     Terminated,
+    Unpicklable,
     WorkDirError,
 )
 from .version import __version__
 
 __all__ = [
     "BadInput",
+    "Cancelled",
     "PoolError",
     "RemoteTraceback",
     "ResubmissionsExhausted",
     "SchedulerUnavailable",
     "TaskError",
     "Terminated",
+    "Unpicklable",
     "WorkDirError",
     "__version__",
     "htcondor",

@@ -11,6 +11,14 @@ class BadInput(PoolError, ValueError):
     """The function, a task or an option cannot be used; nothing was submitted."""
 
 
+class Unpicklable(TypeError, BadInput):
+    """The function or a task cannot be pickled; nothing was submitted.
+
+    Also a :class:`TypeError`, which is what :mod:`multiprocessing` raises
+    for objects such as locks and open files.
+    """
+
+
 class WorkDirError(PoolError, OSError):
     """The work_dir cannot be created, written, or trusted."""
 
@@ -58,3 +66,9 @@ class Terminated(BaseException):
     Like :class:`KeyboardInterrupt`, it derives from :class:`BaseException` so
     that ``except Exception`` does not swallow it.
     """
+
+
+class Cancelled(PoolError):
+    """The pool was terminated (``terminate()`` or leaving its ``with`` block)
+    while this map ran: its jobs were cancelled and its work_dir kept, so
+    calling the same map again continues it."""

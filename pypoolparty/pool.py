@@ -1,4 +1,4 @@
-"""The scheduler-agnostic pool: ``map`` and ``starmap`` as in multiprocessing.
+"""The scheduler-agnostic pool, with the interface of :class:`multiprocessing.pool.Pool`.
 
 A scheduler's Pool subclasses :class:`Pool`, validates its own options in
 ``__init__`` and builds its adapter in :meth:`Pool._make_scheduler`. Everything
@@ -9,17 +9,23 @@ same for every scheduler and lives in :mod:`pypoolparty.session`.
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import re
 import sys
+import weakref
 from collections.abc import Iterable
 from typing import Any, Callable
 
 from . import session
+from .async_result import AsyncResult
+from .background import Background
 from .commands import RetryPolicy
 from .environment import Selection
+from .imap import DEFAULT_READ_AHEAD, IMapIterator
 from .scheduler import Scheduler
 
+RUNNING, CLOSED, TERMINATED = "running", "closed", "terminated"
 JOB_NAME_PREFIX_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -42,12 +48,15 @@ class Pool(abc.ABC):
         be on a file system the nodes reach. Each map gets its own session
         directory inside it, named after the function and the tasks, so a map
         that was interrupted continues when called again with the same
-        ``work_dir``. Default: a new directory below ``./.pypoolparty``.
+        ``work_dir``. Default: ``./.pypoolparty`` in the current directory.
     keep_work_dir : bool
         Keep the session directory after a successful map. It is always kept
         when something went wrong, and the error names it.
     verbose : bool
-        Log the progress of each map to standard error.
+        Show each map's progress on standard error -- tasks done, running,
+        pending, in error, held, resubmissions, rate and ETA -- as one live
+        line on a terminal and as a plain line a minute otherwise (batch
+        logs) -- and log what happens (submissions, resubmissions, errors).
     max_num_resubmissions : int
         How often a chunk whose job failed for scheduler reasons (node
         failure, eviction, time limit, ...) is resubmitted before the map gives
@@ -127,10 +136,17 @@ class Pool(abc.ABC):
             )
         self.job_name_prefix = job_name_prefix
         self.max_result_size = _optional_positive_int("max_result_size", max_result_size)
+        self._state = RUNNING
+        self._background = Background()
+        # Maps still running when the interpreter exits would leave their
+        # jobs in the queue; multiprocessing terminates its pools, too.
+        weakref.finalize(self, self._background.terminate)
 
     @abc.abstractmethod
     def _make_scheduler(self) -> Scheduler:
         """Build this pool's scheduler adapter (called once per map)."""
+
+    # -- blocking calls -------------------------------------------------------
 
     def map(self, func: Callable, iterable: Iterable, chunksize: int | None = None) -> list:
         """Apply ``func`` to each element of ``iterable``; return the results in order.
@@ -151,39 +167,200 @@ class Pool(abc.ABC):
         chunksize : int, optional
             Tasks per job. Default: see :func:`pypoolparty.chunking.default_chunksize`.
         """
-        return self._run(func, iterable, chunksize, star=False)
+        func, tasks, chunksize = self._checked(func, iterable, chunksize, star=False)
+        return self._run(func, tasks, chunksize, star=False)
 
     def starmap(self, func: Callable, iterable: Iterable, chunksize: int | None = None) -> list:
         """Like :meth:`map`, but each task is a tuple of arguments: ``func(*task)``."""
-        return self._run(func, iterable, chunksize, star=True)
+        func, tasks, chunksize = self._checked(func, iterable, chunksize, star=True)
+        return self._run(func, tasks, chunksize, star=True)
 
-    def _run(self, func: Callable, iterable: Iterable, chunksize: int | None, star: bool) -> list:
+    def apply(self, func: Callable, args: Iterable = (), kwds: dict | None = None) -> Any:
+        """Call ``func(*args, **kwds)`` as one job and return its result."""
+        return self.apply_async(func, args, kwds).get()
+
+    # -- calls that return at once -------------------------------------------
+
+    def map_async(
+        self,
+        func: Callable,
+        iterable: Iterable,
+        chunksize: int | None = None,
+        callback: Callable[[list], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> AsyncResult:
+        """Like :meth:`map`, but return an :class:`~pypoolparty.async_result.AsyncResult` at once.
+
+        The input is read and checked before this returns; the map runs in a
+        background thread, which also calls ``callback`` with the list of
+        results or ``error_callback`` with the exception.
+        """
+        func, tasks, chunksize = self._checked(func, iterable, chunksize, star=False)
+        return self._start(func, tasks, chunksize, False, callback, error_callback)
+
+    def starmap_async(
+        self,
+        func: Callable,
+        iterable: Iterable,
+        chunksize: int | None = None,
+        callback: Callable[[list], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> AsyncResult:
+        """Like :meth:`starmap`, but return an :class:`~pypoolparty.async_result.AsyncResult`."""
+        func, tasks, chunksize = self._checked(func, iterable, chunksize, star=True)
+        return self._start(func, tasks, chunksize, True, callback, error_callback)
+
+    def apply_async(
+        self,
+        func: Callable,
+        args: Iterable = (),
+        kwds: dict | None = None,
+        callback: Callable[[Any], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> AsyncResult:
+        """Like :meth:`apply`, but return an :class:`~pypoolparty.async_result.AsyncResult`."""
+        if not callable(func):
+            raise TypeError(f"func must be callable, not {type(func).__name__}")
+        call = functools.partial(func, **kwds) if kwds else func
+        result = AsyncResult(callback, error_callback)
+        self._check_running()
+        self._background.start(
+            lambda: _deliver(result, lambda: self._run(call, [tuple(args)], 1, star=True)[0])
+        )
+        return result
+
+    def imap(
+        self,
+        func: Callable,
+        iterable: Iterable,
+        chunksize: int | None = None,
+        *,
+        read_ahead: int = DEFAULT_READ_AHEAD,
+    ) -> IMapIterator:
+        """Like :meth:`map`, but return an iterator over the results, in order,
+        each as soon as its chunk is done.
+
+        The input is read lazily in windows of ``read_ahead`` tasks, each run
+        as a map of its own, with at most two windows waiting to be consumed.
+        A task that raised raises when the iteration reaches it; the
+        iteration can go on. ``next(timeout)`` raises
+        :class:`multiprocessing.TimeoutError` when no result comes in time.
+        """
+        return self._imap(func, iterable, chunksize, read_ahead, ordered=True)
+
+    def imap_unordered(
+        self,
+        func: Callable,
+        iterable: Iterable,
+        chunksize: int | None = None,
+        *,
+        read_ahead: int = DEFAULT_READ_AHEAD,
+    ) -> IMapIterator:
+        """Like :meth:`imap`, but yield results as chunks finish, in any order."""
+        return self._imap(func, iterable, chunksize, read_ahead, ordered=False)
+
+    # -- the pool's life ---------------------------------------------------
+
+    def close(self) -> None:
+        """Accept no more work; maps already started go on (see :meth:`join`)."""
+        if self._state == RUNNING:
+            self._state = CLOSED
+
+    def terminate(self) -> None:
+        """Cancel the jobs of every map of this pool still running, and wait
+        until they are cancelled. Their work_dirs are kept: calling the same
+        map again continues it. Maps waiting in another thread raise
+        :class:`pypoolparty.Cancelled`."""
+        self._state = TERMINATED
+        self._background.terminate()
+
+    def join(self) -> None:
+        """Wait for every map of this pool to end; call :meth:`close` or
+        :meth:`terminate` first."""
+        if self._state == RUNNING:
+            raise ValueError("Pool is still running; call close() or terminate() first")
+        self._background.join()
+
+    def __enter__(self) -> Pool:
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        # As multiprocessing.Pool: leaving the block terminates, so nothing
+        # this pool submitted stays in the queue.
+        self.terminate()
+
+    # -- helpers -----------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if self._state != RUNNING:
+            raise ValueError("Pool not running")
+
+    def _checked(self, func, iterable, chunksize, star: bool) -> tuple[Callable, list, int | None]:
+        """Check the call and read the input, before anything is submitted."""
+        self._check_running()
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
         if chunksize is not None:
             chunksize = _optional_positive_int("chunksize", chunksize)
         tasks = list(iterable)
         if star:
-            for itask, task in enumerate(tasks):
-                if not isinstance(task, Iterable):
-                    raise TypeError(
-                        f"starmap needs each task to be an iterable of arguments; "
-                        f"task {itask} is a {type(task).__name__}"
-                    )
+            _check_star_tasks(tasks)
+        return func, tasks, chunksize
+
+    def _run(self, func: Callable, tasks: list, chunksize: int | None, star: bool, **hooks) -> Any:
         if not tasks:
             return []
-        return session.run_map(pool=self, func=func, tasks=tasks, chunksize=chunksize, star=star)
+        return session.run_map(
+            pool=self,
+            func=func,
+            tasks=tasks,
+            chunksize=chunksize,
+            star=star,
+            stop=self._background.stop,
+            **hooks,
+        )
 
-    def __enter__(self) -> Pool:
-        return self
+    def _start(self, func, tasks, chunksize, star, callback, error_callback) -> AsyncResult:
+        result = AsyncResult(callback, error_callback)
+        self._background.start(
+            lambda: _deliver(result, lambda: self._run(func, tasks, chunksize, star))
+        )
+        return result
 
-    def __exit__(self, *exc_info: Any) -> None:
-        # Every map waits for its jobs and cancels them on errors, so there is
-        # nothing left to clean up here.
-        return None
+    def _imap(self, func, iterable, chunksize, read_ahead, ordered: bool) -> IMapIterator:
+        self._check_running()
+        if not callable(func):
+            raise TypeError(f"func must be callable, not {type(func).__name__}")
+        if chunksize is not None:
+            chunksize = _optional_positive_int("chunksize", chunksize)
+        read_ahead = _optional_positive_int("read_ahead", read_ahead)
+
+        def run_window(tasks: list, on_chunk_done) -> None:
+            self._run(func, tasks, chunksize, star=False, on_chunk_done=on_chunk_done)
+
+        return IMapIterator(run_window, iterable, ordered, read_ahead, self._background)
 
     def __repr__(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}()"
+
+
+def _deliver(result: AsyncResult, compute: Callable[[], Any]) -> None:
+    try:
+        value = compute()
+    except BaseException as error:
+        result._set(error=error)
+    else:
+        result._set(value)
+
+
+def _check_star_tasks(tasks: list) -> None:
+    for itask, task in enumerate(tasks):
+        if not isinstance(task, Iterable):
+            raise TypeError(
+                f"starmap needs each task to be an iterable of arguments; "
+                f"task {itask} is a {type(task).__name__}"
+            )
 
 
 def _positive_number(name: str, value: Any) -> float:

@@ -41,6 +41,8 @@ class FoldedChunk:
     ichunk: int
     num_failed_tasks: int
     first_failure: TaskFailure | None
+    outcome: dict
+    """The worker's outcome of the chunk, for those who want results as they come."""
 
 
 class Reducer:
@@ -101,6 +103,7 @@ class Reducer:
                     ichunk=ichunk,
                     num_failed_tasks=len(failures),
                     first_failure=failures[0] if failures else None,
+                    outcome=outcome,
                 )
             )
         self._append("results", results)

@@ -16,7 +16,7 @@ import zipfile
 
 import cloudpickle
 
-from .errors import BadInput
+from .errors import Unpicklable
 
 
 def pickle_function(func) -> bytes:
@@ -24,7 +24,7 @@ def pickle_function(func) -> bytes:
         data = cloudpickle.dumps(func)
         pickle.loads(data)
     except Exception as error:
-        raise BadInput(
+        raise Unpicklable(
             f"the function {_name(func)} cannot be pickled, so it cannot be sent to the "
             f"jobs: {type(error).__name__}: {error}. Make it a module-level function, or "
             "avoid capturing objects such as open files, locks or connections."
@@ -65,7 +65,7 @@ def _pickle_chunk(tasks: list, start: int, stop: int) -> bytes:
             try:
                 cloudpickle.dumps(tasks[itask])
             except Exception as error:
-                raise BadInput(
+                raise Unpicklable(
                     f"task {itask} ({type(tasks[itask]).__name__}) cannot be pickled, so it "
                     f"cannot be sent to a job: {type(error).__name__}: {error}. Nothing was "
                     "submitted."

@@ -21,12 +21,29 @@ import sys
 import threading
 import time
 import uuid
+from typing import Callable
 
 import cloudpickle
 
-from . import chunking, crash_points, environment, event_log, serialization, task_errors, work_dir
+from . import (
+    chunking,
+    crash_points,
+    environment,
+    event_log,
+    progress,
+    serialization,
+    task_errors,
+    work_dir,
+)
 from .commands import CommandFailed
-from .errors import BadInput, ResubmissionsExhausted, SchedulerUnavailable, Terminated, WorkDirError
+from .errors import (
+    BadInput,
+    Cancelled,
+    ResubmissionsExhausted,
+    SchedulerUnavailable,
+    Terminated,
+    WorkDirError,
+)
 from .reducer import Reducer, TaskFailure
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .version import __version__
@@ -37,7 +54,15 @@ WORKER_SCRIPT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 STDERR_TAIL_LINES = 15
 
 
-def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
+def run_map(
+    pool,
+    func,
+    tasks: list,
+    chunksize: int | None,
+    star: bool,
+    stop: threading.Event | None = None,
+    on_chunk_done: Callable[[int, list], None] | None = None,
+) -> list | None:
     """Run one map: the entry point the Pool calls.
 
     A map is recognised by its fingerprint: the pickled function, the pickled
@@ -46,6 +71,13 @@ def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
     started before and did not finish (or was kept): it is continued, its
     finished chunks are not run again and its jobs still in the queue are
     adopted. Any other map gets a directory of its own.
+
+    ``stop``, once set, ends the map the way Ctrl-C does (its jobs are
+    cancelled, the directory kept). With ``on_chunk_done``, each chunk is
+    handed to it as soon as it is archived -- the index of its first task and
+    its tasks' ``(True, result)`` or ``(False, exception)`` -- and the map
+    returns ``None`` instead of the results; a failed task still raises at
+    the end.
     """
     function_bytes = serialization.pickle_function(func)
     scheduler = pool._make_scheduler()
@@ -58,8 +90,43 @@ def run_map(pool, func, tasks: list, chunksize: int | None, star: bool) -> list:
     session_dir, resuming = _prepare_session_dir(
         pool, base, tasks, bounds, function_bytes, star, func, scheduler
     )
-    session = Session(pool, scheduler, session_dir, bounds, resuming)
-    return session.run()
+    try:
+        session = Session(pool, scheduler, session_dir, bounds, resuming)
+        session.stop = stop
+        session.on_chunk_done = on_chunk_done
+        return session.run()
+    finally:
+        _ACTIVE_SESSIONS.release(session_dir.path)
+
+
+class _ActiveSessions:
+    """Session directories that a map of this process is running now.
+
+    The same map started again while it still runs (two ``apply_async`` of
+    the same call, say) gets a directory of its own, ``map-<fingerprint>-2``,
+    instead of failing on the first one's lock; started again after it
+    ended, it finds and continues the first one's directory.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+
+    def claim_first_free(self, base_path: str) -> str:
+        with self._lock:
+            path, number = base_path, 1
+            while path in self._paths:
+                number += 1
+                path = f"{base_path}-{number}"
+            self._paths.add(path)
+            return path
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            self._paths.discard(path)
+
+
+_ACTIVE_SESSIONS = _ActiveSessions()
 
 
 def _check_commands(scheduler: Scheduler) -> None:
@@ -82,6 +149,7 @@ def _capacity(scheduler: Scheduler) -> int | None:
 
 def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, scheduler):
     incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
+    session_dir = None
     try:
         identity = "|".join(
             ["starmap" if star else "map", pool.python_path, repr(pool.environment)]
@@ -89,7 +157,8 @@ def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, 
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity
         )
-        session_dir = work_dir.SessionDir(os.path.join(base, f"map-{fingerprint[:16]}"))
+        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, f"map-{fingerprint[:16]}"))
+        session_dir = work_dir.SessionDir(path)
         if session_dir.exists():
             return session_dir, True
         session_dir.create()
@@ -113,8 +182,12 @@ def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, 
             },
         )
         return session_dir, False
-    except OSError as error:
-        raise _work_dir_error(base, error) from error
+    except BaseException as error:
+        if session_dir is not None:
+            _ACTIVE_SESSIONS.release(session_dir.path)
+        if isinstance(error, OSError):
+            raise _work_dir_error(base, error) from error
+        raise
     finally:
         if os.path.exists(incomplete_tasks_path):
             os.remove(incomplete_tasks_path)
@@ -180,25 +253,31 @@ class Session:
         self.num_failed_tasks = 0
         self.num_submissions = 0
         self.num_done = 0
-        self.last_progress: tuple = ()
         self.seen_unknown: set[tuple[str, str]] = set()
         self.job_name_base = f"{pool.job_name_prefix}-{os.path.basename(session_dir.path)[4:12]}"
         self.log: event_log.EventLog | None = None
+        self.stop: threading.Event | None = None
+        self.submitting: Submission | None = None
+        self.on_chunk_done: Callable[[int, list], None] | None = None
 
     def run(self) -> list:
         self.dir.acquire_lock()
         self.log = event_log.EventLog(self.dir.log_path)
         succeeded = False
         try:
-            with _verbose_logging(self.pool.verbose), _sigterm_raises_terminated():
+            display = progress.Progress(self.bounds[-1][1]) if self.pool.verbose else None
+            with _verbose_logging(display), _sigterm_raises_terminated():
                 try:
                     self.log.write("session_started", resuming=self.resuming, pid=os.getpid())
                     if self.resuming:
                         self._restore()
-                    self._babysit()
+                    self._babysit(display)
                 except BaseException as error:
                     self._abort(error)
                     raise
+                finally:
+                    if display is not None:
+                        display.close()
             results = self._finish()
             succeeded = True
             return results
@@ -212,20 +291,29 @@ class Session:
 
     # -- the loop ---------------------------------------------------------
 
-    def _babysit(self) -> None:
+    def _babysit(self, display: progress.Progress | None) -> None:
         self._fold()
         unsubmitted = [c.ichunk for c in self.chunks if not c.done and c.job is None]
         if unsubmitted:
+            self._pause(0)
             crash_points.reached("before_submit")
             self._submit(unsubmitted)
             crash_points.reached("after_submit")
         while True:
             self._fold()
+            if display is not None:
+                display.update(**self._task_counts())
             if self.num_done == len(self.chunks):
                 return
             self._poll()
-            self._report_progress()
-            time.sleep(self.pool.polling_interval)
+            self._pause(self.pool.polling_interval)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between polls; raise :class:`Cancelled` once ``stop`` is set."""
+        if self.stop is None:
+            time.sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise Cancelled("the pool was terminated")
 
     def _fold(self) -> None:
         fresh = {}
@@ -247,6 +335,12 @@ class Session:
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
             self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
+            self._hand_out(item.ichunk, item.outcome)
+
+    def _hand_out(self, ichunk: int, outcome: dict) -> None:
+        if self.on_chunk_done is not None:
+            bounds = self.bounds[ichunk]
+            self.on_chunk_done(bounds[0], task_errors.task_values(outcome, bounds, self.dir.path))
 
     def _mark_done(self, chunk: Chunk) -> None:
         if not chunk.done:
@@ -340,9 +434,12 @@ class Session:
         self.log.write(
             "submitting", submission=name, chunks=chunking.consecutive_runs(sorted(ichunks))
         )
+        # Until its jobs are recorded, an interruption must find them by name.
+        self.submitting = submission
         jobs = self.scheduler.submit(submission)
         crash_points.reached("during_submit")
         self._take_jobs(name, jobs)
+        self.submitting = None
         logger.info("submitted %d job(s) as %s", len(jobs), name)
 
     def _submission(self, name: str, ichunks: list[int]) -> Submission:
@@ -388,7 +485,11 @@ class Session:
                 self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
             )
             self.log.write(
-                "job_failed", jobid=chunk.job.jobid, ichunk=chunk.ichunk, reason=chunk.last_error
+                "job_failed",
+                jobid=chunk.job.jobid,
+                ichunk=chunk.ichunk,
+                attempt=chunk.num_submissions,
+                reason=chunk.last_error,
             )
             logger.warning(
                 "job %s (chunk %d) failed: %s", chunk.job.jobid, chunk.ichunk, chunk.last_error
@@ -407,7 +508,7 @@ class Session:
             raise task_errors.exception_for(
                 self.first_failure, self.num_failed_tasks, self.dir.path
             )
-        results = self._collect_results()
+        results = None if self.on_chunk_done is not None else self._collect_results()
         self.log.write("session_finished", num_chunks=len(self.chunks))
         logger.info("all %d chunks done", len(self.chunks))
         return results
@@ -454,29 +555,48 @@ class Session:
         """Cancel this map's jobs, keep the work_dir, explain where it is."""
         live = [c.job for c in self.chunks if not c.done and c.job is not None]
         cancel_note = ""
+        cancelled = 0
+        if self.submitting is not None:
+            live += self._jobs_of_interrupted_submission()
         if live:
             try:
                 self.scheduler.cancel(live)
                 cancel_note = f"cancelled {len(live)} job(s); "
+                cancelled = len(live)
             except BaseException as cancel_error:
                 cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
-        _quietly(self.log.write, "session_aborted", error=f"{type(error).__name__}: {error}"[:2000])
+        _quietly(
+            self.log.write,
+            "session_aborted",
+            error=f"{type(error).__name__}: {error}"[:2000],
+            cancelled_jobs=cancelled,
+        )
         where = (
             f"{cancel_note}the work_dir {self.dir.path} keeps {self.num_done} of "
             f"{len(self.chunks)} finished chunks; call the same map with "
             f"work_dir={os.path.dirname(self.dir.path)!r} to continue it."
         )
-        logger.error("map stopped (%s): %s", type(error).__name__, where)
+        # Stopped on purpose (terminate(), leaving a with block): no alarm.
+        level = logging.INFO if isinstance(error, Cancelled) else logging.ERROR
+        logger.log(level, "map stopped (%s): %s", type(error).__name__, where)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _work_dir_error(self.dir.path, error) from error
         if isinstance(error, CommandFailed):
             raise SchedulerUnavailable(f"{error} {where}") from error
         if isinstance(error, ResubmissionsExhausted):
             raise ResubmissionsExhausted(f"{error}\n{where[0].upper()}{where[1:]}") from None
-        if isinstance(error, (KeyboardInterrupt, Terminated)):
+        if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):
             raise type(error)(f"map interrupted: {where}") from error
         if hasattr(error, "add_note"):
             error.add_note(where)
+
+    def _jobs_of_interrupted_submission(self) -> list[Job]:
+        """The jobs the scheduler may have taken from a submit cut short."""
+        try:
+            return self.scheduler.recover(self.submitting)
+        except BaseException as error:
+            logger.warning("could not look for the jobs of %s: %s", self.submitting.job_name, error)
+            return []
 
     def _exhausted_message(self, exhausted: list[Chunk]) -> str:
         lines = [
@@ -505,6 +625,8 @@ class Session:
         for ichunk in self.reducer.archived_chunks():
             if ichunk < len(self.chunks):
                 self._mark_done(self.chunks[ichunk])
+                if self.on_chunk_done is not None:
+                    self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
         metadata = work_dir.read_json(self.dir.metadata_path)
         same_scheduler = metadata.get("scheduler") == self.scheduler.name
         unrecorded: dict[str, list[int]] = {}
@@ -546,28 +668,24 @@ class Session:
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.dir.path)
 
-    def _report_progress(self) -> None:
-        counts = {state: 0 for state in JobState}
-        waiting = 0
-        for chunk in self.chunks:
+    def _task_counts(self) -> dict[str, int]:
+        """Tasks by the state of their chunk, for the progress display."""
+        counts = dict.fromkeys(("done", "running", "pending", "in_error", "held"), 0)
+        by_state = {
+            JobState.RUNNING: "running",
+            JobState.ERROR: "in_error",
+            JobState.HELD: "held",
+        }
+        for chunk, (start, stop) in zip(self.chunks, self.bounds):
             if chunk.done:
-                continue
-            if chunk.status is None:
-                waiting += 1
+                key = "done"
+            elif chunk.status is None:
+                key = "pending"
             else:
-                counts[chunk.status.state] += 1
-        progress = (self.num_done, counts[JobState.RUNNING], counts[JobState.PENDING], waiting)
-        if progress != self.last_progress:
-            self.last_progress = progress
-            logger.info(
-                "%d/%d chunks done, %d running, %d pending, %d held, %d other",
-                self.num_done,
-                len(self.chunks),
-                counts[JobState.RUNNING],
-                counts[JobState.PENDING],
-                counts[JobState.HELD],
-                waiting + counts[JobState.UNKNOWN] + counts[JobState.ENDED],
-            )
+                key = by_state.get(chunk.status.state, "pending")
+            counts[key] += stop - start
+        resubmissions = sum(max(0, c.num_submissions - 1) for c in self.chunks)
+        return {**counts, "resubmissions": resubmissions, "failed_tasks": self.num_failed_tasks}
 
 
 def _may_linger(chunk: Chunk, status: JobStatus) -> bool:
@@ -612,11 +730,12 @@ def _sigterm_raises_terminated():
 
 
 @contextlib.contextmanager
-def _verbose_logging(verbose: bool):
-    if not verbose:
+def _verbose_logging(display: progress.Progress | None):
+    """With a progress display, also log what happens to standard error."""
+    if display is None:
         yield
         return
-    handler = logging.StreamHandler()
+    handler = _LineClearingHandler(display)
     handler.setFormatter(logging.Formatter("pypoolparty %(asctime)s %(message)s", "%H:%M:%S"))
     previous_level = logger.level
     logger.addHandler(handler)
@@ -626,3 +745,15 @@ def _verbose_logging(verbose: bool):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+
+
+class _LineClearingHandler(logging.StreamHandler):
+    """Writes log records on a line of their own, not after the progress line."""
+
+    def __init__(self, display: progress.Progress) -> None:
+        super().__init__()
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.display.clear()
+        super().emit(record)

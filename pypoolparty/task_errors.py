@@ -9,6 +9,9 @@ a note on the exception).
 from __future__ import annotations
 
 import pickle
+from typing import Any
+
+import cloudpickle
 
 from .errors import RemoteTraceback, TaskError
 from .reducer import TaskFailure
@@ -45,3 +48,25 @@ def _rebuild(error: dict) -> BaseException | None:
     except Exception:
         return None
     return exception if isinstance(exception, BaseException) else None
+
+
+def task_values(outcome: dict, bounds: tuple[int, int], work_dir: str) -> list[tuple[bool, Any]]:
+    """Each task of a chunk's ``outcome`` as ``(True, result)`` or ``(False, exception)``.
+
+    For results handed out as chunks finish (``imap``), in task order.
+    """
+    host = outcome.get("host", "?")
+    if outcome.get("setup_error") is not None:
+        # The worker could not load the function: no task of the chunk ran.
+        return [
+            (False, exception_for(TaskFailure(itask, outcome["setup_error"], host), 1, work_dir))
+            for itask in range(*bounds)
+        ]
+    values = []
+    for task in outcome["tasks"]:
+        if "error" in task:
+            failure = TaskFailure(task["itask"], task["error"], host)
+            values.append((False, exception_for(failure, 1, work_dir)))
+        else:
+            values.append((True, cloudpickle.loads(task["result"])))
+    return values
