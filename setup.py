@@ -26,7 +26,8 @@ setuptools.setup(
         "json-lines>=0.5",
         "rename-after-writing>=0.0.13",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "sphinx"]},
+    entry_points={"console_scripts": ["pypoolparty = pypoolparty.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

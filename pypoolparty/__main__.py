@@ -1,0 +1,8 @@
+"""``python -m pypoolparty``: the command line of :mod:`pypoolparty.cli`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""``pypoolparty``: look into a running or kept work_dir from the command line.
+
+::
+
+    pypoolparty status   WORK_DIR            chunks and tasks by state, jobs, time
+    pypoolparty errors   WORK_DIR            failed tasks, jobs failed at the scheduler
+    pypoolparty stdout   WORK_DIR TASK       the stdout of the job that ran task TASK
+    pypoolparty stderr   WORK_DIR TASK       ... its stderr
+    pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
+
+WORK_DIR is the work_dir given to the Pool (every map in it) or one map's
+``map-...`` directory. Nothing is written into it. Exit codes: 0 done, 1 the
+output asked for is not in the work_dir, 2 a usage error or not a work_dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from . import inspection
+from .version import __version__
+
+EXIT_OK = 0
+EXIT_NOT_RECORDED = 1
+"""What was asked for is not in the work_dir, or a file could not be read or written."""
+EXIT_USAGE = 2
+
+CHUNK_STATE_LABELS = {
+    inspection.DONE: "done",
+    inspection.RUNNING: "running",
+    inspection.PENDING: "pending",
+    inspection.HELD: "held",
+    inspection.ERROR: "in error",
+    inspection.JOB_FAILED: "failed at the scheduler",
+    inspection.CANCELLED: "cancelled when the map stopped",
+    inspection.QUEUED: "submitted, no state seen yet",
+    inspection.ENDED: "ended, result not seen yet",
+    inspection.GONE: "left the queue, result not seen yet",
+    inspection.UNKNOWN: "in an unknown state",
+    inspection.SUBMITTING: "being submitted",
+    inspection.NOT_SUBMITTED: "not yet submitted",
+}
+ALWAYS_SHOWN_STATES = (
+    inspection.DONE,
+    inspection.RUNNING,
+    inspection.PENDING,
+    inspection.HELD,
+    inspection.ERROR,
+    inspection.NOT_SUBMITTED,
+)
+"""Shown even when zero, so a reader finds them in the same place every time."""
+
+ENDING_LABELS = {
+    "finished": "finished",
+    "task_failed": "finished, a task failed",
+    "stopped": "stopped by an error",
+    "running": "running",
+    "interrupted": "interrupted",
+    "not_started": "not started",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pypoolparty`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 done, 1 the output asked for is not in the work_dir,
+        2 a usage error or a path that is not a work_dir.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (inspection.NotAWorkDir, inspection.TaskOutOfRange) as error:
+        print(f"pypoolparty {args.command_name}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except inspection.NotRecorded as error:
+        print(f"pypoolparty {args.command_name}: {error}", file=sys.stderr)
+        return EXIT_NOT_RECORDED
+    except BrokenPipeError:
+        # The reader (``| head``) left; say nothing more into the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as error:
+        # Unreadable files (permissions, a vanished mount) or an output
+        # file that cannot be written: a message, not a traceback.
+        print(f"pypoolparty {args.command_name}: {error}", file=sys.stderr)
+        return EXIT_NOT_RECORDED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pypoolparty",
+        description="Look into a pypoolparty work_dir, while its map runs or after.",
+        epilog="WORK_DIR: the work_dir given to the Pool (by default ./.pypoolparty), "
+        "or one of its map-... directories. Nothing is written into it.",
+    )
+    parser.add_argument("--version", action="version", version=f"pypoolparty {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_command(commands, "status", _status, "chunks and tasks by state, jobs, elapsed time")
+    _add_command(commands, "errors", _errors, "failed tasks and jobs failed at the scheduler")
+    for stream in ("stdout", "stderr"):
+        command = _add_command(
+            commands, stream, _output, f"the {stream} of the job that ran a task"
+        )
+        command.add_argument("task", type=int, metavar="TASK", help="the task's index in the map")
+        command.add_argument(
+            "--attempt",
+            type=int,
+            metavar="N",
+            help=f"the {stream} of the job of failed attempt N of the task's chunk, "
+            "as numbered by 'pypoolparty errors'",
+        )
+        command.set_defaults(stream=stream)
+    timeline = _add_command(
+        commands, "timeline", _timeline, "chunks per host as a Chrome trace (ui.perfetto.dev)"
+    )
+    timeline.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="where to write it; - for stdout"
+    )
+    return parser
+
+
+def _add_command(commands, name: str, function, summary: str) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=summary, description=summary)
+    command.add_argument(
+        "work_dir",
+        metavar="WORK_DIR",
+        help="a work_dir given to a Pool, or one of its map-... directories",
+    )
+    command.set_defaults(command=function, command_name=name)
+    return command
+
+
+# -- status -----------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    sessions = inspection.find_sessions(args.work_dir)
+    for number, session in enumerate(sessions):
+        if number:
+            print()
+        _print_status(inspection.session_status(session))
+    return EXIT_OK
+
+
+def _print_status(status: inspection.SessionStatus) -> None:
+    session = status.session
+    print(f"{session.name}: {_describe_map(session)}")
+    print(f"  map:      {_describe_process(status.process)}")
+    print(f"  time:     {_describe_time(status)}")
+    print(f"  chunks:   {_describe_counts(status.chunks_by_state)} (as last logged)")
+    tasks = _describe_counts(status.tasks_by_state)
+    print(f"  tasks:    {tasks}; {status.num_failed_tasks} failed")
+    print(f"  left:     {status.num_chunks_left} chunks, {status.num_tasks_left} tasks")
+    print(
+        f"  jobs:     {status.num_jobs_submitted} submitted, "
+        f"{status.num_scheduler_failures} failed at the scheduler, "
+        f"{status.num_resubmissions} resubmissions"
+    )
+    for stuck in status.stuck[: inspection.MAX_LISTED_STUCK_CHUNKS]:
+        why = ", ".join(p for p in (stuck.scheduler_state, stuck.reason) if p)
+        print(
+            f"  {CHUNK_STATE_LABELS[stuck.state]}: chunk {stuck.ichunk}, job {stuck.jobid} ({why})"
+        )
+    hidden = len(status.stuck) - inspection.MAX_LISTED_STUCK_CHUNKS
+    if hidden > 0:
+        print(f"  ... and {hidden} more held, in error or in an unknown state")
+
+
+def _describe_map(session: inspection.SessionInfo) -> str:
+    return (
+        f"{session.function}, {session.kind} of {session.num_tasks} tasks in "
+        f"{session.num_chunks} chunks of {session.chunksize} "
+        f"(scheduler {session.scheduler}, submitted from {session.submit_host})"
+    )
+
+
+def _describe_process(process: inspection.ProcessState) -> str:
+    label = ENDING_LABELS.get(process.ending, process.ending)
+    if not process.detail:
+        return label
+    first_line = process.detail.strip().splitlines()[0] if process.detail.strip() else ""
+    return f"{label} ({first_line})"
+
+
+def _describe_time(status: inspection.SessionStatus) -> str:
+    if status.first_event_time is None or status.last_event_time is None:
+        return "nothing logged yet"
+    calls = f"{status.num_calls} call" + ("" if status.num_calls == 1 else "s")
+    return (
+        f"elapsed {_duration(status.elapsed())}, started {_clock(status.first_event_time)}, "
+        f"last event {_clock(status.last_event_time)} ({status.last_event}), {calls}"
+    )
+
+
+def _describe_counts(by_state: dict[str, int]) -> str:
+    shown = [s for s in inspection.CHUNK_STATES if s in ALWAYS_SHOWN_STATES or by_state[s]]
+    return ", ".join(f"{by_state[s]} {CHUNK_STATE_LABELS[s]}" for s in shown)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _clock(stamp: float | None) -> str:
+    if stamp is None:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+# -- errors -----------------------------------------------------------------
+
+
+def _errors(args: argparse.Namespace) -> int:
+    sessions = inspection.find_sessions(args.work_dir)
+    for number, session in enumerate(sessions):
+        if number:
+            print()
+        print(f"{session.name}: {_describe_map(session)}")
+        _print_task_failures(session)
+        _print_scheduler_trouble(inspection.scheduler_trouble(session))
+    return EXIT_OK
+
+
+def _print_task_failures(session: inspection.SessionInfo) -> None:
+    count = 0
+    for failure in inspection.task_failures(session):
+        count += 1
+        print(
+            f"  task {failure.itask} (chunk {failure.ichunk}) on host {failure.host}: "
+            f"{failure.type}: {_first_line(failure.message)}"
+        )
+        if failure.traceback:
+            print(_indent(failure.traceback, 6))
+    print(f"  {count} failed task(s)")
+
+
+def _print_scheduler_trouble(trouble: inspection.SchedulerTrouble) -> None:
+    for failure in trouble.job_failures:
+        after = f"; resubmitted as job {failure.resubmitted_as}" if failure.resubmitted_as else ""
+        print(
+            f"  job {failure.jobid} (chunk {failure.ichunk}, attempt {failure.attempt}) "
+            f"failed at {_clock(failure.time)}: {failure.reason or 'no reason logged'}{after}"
+        )
+        if failure.stderr_tail:
+            print("      stderr (last lines):")
+            print(_indent(failure.stderr_tail, 8))
+    resubmitted = sum(1 for f in trouble.job_failures if f.resubmitted_as)
+    print(
+        f"  {len(trouble.job_failures)} job(s) failed at the scheduler, {resubmitted} resubmitted"
+    )
+    for stop in trouble.map_stops:
+        print(f"  the map stopped at {_clock(stop.time)}:")
+        print(_indent(stop.error, 6))
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
+
+
+def _indent(text: str, width: int) -> str:
+    return "\n".join(" " * width + line for line in text.rstrip().splitlines())
+
+
+# -- stdout and stderr -------------------------------------------------------
+
+
+def _output(args: argparse.Namespace) -> int:
+    session = inspection.only_session(args.work_dir)
+    output = inspection.job_output(session, args.task, args.stream, attempt=args.attempt)
+    job = f", job {output.jobid}" if output.jobid else ""
+    print(
+        f"pypoolparty: {args.stream} of task {output.itask} (chunk {output.ichunk}{job}, "
+        f"{output.source}):",
+        file=sys.stderr,
+    )
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output.data)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+# -- timeline ---------------------------------------------------------------
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    session = inspection.only_session(args.work_dir)
+    trace = inspection.chrome_trace(session, inspection.chunk_runs(session))
+    if args.output == "-":
+        _write_trace(trace, sys.stdout)
+    else:
+        with open(args.output, "w", encoding="utf-8") as file:
+            _write_trace(trace, file)
+    where = "stdout" if args.output == "-" else args.output
+    print(
+        f"pypoolparty: {trace.num_runs} chunk run(s) of {session.num_chunks} chunks on "
+        f"{len(trace.runs_by_host)} host(s) written to {where}; open it in https://ui.perfetto.dev",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _write_trace(trace: inspection.ChromeTrace, file: TextIO) -> None:
+    """Write the trace event by event: 100,000 chunks need not be one string."""
+    file.write('{"displayTimeUnit": "ms", "otherData": ')
+    file.write(json.dumps(trace.other_data))
+    file.write(', "traceEvents": [\n')
+    for number, event in enumerate(trace.events()):
+        file.write((",\n" if number else "") + json.dumps(event))
+    file.write("\n]}\n")

@@ -1,0 +1,104 @@
+"""Read a work_dir without the process that made it: plain data for the CLI.
+
+Everything here only reads. It works on a kept work_dir and on one whose map
+is still running, where files change underneath: the event log may end in a
+line still being written, an archive may be in the middle of an append, an
+outcome may be folded away between listing and opening it. Every reader
+tolerates that and reports what was there at the moment it looked.
+
+It never opens ``environment.json`` (values of the user's environment), and it
+unpickles plain data only: pickles are code, and looking at a work_dir must
+not run any.
+
+Memory stays proportional to the number of chunks (a few bytes each), not to
+the length of the log or the size of the archives: the log is streamed line
+by line and the zip archives are read member by member.
+
+The modules, from the files up:
+
+- :mod:`.sessions`: the maps in a work_dir, and what each one is;
+- :mod:`.events`: the event log, streamed;
+- :mod:`.zip_reading`: the archives, read without ever writing them;
+- :mod:`.member_names`: what the archives' members are called;
+- :mod:`.outcomes`: the workers' outcome files, read as plain data;
+- :mod:`.chunk_states`: each chunk's state, replayed from the log;
+- :mod:`.process`: whether a map runs now;
+- :mod:`.status`, :mod:`.failures`, :mod:`.job_outputs`, :mod:`.timeline`:
+  what ``pypoolparty status``, ``errors``, ``stdout``/``stderr`` and
+  ``timeline`` show.
+"""
+
+from .chunk_states import (
+    CANCELLED,
+    CHUNK_STATES,
+    DONE,
+    ENDED,
+    ERROR,
+    GONE,
+    HELD,
+    JOB_FAILED,
+    LIVE_STATES,
+    NOT_SUBMITTED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    STUCK_STATES,
+    SUBMITTING,
+    UNKNOWN,
+    StuckChunk,
+)
+from .failures import (
+    JobFailureReport,
+    MapStop,
+    SchedulerTrouble,
+    TaskFailureReport,
+    scheduler_trouble,
+    task_failures,
+)
+from .job_outputs import JobOutput, NotRecorded, TaskOutOfRange, job_output
+from .process import ProcessState
+from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
+from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
+from .timeline import ChromeTrace, ChunkRun, chrome_trace, chunk_runs
+
+__all__ = [
+    "CANCELLED",
+    "CHUNK_STATES",
+    "DONE",
+    "ENDED",
+    "ERROR",
+    "GONE",
+    "HELD",
+    "JOB_FAILED",
+    "LIVE_STATES",
+    "MAX_LISTED_STUCK_CHUNKS",
+    "NOT_SUBMITTED",
+    "PENDING",
+    "QUEUED",
+    "RUNNING",
+    "STUCK_STATES",
+    "SUBMITTING",
+    "UNKNOWN",
+    "ChromeTrace",
+    "ChunkRun",
+    "JobFailureReport",
+    "JobOutput",
+    "MapStop",
+    "NotAWorkDir",
+    "NotRecorded",
+    "ProcessState",
+    "SchedulerTrouble",
+    "SessionInfo",
+    "SessionStatus",
+    "StuckChunk",
+    "TaskFailureReport",
+    "TaskOutOfRange",
+    "chrome_trace",
+    "chunk_runs",
+    "find_sessions",
+    "job_output",
+    "only_session",
+    "scheduler_trouble",
+    "session_status",
+    "task_failures",
+]

@@ -1,0 +1,146 @@
+"""The stdout and stderr of the job that ran a task, wherever it is now.
+
+The reducer archives a job's output when its chunk's outcome arrives, or
+when the job failed for scheduler reasons (see :mod:`.member_names`); until
+then it is the file the scheduler writes, named in the log's ``submitted``
+events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from . import member_names, zip_reading
+from .events import jobs_of, read_events
+from .sessions import SessionInfo
+
+
+class TaskOutOfRange(ValueError):
+    """A task index the map does not have."""
+
+
+class NotRecorded(LookupError):
+    """What was asked for is not (or no longer, or not yet) in the work_dir."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutput:
+    """The stdout or stderr of the job that ran a task, and where it came from."""
+
+    itask: int
+    ichunk: int
+    source: str
+    """``archive`` (the job whose result was folded), ``attempt N`` or ``live file``."""
+
+    data: bytes
+    jobid: str | None = None
+
+
+def job_output(
+    session: SessionInfo, itask: int, stream: str, attempt: int | None = None
+) -> JobOutput:
+    """The ``stream`` (``stdout`` or ``stderr``) of the job that ran task ``itask``.
+
+    At most the last 10 MiB of a job's output are kept.
+
+    Parameters
+    ----------
+    session : SessionInfo
+        The map, from :func:`only_session`.
+    itask : int
+        The task's index in the map.
+    stream : str
+        ``stdout`` or ``stderr``.
+    attempt : int, optional
+        The output of the job that failed as this attempt of the task's chunk
+        (see :func:`scheduler_trouble`), instead of the chunk's last job.
+
+    Returns
+    -------
+    JobOutput
+
+    Raises
+    ------
+    TaskOutOfRange
+        If the map has no task ``itask``.
+    NotRecorded
+        If the output is not in the work_dir (not written yet, or removed).
+    """
+    if not 0 <= itask < session.num_tasks:
+        raise TaskOutOfRange(
+            f"task {itask} is out of range: {session.name} has tasks 0..{session.num_tasks - 1}"
+        )
+    ichunk = session.chunk_of(itask)
+    if attempt is not None:
+        return _failed_attempt_output(session, itask, ichunk, stream, attempt)
+    data = zip_reading.read(session.dir.archive_path(stream), member_names.job_output(ichunk))
+    if data is not None:
+        return JobOutput(itask, ichunk, "archive", data)
+    return _live_output(session, itask, ichunk, stream)
+
+
+def _failed_attempt_output(
+    session: SessionInfo, itask: int, ichunk: int, stream: str, attempt: int
+) -> JobOutput:
+    name = member_names.failed_attempt(ichunk, attempt)
+    data = zip_reading.read(session.dir.archive_path(stream), name)
+    if data is None:
+        raise NotRecorded(
+            f"no {stream} of a failed attempt {attempt} of chunk {ichunk} (task {itask}) "
+            f"in {session.name}; {_describe_attempts(session, ichunk, stream)}"
+        )
+    return JobOutput(itask, ichunk, f"attempt {attempt}", data)
+
+
+def _live_output(session: SessionInfo, itask: int, ichunk: int, stream: str) -> JobOutput:
+    """The output file of the chunk's last job, as the scheduler writes it."""
+    job = _latest_job(session, ichunk)
+    where = f"task {itask} (chunk {ichunk}) of {session.name}"
+    attempts = _describe_attempts(session, ichunk, stream)
+    if job is None:
+        raise NotRecorded(f"no job has been submitted for {where} yet; {attempts}")
+    jobid, relative_paths = job
+    path = _inside(session.path, relative_paths[0 if stream == "stdout" else 1])
+    try:
+        if path is None:
+            raise FileNotFoundError(path)
+        with open(path, "rb") as file:
+            return JobOutput(itask, ichunk, "live file", file.read(), jobid)
+    except OSError:
+        raise NotRecorded(
+            f"the {stream} of job {jobid}, which runs {where}, is not there: it has not "
+            f"started, or its output was removed; {attempts}"
+        ) from None
+
+
+def _latest_job(session: SessionInfo, ichunk: int) -> tuple[str, tuple[str, str]] | None:
+    """(jobid, (stdout, stderr)) of the chunk's last job, its paths relative to the session."""
+    latest = None
+    for event in read_events(session.dir.log_path):
+        if event["event"] == "submitted":
+            for jobid, job_chunk, stdout, stderr in jobs_of(event):
+                if job_chunk == ichunk:
+                    latest = (jobid, (stdout, stderr))
+    return latest
+
+
+def _inside(base: str, relative: str) -> str | None:
+    """``relative`` joined to ``base``; None for a path that leads out of it."""
+    root = os.path.abspath(base)
+    path = os.path.abspath(os.path.join(root, relative))
+    return path if os.path.commonpath([path, root]) == root else None
+
+
+def _describe_attempts(session: SessionInfo, ichunk: int, stream: str) -> str:
+    """Which failed attempts of the chunk have their output archived, for a message."""
+    names = (member.name for member in zip_reading.members(session.dir.archive_path(stream)))
+    attempts = sorted(
+        int(match.group(2))
+        for match in map(member_names.FAILED_ATTEMPT.match, names)
+        if match and int(match.group(1)) == ichunk
+    )
+    if not attempts:
+        return "no failed attempt of it was archived"
+    listed = ", ".join(str(a) for a in attempts)
+    return f"failed attempts archived: {listed} (pass --attempt N)"

@@ -1,0 +1,136 @@
+"""How far a map has come: its chunks and tasks by state, its jobs, its time."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+from . import member_names, zip_reading
+from .chunk_states import CHUNK_STATES, DONE, ChunkLedger, StuckChunk
+from .events import read_events
+from .outcomes import archived_chunks, failed_tasks_of, unfolded_outcomes
+from .process import ProcessState, state_from_lock
+from .sessions import SessionInfo
+
+MAX_LISTED_STUCK_CHUNKS = 10
+"""Stuck chunks a report names one by one; it counts the others."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStatus:
+    """Counts of one map's chunks and tasks by state, and its jobs' history."""
+
+    session: SessionInfo
+    chunks_by_state: dict[str, int]
+    tasks_by_state: dict[str, int]
+    num_failed_tasks: int
+    num_chunks_with_failed_tasks: int
+    num_jobs_submitted: int
+    num_scheduler_failures: int
+    num_resubmissions: int
+    num_calls: int
+    first_event_time: float | None
+    last_event_time: float | None
+    last_event: str
+    process: ProcessState
+    stuck: list[StuckChunk]
+
+    @property
+    def num_chunks_left(self) -> int:
+        return self.session.num_chunks - self.chunks_by_state[DONE]
+
+    @property
+    def num_tasks_left(self) -> int:
+        return self.session.num_tasks - self.tasks_by_state[DONE]
+
+    def elapsed(self, now: float | None = None) -> float | None:
+        """Seconds from the first event to the last, or to ``now`` while it runs."""
+        if self.first_event_time is None or self.last_event_time is None:
+            return None
+        if self.process.ending == "running":
+            end = time.time() if now is None else now
+        else:
+            end = self.last_event_time
+        return max(0.0, end - self.first_event_time)
+
+
+def session_status(session: SessionInfo) -> SessionStatus:
+    """Count one map's chunks and tasks by state, from its files.
+
+    The event log gives each chunk's last logged state. Outcomes in the
+    work_dir overrule it: the map writes ``chunk_done`` only after folding
+    an outcome, so a map killed in between has done chunks the log does not
+    name. The files are listed before the log is read: a chunk moves from
+    ``outcomes/`` into ``results.zip`` and then into the log, so reading in
+    that order sees it in one place at least.
+
+    Parameters
+    ----------
+    session : SessionInfo
+        The map, from :func:`find_sessions`.
+
+    Returns
+    -------
+    SessionStatus
+    """
+    unfolded = dict(_unfolded_failed_counts(session))
+    succeeded, failed_chunks = archived_chunks(session)
+    ledger = ChunkLedger(session.num_chunks)
+    for event in read_events(session.dir.log_path):
+        ledger.replay(event)
+    for ichunk in succeeded:
+        ledger.mark_done(ichunk, 0)
+    unlogged_failed = [i for i in failed_chunks if not ledger.ever_done[i] and i not in succeeded]
+    for ichunk, count in _count_archived_failures(session, unlogged_failed).items():
+        ledger.mark_done(ichunk, count)
+    for ichunk, count in unfolded.items():
+        ledger.mark_done(ichunk, count)
+    return _summarize(session, ledger)
+
+
+def _unfolded_failed_counts(session: SessionInfo) -> Iterator[tuple[int, int]]:
+    for ichunk, outcome in unfolded_outcomes(session):
+        if 0 <= ichunk < session.num_chunks:
+            first_itask = session.tasks_of(ichunk).start
+            yield ichunk, len(failed_tasks_of(outcome, first_itask))
+
+
+def _count_archived_failures(session: SessionInfo, ichunks: list[int]) -> dict[int, int]:
+    """Failed tasks per chunk in ``exceptions.zip``, for chunks the log never called done."""
+    if not ichunks:
+        return {}
+    counts = dict.fromkeys(ichunks, 0)
+    for member in zip_reading.members(session.dir.archive_path("exceptions")):
+        match = member_names.TASK_FAILURE.match(member.name)
+        if match:
+            ichunk = session.chunk_of(int(match.group(1)))
+            if ichunk in counts:
+                counts[ichunk] += 1
+    # A chunk archived as failed has one failed task at least.
+    return {ichunk: max(1, count) for ichunk, count in counts.items()}
+
+
+def _summarize(session: SessionInfo, ledger: ChunkLedger) -> SessionStatus:
+    chunks_by_state = dict.fromkeys(CHUNK_STATES, 0)
+    tasks_by_state = dict.fromkeys(CHUNK_STATES, 0)
+    for ichunk, state in enumerate(ledger.state):
+        chunks_by_state[state] += 1
+        tasks_by_state[state] += len(session.tasks_of(ichunk))
+    done_failures = {i: n for i, n in ledger.failed_tasks.items() if ledger.state[i] == DONE}
+    return SessionStatus(
+        session=session,
+        chunks_by_state=chunks_by_state,
+        tasks_by_state=tasks_by_state,
+        num_failed_tasks=sum(done_failures.values()),
+        num_chunks_with_failed_tasks=len(done_failures),
+        num_jobs_submitted=ledger.num_jobs_submitted,
+        num_scheduler_failures=ledger.num_scheduler_failures,
+        num_resubmissions=ledger.num_resubmissions,
+        num_calls=ledger.num_calls,
+        first_event_time=ledger.first_time,
+        last_event_time=ledger.last_time,
+        last_event=ledger.last_event,
+        process=ledger.ending or state_from_lock(session, ledger.num_calls),
+        stuck=sorted(ledger.stuck.values(), key=lambda s: s.ichunk),
+    )
