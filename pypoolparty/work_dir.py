@@ -231,6 +231,13 @@ def _is_alive_here(holder: dict) -> bool:
     pid = holder.get("pid")
     if not isinstance(pid, int) or pid == os.getpid():
         return False
+    return process_is_alive(pid)
+
+
+def process_is_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (also as another user's)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

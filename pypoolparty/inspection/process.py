@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 
-from ..work_dir import read_json
+from ..work_dir import process_is_alive, read_json
 from .sessions import SessionInfo
 
 
@@ -35,7 +34,7 @@ def state_from_lock(session: SessionInfo, num_calls: int) -> ProcessState:
     host, pid = holder
     if host != socket.gethostname():
         return ProcessState("running", f"pid {pid} on host {host}, not checkable from here")
-    if _is_alive(pid):
+    if process_is_alive(pid):
         return ProcessState("running", f"pid {pid} on host {host}")
     return ProcessState("interrupted", f"pid {pid} on host {host}, which holds the lock, is gone")
 
@@ -49,15 +48,3 @@ def _lock_holder(session: SessionInfo) -> tuple[str, int] | None:
     except (OSError, ValueError, KeyError, TypeError):
         # Being written this instant, or damaged: someone took the lock.
         return "?", -1
-
-
-def _is_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, as another user's process
-    return True
