@@ -23,6 +23,8 @@ JOB_START_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMP
 
 
 JOB_NAME_VARIABLE = "PYPOOLPARTY_JOB_NAME"
+CANCEL_WAIT = 10.0
+"""Seconds ``cancel`` waits for a killed worker to exit."""
 
 
 class LocalScheduler(Scheduler):
@@ -68,18 +70,25 @@ class LocalScheduler(Scheduler):
         return statuses
 
     def cancel(self, jobs: Sequence[Job]) -> None:
+        """Kill the workers of ``jobs`` and wait until they are gone."""
         with self._lock:
             ids = {job.jobid for job in jobs}
             self._cancelled |= ids & self._queued
             self._queue = collections.deque(q for q in self._queue if q[0].jobid not in ids)
             self._queued -= ids
-            for job in jobs:
-                process = self._running.get(job.jobid)
-                if process is not None:
-                    _kill(process.pid)
+            killed = [self._running[job.jobid] for job in jobs if job.jobid in self._running]
+            for process in killed:
+                _kill(process.pid)
             foreign = [job for job in jobs if not self._knows(job)]
             for pid in (_worker_processes(foreign) if foreign else {}).values():
                 _kill(pid)
+        # SIGKILL takes effect a moment later: a cancelled job must be gone
+        # when cancel returns, as it is from a real queue.
+        for process in killed:
+            try:
+                process.wait(CANCEL_WAIT)
+            except subprocess.TimeoutExpired:
+                pass
 
     def recover(self, submission: Submission) -> list[Job]:
         """The workers of ``submission`` still running, started by an earlier process.

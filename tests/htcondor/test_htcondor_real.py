@@ -83,6 +83,14 @@ def batch_in_queue(batch_name: str) -> list[str]:
     return completed.stdout.split("\n")[:-1]
 
 
+def assert_left_the_queue(batch_name: str) -> None:
+    """Every job of the batch is removed (JobStatus 3) or done; HTCondor takes
+    removed jobs off the queue once their starters have cleaned up."""
+    remaining = batch_in_queue(batch_name)
+    assert all(line.endswith(" 3") or line.endswith(" 4") for line in remaining), remaining
+    wait_for(lambda: batch_in_queue(batch_name) == [], timeout=60)
+
+
 def batches_in_queue(prefix: str) -> list[str]:
     completed = subprocess.run(
         ["condor_q", "-af", "JobBatchName"], capture_output=True, text=True, check=True
@@ -119,7 +127,7 @@ def test_a_held_proc_is_removed_and_resubmitted(condor_user, job_python, shared_
     failures = session_events(shared_dir, "job_failed")
     assert failures, "no proc was held, so nothing was tested"
     assert all("HoldReasonCode 3" in f["reason"] for f in failures)
-    assert batch_in_queue(batch) == []
+    assert_left_the_queue(batch)
 
 
 def session_events(shared_dir: str, kind: str) -> list[dict]:
@@ -144,7 +152,7 @@ def test_exhausted_resubmissions_raise_with_the_hold_reason(condor_user, job_pyt
     assert outcome.get("error") == "ResubmissionsExhausted", stderr
     assert "OnExitHold" in outcome["message"]
     assert "HoldReasonCode 3" in outcome["message"]
-    assert batch_in_queue(batch) == []
+    assert_left_the_queue(batch)
 
 
 def test_ctrl_c_leaves_nothing_in_condor_q(condor_user, job_python, shared_dir):
@@ -167,7 +175,7 @@ def test_ctrl_c_leaves_nothing_in_condor_q(condor_user, job_python, shared_dir):
     outcome = json.loads(stdout.strip().splitlines()[-1])
     assert outcome["error"] == "KeyboardInterrupt", stderr
     assert "cancelled" in outcome["message"]
-    assert batch_in_queue(batch) == []
+    assert_left_the_queue(batch)
 
 
 def test_resource_requests_reach_the_job_ad(condor_user, job_python, shared_dir):
