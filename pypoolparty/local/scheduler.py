@@ -200,23 +200,13 @@ def _worker_processes(jobs: Sequence[Job]) -> dict[str, int]:
     wanted = {}
     for job in jobs:
         session_dir = os.path.dirname(os.path.dirname(os.path.dirname(job.stdout_path)))
-        wanted[(session_dir, str(job.ichunk))] = job.jobid
+        wanted[(session_dir, job.ichunk)] = job.jobid
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as file:
-                arguments = file.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "--ichunk" not in arguments:
-            continue
-        ichunk = arguments[arguments.index("--ichunk") + 1]
+    for pid, ichunk, arguments in _workers_on_this_host():
         for argument in arguments:
             jobid = wanted.get((argument, ichunk))
             if jobid is not None:
-                found[jobid] = int(entry)
+                found[jobid] = pid
     return found
 
 
@@ -224,19 +214,31 @@ def _workers_named(job_name: str) -> list[tuple[int, int]]:
     """(pid, chunk) of each running worker started for the job named ``job_name``."""
     marker = f"{JOB_NAME_VARIABLE}={job_name}".encode()
     found = []
+    for pid, ichunk, _ in _workers_on_this_host():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as file:
+                if marker in file.read().split(b"\0"):
+                    found.append((pid, ichunk))
+        except OSError:
+            continue
+    return found
+
+
+def _workers_on_this_host():
+    """(pid, chunk, command line) of each worker process running on this host."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as file:
-                environment = file.read().split(b"\0")
             with open(f"/proc/{entry}/cmdline", "rb") as file:
                 arguments = file.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if marker in environment and "--ichunk" in arguments:
-            found.append((int(entry), int(arguments[arguments.index("--ichunk") + 1])))
-    return found
+        if "--ichunk" in arguments:
+            try:
+                yield int(entry), int(arguments[arguments.index("--ichunk") + 1]), arguments
+            except (IndexError, ValueError):
+                continue
 
 
 def _kill(pid: int) -> None:
