@@ -12,6 +12,7 @@ import os
 import shutil
 
 import pytest
+from dummy_slurm import DummySlurm
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DUMMY_QUEUES_DIR = os.path.join(REPO_DIR, "dummy_queues")
@@ -52,3 +53,14 @@ def require_scheduler(name: str, commands: list[str], probe: list[str] | None = 
 def dummy_queues_dir() -> str:
     """Absolute path of the repository's ``dummy_queues`` directory."""
     return DUMMY_QUEUES_DIR
+
+
+@pytest.fixture
+def dummy_slurm(dummy_queues_dir, tmp_path, monkeypatch):
+    state_dir = tmp_path / "dummy-queue"
+    state_dir.mkdir()
+    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
+    slurm = DummySlurm(dummy_queues_dir, str(state_dir))
+    yield slurm
+    slurm.set_faults()  # a test's hanging scancel must not hang the cleanup
+    slurm.cancel_everything()  # so that its runner goes idle and exits

@@ -169,52 +169,6 @@ def test_errors_shows_jobs_that_failed_at_the_scheduler_with_their_stderr(tmp_pa
     assert "failed attempts archived: 1, 2 (pass --attempt N)" in final.stderr
 
 
-class DummySlurm:
-    """The repository's dummy SLURM with its state in a test's own directory."""
-
-    def __init__(self, dummy_queues_dir: str, state_dir: str) -> None:
-        self.bin = os.path.join(dummy_queues_dir, "slurm")
-        self.state_dir = state_dir
-        self.paths = {
-            f"{name}_path": os.path.join(self.bin, name) for name in ("sbatch", "squeue", "scancel")
-        }
-
-    def set_faults(self, **faults) -> None:
-        with open(os.path.join(self.state_dir, "faults.json"), "w") as file:
-            json.dump(faults, file)
-
-    def release_everything(self) -> None:
-        for job in self.jobs():
-            task = "" if job["task"] is None else f"_{job['task']}"
-            subprocess.run(
-                [os.path.join(self.bin, "scontrol"), "release", f"{job['array_job_id']}{task}"],
-                timeout=60,
-            )
-
-    def jobs(self) -> list[dict]:
-        path = os.path.join(self.state_dir, "slurm.json")
-        if not os.path.exists(path):
-            return []
-        with open(path) as file:  # written by rename: never half a file
-            return json.load(file)["jobs"]
-
-    def cancel_everything(self) -> None:
-        ids = {str(job["array_job_id"]) for job in self.jobs()}
-        if ids:
-            subprocess.run([os.path.join(self.bin, "scancel"), *sorted(ids)], timeout=60)
-
-
-@pytest.fixture
-def dummy_slurm(dummy_queues_dir, tmp_path, monkeypatch):
-    state_dir = tmp_path / "dummy-queue"
-    state_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
-    slurm = DummySlurm(dummy_queues_dir, str(state_dir))
-    yield slurm
-    slurm.set_faults()
-    slurm.cancel_everything()
-
-
 def test_errors_shows_the_scheduler_states_of_failed_slurm_jobs(dummy_slurm, tmp_path):
     dummy_slurm.set_faults(seed=5, error_probability=1.0, error_states=["NODE_FAIL"])
     pool = pypoolparty.slurm.array.Pool(

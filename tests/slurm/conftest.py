@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -24,50 +21,6 @@ if "--chunk-list" in sys.argv:
 with open(os.path.join(work_dir, f"chunk_{ichunk}"), "w") as file:
     json.dump(dict(os.environ), file)
 """
-
-
-class DummySlurm:
-    """The dummy SLURM of ``dummy_queues/slurm`` with its state in a test's own directory."""
-
-    def __init__(self, dummy_queues_dir: str, state_dir: str):
-        self.bin = os.path.join(dummy_queues_dir, "slurm")
-        self.state_dir = state_dir
-        # scontrol and sinfo are found beside sbatch.
-        self.paths = {
-            f"{name}_path": os.path.join(self.bin, name) for name in ("sbatch", "squeue", "scancel")
-        }
-
-    def set_faults(self, **faults) -> None:
-        with open(os.path.join(self.state_dir, "faults.json"), "w") as file:
-            json.dump(faults, file)
-
-    def jobs(self) -> list[dict]:
-        path = os.path.join(self.state_dir, "slurm.json")
-        if not os.path.exists(path):
-            return []
-        with open(path) as file:  # written by rename: never half a file
-            return json.load(file)["jobs"]
-
-    def run(self, command: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [os.path.join(self.bin, command), *args], capture_output=True, text=True, timeout=60
-        )
-
-    def cancel_everything(self) -> None:
-        ids = {str(job["array_job_id"]) for job in self.jobs()}
-        if ids:
-            self.run("scancel", *sorted(ids))
-
-
-@pytest.fixture
-def dummy_slurm(dummy_queues_dir, tmp_path, monkeypatch):
-    state_dir = tmp_path / "dummy-queue"
-    state_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
-    slurm = DummySlurm(dummy_queues_dir, str(state_dir))
-    yield slurm
-    slurm.set_faults()  # a test's hanging scancel must not hang the cleanup
-    slurm.cancel_everything()  # so that its runner goes idle and exits
 
 
 @pytest.fixture
