@@ -31,7 +31,7 @@ def submission(worker, tmp_path, chunks, name="ppp-test-1", throttle=None) -> Su
 
 
 def chunks_done(worker) -> set[int]:
-    names = os.listdir(worker.work_dir)
+    names = os.listdir(worker.session_dir)
     return {int(name.split("_")[1]) for name in names if name.startswith("chunk_")}
 
 
@@ -161,7 +161,7 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
     scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
     jobs = scheduler.submit(submission(stand_in_worker, tmp_path, [4]))
     wait_for(lambda: all_ended(scheduler, jobs))
-    with open(os.path.join(stand_in_worker.work_dir, "chunk_4")) as file:
+    with open(os.path.join(stand_in_worker.session_dir, "chunk_4")) as file:
         environment = file.read()
     assert '"SLURM_ARRAY_TASK_ID": "4"' in environment
     assert "do-not-leak" not in environment
