@@ -24,6 +24,7 @@ from .async_result import AsyncResult
 from .background import Background
 from .commands import RetryPolicy
 from .environment import Selection
+from .errors import BadInput
 from .imap import DEFAULT_READ_AHEAD, IMapIterator
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -85,6 +86,18 @@ class Pool(abc.ABC):
         Largest pickled result of one task, in bytes. A larger one is an error
         of its task (it would fill the work_dir and this process's memory).
         ``None``: no limit.
+
+    Raises
+    ------
+    pypoolparty.BadInput
+        An option has a value it cannot take (a ``ValueError``).
+
+    Attributes
+    ----------
+    settings : pypoolparty.settings.MapSettings
+        The checked common options, all a map's session reads of the pool.
+    retry_policy : pypoolparty.commands.RetryPolicy
+        ``command_timeout`` and ``outage_timeout``, for the scheduler adapter.
     """
 
     default_polling_interval: float = 1.0
@@ -365,7 +378,7 @@ def _check_star_tasks(tasks: list) -> None:
 
 def _valid_job_name_prefix(prefix: Any) -> str:
     if not isinstance(prefix, str) or not JOB_NAME_PREFIX_PATTERN.match(prefix):
-        raise ValueError(
+        raise BadInput(
             "job_name_prefix must start with a letter and hold at most 32 letters, "
             f"digits, '_', '.' or '-', not {prefix!r}"
         )
@@ -375,19 +388,19 @@ def _valid_job_name_prefix(prefix: Any) -> str:
 def _valid_python_path(python_path: str | None) -> str:
     if python_path is None:
         if not sys.executable:
-            raise ValueError(
+            raise BadInput(
                 "cannot tell which Python runs this process; pass python_path, the "
                 "interpreter the compute nodes should use"
             )
         return sys.executable
     python_path = os.fspath(python_path)
     if not os.path.isabs(python_path):
-        raise ValueError(
+        raise BadInput(
             f"python_path must be an absolute path (the compute nodes' PATH may differ), "
             f"not {python_path!r}"
         )
     if not os.path.isfile(python_path) or not os.access(python_path, os.X_OK):
-        raise ValueError(
+        raise BadInput(
             f"python_path {python_path!r} does not exist or is not executable; "
             "pass the interpreter the compute nodes should use"
         )
