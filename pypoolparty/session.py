@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,7 +31,6 @@ from . import (
     event_log,
     progress,
     serialization,
-    task_errors,
     work_dir,
 )
 from .commands import CommandFailed
@@ -44,14 +42,13 @@ from .errors import (
     Terminated,
     WorkDirError,
 )
-from .reducer import Reducer, TaskFailure
+from .outcome import TaskFailure, exception_for, last_lines, task_values
+from .reducer import Reducer
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
-from .version import __version__
 
 logger = logging.getLogger("pypoolparty")
 
 WORKER_SCRIPT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-STDERR_TAIL_LINES = 15
 
 
 def run_map(
@@ -157,30 +154,24 @@ def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, 
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity
         )
-        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, f"map-{fingerprint[:16]}"))
+        name = work_dir.session_dir_name(fingerprint)
+        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, name))
         session_dir = work_dir.SessionDir(path)
         if session_dir.exists():
             return session_dir, True
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
         _write_session_files(pool, session_dir, function_bytes, star)
-        work_dir.write_json(
-            session_dir.metadata_path,
-            {
-                "format": 1,
-                "pypoolparty_version": __version__,
-                "fingerprint": fingerprint,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "submit_host": socket.gethostname(),
-                "scheduler": scheduler.name,
-                "function": getattr(func, "__qualname__", repr(func))[:200],
-                "kind": "starmap" if star else "map",
-                "num_tasks": len(tasks),
-                "chunksize": bounds[0][1] - bounds[0][0],
-                "num_chunks": len(bounds),
-                "python_path": pool.python_path,
-            },
-        )
+        work_dir.SessionMetadata.of_new_map(
+            fingerprint=fingerprint,
+            scheduler=scheduler.name,
+            function=getattr(func, "__qualname__", repr(func)),
+            star=star,
+            num_tasks=len(tasks),
+            chunksize=bounds[0][1] - bounds[0][0],
+            num_chunks=len(bounds),
+            python_path=pool.python_path,
+        ).write(session_dir)
         return session_dir, False
     except BaseException as error:
         if session_dir is not None:
@@ -254,7 +245,7 @@ class Session:
         self.num_submissions = 0
         self.num_done = 0
         self.seen_unknown: set[tuple[str, str]] = set()
-        self.job_name_base = f"{pool.job_name_prefix}-{os.path.basename(session_dir.path)[4:12]}"
+        self.job_name_base = f"{pool.job_name_prefix}-{work_dir.job_name_tag(session_dir.path)}"
         self.log: event_log.EventLog | None = None
         self.stop: threading.Event | None = None
         self.submitting: Submission | None = None
@@ -268,7 +259,9 @@ class Session:
             display = progress.Progress(self.bounds[-1][1]) if self.pool.verbose else None
             with _verbose_logging(display), _sigterm_raises_terminated():
                 try:
-                    self.log.write("session_started", resuming=self.resuming, pid=os.getpid())
+                    self.log.write(
+                        event_log.SESSION_STARTED, resuming=self.resuming, pid=os.getpid()
+                    )
                     if self.resuming:
                         self._restore()
                     self._babysit(display)
@@ -334,13 +327,15 @@ class Session:
         for item in folded:
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
-            self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
+            self.log.write(
+                event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks
+            )
             self._hand_out(item.ichunk, item.outcome)
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
             bounds = self.bounds[ichunk]
-            self.on_chunk_done(bounds[0], task_errors.task_values(outcome, bounds, self.dir.path))
+            self.on_chunk_done(bounds[0], task_values(outcome, bounds, self.dir.path))
 
     def _mark_done(self, chunk: Chunk) -> None:
         if not chunk.done:
@@ -399,7 +394,7 @@ class Session:
             return
         chunk.status = status
         self.log.write(
-            "job_state",
+            event_log.JOB_STATE,
             jobid=chunk.job.jobid,
             ichunk=chunk.ichunk,
             state=status.state.value if status else "gone",
@@ -432,7 +427,9 @@ class Session:
         name = f"{self.job_name_base}-{self.num_submissions}"
         submission = self._submission(name, ichunks)
         self.log.write(
-            "submitting", submission=name, chunks=chunking.consecutive_runs(sorted(ichunks))
+            event_log.SUBMITTING,
+            submission=name,
+            chunks=event_log.consecutive_runs(sorted(ichunks)),
         )
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
@@ -465,10 +462,12 @@ class Session:
             chunk.adopted = adopted
             chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
         self.log.write(
-            "submitted",
+            event_log.SUBMITTED,
             submission=name,
             jobs=[
-                [j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)]
+                event_log.job_row(
+                    j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)
+                )
                 for j in jobs
             ],
         )
@@ -481,11 +480,11 @@ class Session:
         if in_queue:
             self.scheduler.cancel(in_queue)
         for chunk in failed:
-            chunk.stderr_tail = _last_lines(
+            chunk.stderr_tail = last_lines(
                 self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
             )
             self.log.write(
-                "job_failed",
+                event_log.JOB_FAILED,
                 jobid=chunk.job.jobid,
                 ichunk=chunk.ichunk,
                 attempt=chunk.num_submissions,
@@ -504,12 +503,12 @@ class Session:
     def _finish(self) -> list:
         self._cancel_stragglers()
         if self.first_failure is not None:
-            self.log.write("session_failed", reason="task raised", itask=self.first_failure.itask)
-            raise task_errors.exception_for(
-                self.first_failure, self.num_failed_tasks, self.dir.path
+            self.log.write(
+                event_log.SESSION_FAILED, reason="task raised", itask=self.first_failure.itask
             )
+            raise exception_for(self.first_failure, self.num_failed_tasks, self.dir.path)
         results = None if self.on_chunk_done is not None else self._collect_results()
-        self.log.write("session_finished", num_chunks=len(self.chunks))
+        self.log.write(event_log.SESSION_FINISHED, num_chunks=len(self.chunks))
         logger.info("all %d chunks done", len(self.chunks))
         return results
 
@@ -567,7 +566,7 @@ class Session:
                 cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
         _quietly(
             self.log.write,
-            "session_aborted",
+            event_log.SESSION_ABORTED,
             error=f"{type(error).__name__}: {error}"[:2000],
             cancelled_jobs=cancelled,
         )
@@ -627,17 +626,17 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
-        metadata = work_dir.read_json(self.dir.metadata_path)
-        same_scheduler = metadata.get("scheduler") == self.scheduler.name
+        metadata = work_dir.SessionMetadata.read(self.dir)
+        same_scheduler = metadata.scheduler == self.scheduler.name
         unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
-            if event.get("event") == "submitting":
+            if event["event"] == event_log.SUBMITTING:
                 self.num_submissions += 1
-                unrecorded[event["submission"]] = chunking.expand_runs(event["chunks"])
-            if event.get("event") != "submitted" or not same_scheduler:
+                unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
+            if event["event"] != event_log.SUBMITTED or not same_scheduler:
                 continue
             unrecorded.pop(event["submission"], None)
-            for jobid, ichunk, stdout, stderr in event["jobs"]:
+            for jobid, ichunk, stdout, stderr in event_log.jobs_of(event):
                 chunk = self.chunks[ichunk]
                 chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
                 # An adopted job counts as this call's first submission.
@@ -647,7 +646,7 @@ class Session:
             for name, ichunks in unrecorded.items():
                 self._recover(name, ichunks)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
-        self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
+        self.log.write(event_log.SESSION_RESUMED, done=self.num_done, adopted_jobs=adopted)
         logger.info(
             "continuing the map in %s: %d of %d chunks done, %d job(s) adopted",
             self.dir.path,
@@ -706,10 +705,6 @@ def _quietly(action, *args, **kwargs) -> None:
 
 def _join(*parts: str) -> str:
     return "; ".join(p.strip() for p in parts if p and p.strip())
-
-
-def _last_lines(text: str) -> str:
-    return "\n".join(text.rstrip().splitlines()[-STDERR_TAIL_LINES:])
 
 
 @contextlib.contextmanager

@@ -14,13 +14,15 @@ Memory stays proportional to the number of chunks (a few bytes each), not to
 the length of the log or the size of the archives: the log is streamed line
 by line and the zip archives are read member by member.
 
+It keeps no copy of any on-disk format: it reads through their owners,
+:mod:`pypoolparty.work_dir` (names, ``session.json``, the lock),
+:mod:`pypoolparty.event_log`, :mod:`pypoolparty.archive` and
+:mod:`pypoolparty.outcome`, which the map writes with.
+
 The modules, from the files up:
 
 - :mod:`.sessions`: the maps in a work_dir, and what each one is;
-- :mod:`.events`: the event log, streamed;
-- :mod:`.zip_reading`: the archives, read without ever writing them;
-- :mod:`.member_names`: what the archives' members are called;
-- :mod:`.outcomes`: the workers' outcome files, read as plain data;
+- :mod:`.outcomes`: where the workers' outcomes are, read as plain data;
 - :mod:`.chunk_states`: each chunk's state, replayed from the log;
 - :mod:`.process`: whether a map runs now;
 - :mod:`.status`, :mod:`.failures`, :mod:`.job_outputs`, :mod:`.timeline`:
