@@ -39,30 +39,22 @@ from .chunk_states import (
     GONE,
     HELD,
     JOB_FAILED,
-    LIVE_STATES,
     NOT_SUBMITTED,
     PENDING,
     QUEUED,
     RUNNING,
-    STUCK_STATES,
     SUBMITTING,
     UNKNOWN,
-    StuckChunk,
 )
-from .failures import (
-    JobFailureReport,
-    MapStop,
-    SchedulerTrouble,
-    TaskFailureReport,
-    scheduler_trouble,
-    task_failures,
-)
-from .job_outputs import JobOutput, NotRecorded, TaskOutOfRange, job_output
+from .failures import SchedulerTrouble, scheduler_trouble, task_failures
+from .job_outputs import NotRecorded, TaskOutOfRange, job_output
 from .process import ProcessState
 from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
 from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
-from .timeline import ChromeTrace, ChunkRun, chrome_trace, chunk_runs
+from .timeline import ChromeTrace, chrome_trace, chunk_runs
 
+# What the command line (pypoolparty.cli) uses; the types the functions
+# return and yield are in their modules.
 __all__ = [
     "CANCELLED",
     "CHUNK_STATES",
@@ -72,28 +64,20 @@ __all__ = [
     "GONE",
     "HELD",
     "JOB_FAILED",
-    "LIVE_STATES",
     "MAX_LISTED_STUCK_CHUNKS",
     "NOT_SUBMITTED",
     "PENDING",
     "QUEUED",
     "RUNNING",
-    "STUCK_STATES",
     "SUBMITTING",
     "UNKNOWN",
     "ChromeTrace",
-    "ChunkRun",
-    "JobFailureReport",
-    "JobOutput",
-    "MapStop",
     "NotAWorkDir",
     "NotRecorded",
     "ProcessState",
     "SchedulerTrouble",
     "SessionInfo",
     "SessionStatus",
-    "StuckChunk",
-    "TaskFailureReport",
     "TaskOutOfRange",
     "chrome_trace",
     "chunk_runs",
