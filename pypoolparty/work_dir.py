@@ -167,7 +167,7 @@ def is_session_dir_name(name: str) -> bool:
 def job_name_tag(session_path: str) -> str:
     """The first 8 hex digits of the fingerprint in a session directory's name, for job names.
 
-    >>> job_name_tag("/work/.pypoolparty/map-0123456789abcdef-2")
+    >>> job_name_tag("/home/ann/.pypoolparty/map-0123456789abcdef-2")
     '01234567'
     """
     name = os.path.basename(os.path.normpath(session_path))
