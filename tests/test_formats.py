@@ -106,7 +106,7 @@ def test_an_archive_member_that_fails_its_crc_is_not_there(tmp_path):
 # -- the event log ------------------------------------------------------------
 
 
-def test_every_event_the_map_writes_is_read_back_by_the_command_line(tmp_path):
+def test_every_event_the_map_writes_is_read_back_by_the_command_line(tmp_path, caplog):
     path = str(tmp_path / "log.jsonl")
     log = event_log.EventLog(path)
     log.write(event_log.SESSION_STARTED, resuming=False, pid=1)
@@ -126,6 +126,7 @@ def test_every_event_the_map_writes_is_read_back_by_the_command_line(tmp_path):
         file.write('{"time":1,"event":"job_st')  # the line being written
 
     events = list(event_log.read(path))
+    assert not caplog.records, "a torn line is expected: no warning on the inspector's stderr"
     assert [e["event"] for e in events][:3] == ["session_started", "submitting", "submitted"]
     assert len(events) == 8
     assert event_log.chunks_of_submitting(events[1]) == [0, 1, 3]
