@@ -2,8 +2,9 @@
 
 A map is recognised by its fingerprint: the pickled function, the pickled
 tasks, the chunking, and map versus starmap. Its session directory is
-``<work_dir>/map-<fingerprint>``. If that directory exists, the map was
-started before and did not finish (or was kept), and the session continues
+``<work_dir>/map-<fingerprint>`` (see
+:func:`pypoolparty.work_dir.session_dir_name`). If that directory exists, the
+map was started before and did not finish (or was kept), and the session continues
 it; any other map gets a directory of its own, holding everything the worker
 reads: the function, the tasks, the worker script, ``worker_config.json``
 and ``environment.json``. This module is the one writer of those files.
@@ -16,10 +17,8 @@ import dataclasses
 import logging
 import os
 import shutil
-import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Callable
@@ -28,7 +27,6 @@ from . import chunking, environment, serialization, work_dir
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
-from .version import __version__
 
 logger = logging.getLogger("pypoolparty")
 
@@ -164,30 +162,24 @@ def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, fu
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity
         )
-        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, f"map-{fingerprint[:16]}"))
+        name = work_dir.session_dir_name(fingerprint)
+        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, name))
         session_dir = work_dir.SessionDir(path)
         if session_dir.exists():
             return session_dir, True
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
         _write_session_files(settings, session_dir, function_bytes, star)
-        work_dir.write_json(
-            session_dir.metadata_path,
-            {
-                "format": 1,
-                "pypoolparty_version": __version__,
-                "fingerprint": fingerprint,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "submit_host": socket.gethostname(),
-                "scheduler": scheduler.name,
-                "function": getattr(func, "__qualname__", repr(func))[:200],
-                "kind": "starmap" if star else "map",
-                "num_tasks": len(tasks),
-                "chunksize": bounds[0][1] - bounds[0][0],
-                "num_chunks": len(bounds),
-                "python_path": settings.python_path,
-            },
-        )
+        work_dir.SessionMetadata.of_new_map(
+            fingerprint=fingerprint,
+            scheduler=scheduler.name,
+            function=getattr(func, "__qualname__", repr(func)),
+            star=star,
+            num_tasks=len(tasks),
+            chunksize=bounds[0][1] - bounds[0][0],
+            num_chunks=len(bounds),
+            python_path=settings.python_path,
+        ).write(session_dir)
         return session_dir, False
     except BaseException as error:
         if session_dir is not None:

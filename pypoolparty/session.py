@@ -24,12 +24,10 @@ from typing import Callable
 import cloudpickle
 
 from . import (
-    chunking,
     crash_points,
     event_log,
     prepare,
     progress,
-    task_errors,
     work_dir,
 )
 from .commands import CommandFailed, CommandNotFound, PermanentError
@@ -42,13 +40,12 @@ from .errors import (
     Terminated,
     WorkDirError,
 )
-from .reducer import Reducer, TaskFailure
+from .outcome import TaskFailure, exception_for, last_lines, task_values
+from .reducer import Reducer
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .settings import MapSettings
 
 logger = logging.getLogger("pypoolparty")
-
-STDERR_TAIL_LINES = 15
 
 
 def run_map(
@@ -155,9 +152,7 @@ class Session:
         self.num_submissions = 0
         self.num_done = 0
         self.seen_unknown: set[tuple[str, str]] = set()
-        self.job_name_base = (
-            f"{settings.job_name_prefix}-{os.path.basename(session_dir.path)[4:12]}"
-        )
+        self.job_name_base = f"{settings.job_name_prefix}-{work_dir.job_name_tag(session_dir.path)}"
         self.log: event_log.EventLog | None = None
         self.stop = stop
         self.submitting: Submission | None = None
@@ -171,7 +166,9 @@ class Session:
             shown = progress.shown(self.bounds[-1][1], self.settings.verbose)
             with shown as display, _sigterm_raises_terminated():
                 try:
-                    self.log.write("session_started", resuming=self.resuming, pid=os.getpid())
+                    self.log.write(
+                        event_log.SESSION_STARTED, resuming=self.resuming, pid=os.getpid()
+                    )
                     if self.resuming:
                         self._restore()
                     self._babysit(display)
@@ -234,13 +231,15 @@ class Session:
         for item in folded:
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
-            self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
+            self.log.write(
+                event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks
+            )
             self._hand_out(item.ichunk, item.outcome)
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
             bounds = self.bounds[ichunk]
-            self.on_chunk_done(bounds[0], task_errors.task_values(outcome, bounds, self.dir.path))
+            self.on_chunk_done(bounds[0], task_values(outcome, bounds, self.dir.path))
 
     def _mark_done(self, chunk: Chunk) -> None:
         if not chunk.done:
@@ -299,7 +298,7 @@ class Session:
             return
         chunk.status = status
         self.log.write(
-            "job_state",
+            event_log.JOB_STATE,
             jobid=chunk.job.jobid,
             ichunk=chunk.ichunk,
             state=status.state.value if status else "gone",
@@ -332,7 +331,9 @@ class Session:
         name = f"{self.job_name_base}-{self.num_submissions}"
         submission = self._submission(name, ichunks)
         self.log.write(
-            "submitting", submission=name, chunks=chunking.consecutive_runs(sorted(ichunks))
+            event_log.SUBMITTING,
+            submission=name,
+            chunks=event_log.consecutive_runs(sorted(ichunks)),
         )
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
@@ -365,10 +366,12 @@ class Session:
             chunk.adopted = adopted
             chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
         self.log.write(
-            "submitted",
+            event_log.SUBMITTED,
             submission=name,
             jobs=[
-                [j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)]
+                event_log.job_row(
+                    j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)
+                )
                 for j in jobs
             ],
         )
@@ -381,11 +384,11 @@ class Session:
         if in_queue:
             self.scheduler.cancel(in_queue)
         for chunk in failed:
-            chunk.stderr_tail = _last_lines(
+            chunk.stderr_tail = last_lines(
                 self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
             )
             self.log.write(
-                "job_failed",
+                event_log.JOB_FAILED,
                 jobid=chunk.job.jobid,
                 ichunk=chunk.ichunk,
                 attempt=chunk.num_submissions,
@@ -404,12 +407,12 @@ class Session:
     def _finish(self) -> list:
         self._cancel_stragglers()
         if self.first_failure is not None:
-            self.log.write("session_failed", reason="task raised", itask=self.first_failure.itask)
-            raise task_errors.exception_for(
-                self.first_failure, self.num_failed_tasks, self.dir.path
+            self.log.write(
+                event_log.SESSION_FAILED, reason="task raised", itask=self.first_failure.itask
             )
+            raise exception_for(self.first_failure, self.num_failed_tasks, self.dir.path)
         results = None if self.on_chunk_done is not None else self._collect_results()
-        self.log.write("session_finished", num_chunks=len(self.chunks))
+        self.log.write(event_log.SESSION_FINISHED, num_chunks=len(self.chunks))
         logger.info("all %d chunks done", len(self.chunks))
         return results
 
@@ -472,7 +475,7 @@ class Session:
                 cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
         _quietly(
             self.log.write,
-            "session_aborted",
+            event_log.SESSION_ABORTED,
             error=f"{type(error).__name__}: {error}"[:2000],
             cancelled_jobs=cancelled,
         )
@@ -543,17 +546,17 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
-        metadata = work_dir.read_json(self.dir.metadata_path)
-        same_scheduler = metadata.get("scheduler") == self.scheduler.name
+        metadata = work_dir.SessionMetadata.read(self.dir)
+        same_scheduler = metadata.scheduler == self.scheduler.name
         unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
-            if event.get("event") == "submitting":
+            if event["event"] == event_log.SUBMITTING:
                 self.num_submissions += 1
-                unrecorded[event["submission"]] = chunking.expand_runs(event["chunks"])
-            if event.get("event") != "submitted" or not same_scheduler:
+                unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
+            if event["event"] != event_log.SUBMITTED or not same_scheduler:
                 continue
             unrecorded.pop(event["submission"], None)
-            for jobid, ichunk, stdout, stderr in event["jobs"]:
+            for jobid, ichunk, stdout, stderr in event_log.jobs_of(event):
                 chunk = self.chunks[ichunk]
                 chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
                 # An adopted job counts as this call's first submission.
@@ -563,7 +566,7 @@ class Session:
             for name, ichunks in unrecorded.items():
                 self._recover(name, ichunks)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
-        self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
+        self.log.write(event_log.SESSION_RESUMED, done=self.num_done, adopted_jobs=adopted)
         logger.info(
             "continuing the map in %s: %d of %d chunks done, %d job(s) adopted",
             self.dir.path,
@@ -626,10 +629,6 @@ def _join(*parts: str) -> str:
 
 def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def _last_lines(text: str) -> str:
-    return "\n".join(text.rstrip().splitlines()[-STDERR_TAIL_LINES:])
 
 
 @contextlib.contextmanager

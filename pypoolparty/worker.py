@@ -30,6 +30,7 @@ import traceback
 import zipfile
 
 OUTCOME_FORMAT = 1
+# The outcome's schema is documented in pypoolparty/outcome.py, which reads it.
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from .. import commands
-from ..chunking import consecutive_runs
+from ..event_log import consecutive_runs
 from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
 from . import parsing
 from .options import QsubOptions
