@@ -9,19 +9,19 @@ import pytest
 from waiting import wait_for
 
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected
-from pypoolparty.slurm.array_scheduler import ArrayScheduler
-from pypoolparty.slurm.job_scheduler import JobScheduler
-from pypoolparty.slurm.queue import Commands
-from pypoolparty.slurm.resources import resources
+from pypoolparty.slurm.options import checked_options
+from pypoolparty.slurm.scheduler import ArrayScheduler, CommandPaths, JobScheduler
 
 
 def make(kind, dummy_slurm, policy, **options):
     names = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
-    paths = Commands(**{name: os.path.join(dummy_slurm.bin, name) for name in names})
+    paths = CommandPaths(**{name: os.path.join(dummy_slurm.bin, name) for name in names})
     max_array_size = options.pop("max_array_size", None)
     if kind is ArrayScheduler:
-        return ArrayScheduler(resources(**options), paths, policy, max_array_size=max_array_size)
-    return JobScheduler(resources(**options), paths, policy)
+        return ArrayScheduler(
+            checked_options(**options), paths, policy, max_array_size=max_array_size
+        )
+    return JobScheduler(checked_options(**options), paths, policy)
 
 
 def submission(worker, tmp_path, chunks, name="ppp-test-1", throttle=None) -> Submission:
@@ -174,5 +174,5 @@ def test_capacity_is_the_number_of_cpus_sinfo_reports(dummy_slurm, fast_retries)
 
 
 def test_capacity_is_unknown_without_sinfo(fast_retries):
-    paths = Commands(sinfo="/nonexistent/sinfo")
-    assert ArrayScheduler(resources(), paths, fast_retries).capacity() is None
+    paths = CommandPaths(sinfo="/nonexistent/sinfo")
+    assert ArrayScheduler(checked_options(), paths, fast_retries).capacity() is None

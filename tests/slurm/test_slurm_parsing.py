@@ -9,7 +9,7 @@ import pytest
 from pypoolparty.commands import Completed, PermanentError, TransientError
 from pypoolparty.scheduler import JobState
 from pypoolparty.slurm import parsing
-from pypoolparty.slurm.queue import cancel_selectors
+from pypoolparty.slurm.scheduler import cancel_selectors
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 
