@@ -79,6 +79,22 @@ def test_chunks_beyond_max_array_size_go_into_further_arrays(
     assert chunks_done(stand_in_worker) == set(range(7))
 
 
+def test_arrays_beyond_max_array_size_are_found_by_the_submission_name(
+    dummy_slurm, stand_in_worker, tmp_path, fast_retries
+):
+    # A continued map knows its jobs from the event log, which names each
+    # job's submission: every array of the submission must answer to it.
+    dummy_slurm.set_faults(max_array_size=3, slots=0)
+    scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
+    chunks = submission(stand_in_worker, tmp_path, list(range(7)))
+    jobs = scheduler.submit(chunks)
+    assert {job.submission for job in jobs} == {"ppp-test-1"}
+    assert set(scheduler.query(jobs)) == {job.jobid for job in jobs}
+    recovered = make(ArrayScheduler, dummy_slurm, fast_retries).recover(chunks)
+    assert sorted(recovered, key=lambda job: job.ichunk) == jobs
+    scheduler.cancel(jobs)
+
+
 def test_single_jobs_keep_the_throttle_with_dependencies(
     dummy_slurm, stand_in_worker, tmp_path, fast_retries
 ):
