@@ -248,7 +248,11 @@ def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str
 
 
 def jobs_with_comment(completed: Completed) -> dict[str, str]:
-    """Parse ``squeue -h -o '%i|%k'`` into ``{comment: jobid}``."""
+    """Parse ``squeue -h -o '%i|%k'`` into ``{comment: jobid}``.
+
+    Also reads ``'%F|%k'`` (:data:`SQUEUE_ARRAY_COMMENT_FORMAT`), giving
+    ``{comment: array job id}``.
+    """
     if completed.returncode != 0:
         raise TransientError(f"squeue failed: {completed.describe()}")
     found = {}
@@ -257,19 +261,6 @@ def jobs_with_comment(completed: Completed) -> dict[str, str]:
         if not separator or not jobid.isdigit():
             raise TransientError(f"squeue printed a line we cannot read: {line[:200]!r}")
         found[comment] = jobid
-    return found
-
-
-def arrays_with_comment(completed: Completed) -> dict[str, str]:
-    """Parse ``squeue -h --array -o '%F|%k'`` into ``{comment: array job id}``."""
-    if completed.returncode != 0:
-        raise TransientError(f"squeue failed: {completed.describe()}")
-    found = {}
-    for line in completed.stdout.splitlines():
-        array_job_id, separator, comment = line.strip().partition("|")
-        if not separator or not array_job_id.isdigit():
-            raise TransientError(f"squeue printed a line we cannot read: {line[:200]!r}")
-        found[comment] = array_job_id
     return found
 
 

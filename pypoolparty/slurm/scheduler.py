@@ -250,7 +250,7 @@ class ArrayScheduler(SlurmScheduler):
     def _find_arrays(self, job_name: str) -> dict[str, str]:
         """Comment -> array job id of the arrays named ``job_name`` that squeue lists."""
         return self.squeue_by_names(
-            [job_name], parsing.SQUEUE_ARRAY_COMMENT_FORMAT, parsing.arrays_with_comment
+            [job_name], parsing.SQUEUE_ARRAY_COMMENT_FORMAT, parsing.jobs_with_comment
         )
 
 

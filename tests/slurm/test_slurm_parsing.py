@@ -241,15 +241,15 @@ def test_index_expression(indices, expression):
 
 
 def test_arrays_with_comment_tell_the_arrays_of_one_name_apart():
-    arrays = parsing.arrays_with_comment(completed(sample("squeue_array_comments.txt")))
+    arrays = parsing.jobs_with_comment(completed(sample("squeue_array_comments.txt")))
     assert arrays == {"pypoolparty array 0": "2", "pypoolparty array 1": "3"}
 
 
-def test_arrays_with_comment_retries_what_it_cannot_read():
+def test_array_comments_retry_what_they_cannot_read():
     with pytest.raises(TransientError):
-        parsing.arrays_with_comment(completed("N/A\n"))
+        parsing.jobs_with_comment(completed("N/A\n"))
     with pytest.raises(TransientError):
-        parsing.arrays_with_comment(completed("", "slurm_load_jobs error", returncode=1))
+        parsing.jobs_with_comment(completed("", "slurm_load_jobs error", returncode=1))
 
 
 def test_job_explanation_keeps_state_reason_and_exit_code():
