@@ -46,7 +46,7 @@ class Pool(SlurmPool):
     def _make_scheduler(self) -> Scheduler:
         return ArrayScheduler(
             self.sbatch_options,
-            self.command_paths,
             self.retry_policy,
+            self.command_paths,
             max_array_size=self.max_array_size,
         )

@@ -84,14 +84,16 @@ class SlurmPool(pool.Pool):
         # SLURM installs its commands together: look for the optional ones
         # beside sbatch.
         beside_sbatch = os.path.dirname(str(sbatch_path))
+        if scontrol_path is None:
+            scontrol_path = os.path.join(beside_sbatch, "scontrol")
+        if sinfo_path is None:
+            sinfo_path = os.path.join(beside_sbatch, "sinfo")
         self.command_paths = CommandPaths(
             sbatch=checks.command("sbatch_path", sbatch_path),
             squeue=checks.command("squeue_path", squeue_path),
             scancel=checks.command("scancel_path", scancel_path),
-            scontrol=checks.command(
-                "scontrol_path", scontrol_path or os.path.join(beside_sbatch, "scontrol")
-            ),
-            sinfo=checks.command("sinfo_path", sinfo_path or os.path.join(beside_sbatch, "sinfo")),
+            scontrol=checks.command("scontrol_path", scontrol_path),
+            sinfo=checks.command("sinfo_path", sinfo_path),
         )
 
 
@@ -105,4 +107,4 @@ class Pool(SlurmPool):
     )
 
     def _make_scheduler(self) -> Scheduler:
-        return JobScheduler(self.sbatch_options, self.command_paths, self.retry_policy)
+        return JobScheduler(self.sbatch_options, self.retry_policy, self.command_paths)

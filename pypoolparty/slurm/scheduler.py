@@ -62,11 +62,14 @@ class SlurmScheduler(Scheduler):
     name = "slurm"
 
     def __init__(
-        self, options: SbatchOptions, paths: CommandPaths, policy: commands.RetryPolicy
+        self,
+        options: SbatchOptions,
+        policy: commands.RetryPolicy,
+        paths: CommandPaths | None = None,
     ) -> None:
         self.options = options
-        self.paths = paths
         self.policy = policy
+        self.paths = paths or CommandPaths()
 
     # ---------------------------------------------------------------- submit
 

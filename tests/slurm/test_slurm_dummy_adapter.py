@@ -19,9 +19,9 @@ def make(kind, dummy_slurm, policy, **options):
     max_array_size = options.pop("max_array_size", None)
     if kind is ArrayScheduler:
         return ArrayScheduler(
-            checked_options(**options), paths, policy, max_array_size=max_array_size
+            checked_options(**options), policy, paths, max_array_size=max_array_size
         )
-    return JobScheduler(checked_options(**options), paths, policy)
+    return JobScheduler(checked_options(**options), policy, paths)
 
 
 def submission(worker, tmp_path, chunks, name="ppp-test-1", throttle=None) -> Submission:
@@ -191,4 +191,4 @@ def test_capacity_is_the_number_of_cpus_sinfo_reports(dummy_slurm, fast_retries)
 
 def test_capacity_is_unknown_without_sinfo(fast_retries):
     paths = CommandPaths(sinfo="/nonexistent/sinfo")
-    assert ArrayScheduler(checked_options(), paths, fast_retries).capacity() is None
+    assert ArrayScheduler(checked_options(), fast_retries, paths).capacity() is None
