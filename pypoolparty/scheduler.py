@@ -73,12 +73,10 @@ class Job:
     stderr_path: str
     """Where the scheduler writes the job's standard error."""
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Job:
-        return cls(**d)
+    submission: str
+    """The :attr:`Submission.job_name` of the submission that made this job:
+    how an adapter finds the job in its scheduler's queue again, also for a
+    job submitted by an earlier process whose map is being continued."""
 
 
 @dataclasses.dataclass(frozen=True)

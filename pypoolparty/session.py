@@ -558,7 +558,9 @@ class Session:
             unrecorded.pop(event["submission"], None)
             for jobid, ichunk, stdout, stderr in event_log.jobs_of(event):
                 chunk = self.chunks[ichunk]
-                chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
+                chunk.job = Job(
+                    jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr), event["submission"]
+                )
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True

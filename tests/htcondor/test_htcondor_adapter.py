@@ -17,7 +17,9 @@ from htcondor_helpers import (
 from waiting import wait_for
 
 from pypoolparty import commands
-from pypoolparty.htcondor import adapter, submitfile
+from pypoolparty.htcondor import submitfile
+from pypoolparty.htcondor.options import ClusterOptions
+from pypoolparty.htcondor.scheduler import CommandPaths, HTCondorScheduler
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected, WorkerCall
 
 TINY_WORKER = """\
@@ -51,12 +53,12 @@ def work_dir(tmp_path):
 
 
 def make_scheduler(policy=FAST_POLICY, submit_path=None, **options):
-    paths = adapter.CommandPaths(
+    paths = CommandPaths(
         condor_submit=submit_path or os.path.join(DUMMY_DIR, "condor_submit"),
         condor_q=os.path.join(DUMMY_DIR, "condor_q"),
         condor_rm=os.path.join(DUMMY_DIR, "condor_rm"),
     )
-    return adapter.HTCondorScheduler(submitfile.ClusterOptions(**options), policy, paths)
+    return HTCondorScheduler(ClusterOptions(**options), policy, paths)
 
 
 def make_submission(work_dir, chunks, name="ppp-test-1", throttle=None, python=sys.executable):

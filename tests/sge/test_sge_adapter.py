@@ -17,8 +17,9 @@ from pypoolparty.commands import (
     TransientError,
 )
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected, WorkerCall
-from pypoolparty.sun_grid_engine.array_scheduler import ArrayScheduler, parse_qsub, task_ranges
 from pypoolparty.sun_grid_engine.options import checked_options
+from pypoolparty.sun_grid_engine.parsing import parse_qsub
+from pypoolparty.sun_grid_engine.scheduler import CommandPaths, GridEngineScheduler, task_ranges
 
 # Stands in for pypoolparty's worker: finds its chunk like the real one and
 # leaves a file behind.
@@ -53,7 +54,8 @@ def work_dir(tmp_path):
 
 
 def make_scheduler(dummy, policy=FAST, **options):
-    return ArrayScheduler(checked_options(**options), policy, **dummy.pool_paths())
+    paths = CommandPaths(**{c: dummy.path(c) for c in ("qsub", "qstat", "qdel")})
+    return GridEngineScheduler(checked_options(**options), policy, paths)
 
 
 def make_submission(work_dir, chunks, name="ppp-test-1", running=None):

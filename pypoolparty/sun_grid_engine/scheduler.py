@@ -7,6 +7,7 @@ be). Its job id is ``"<job number>.<t>"``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import re
@@ -15,11 +16,25 @@ from collections.abc import Sequence
 from .. import commands
 from ..event_log import consecutive_runs
 from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..work_dir import write_private
 from . import parsing
 from .options import QsubOptions
 
 
-class ArrayScheduler(Scheduler):
+@dataclasses.dataclass(frozen=True)
+class CommandPaths:
+    """Where the Grid Engine commands are; tests point these at the dummy queue.
+
+    They need ``SGE_ROOT`` and ``SGE_CELL`` in the environment unless they are
+    wrappers that set them (as Debian's ``/usr/bin/qsub`` does).
+    """
+
+    qsub: str = "qsub"
+    qstat: str = "qstat"
+    qdel: str = "qdel"
+
+
+class GridEngineScheduler(Scheduler):
     """Submit, watch and cancel array jobs with ``qsub``, ``qstat`` and ``qdel``.
 
     Parameters
@@ -28,10 +43,8 @@ class ArrayScheduler(Scheduler):
         Queue, parallel environment, resources and extra qsub arguments.
     policy : pypoolparty.commands.RetryPolicy
         Timeout and retries of each scheduler command.
-    qsub_path, qstat_path, qdel_path : str
-        The commands to call. They need ``SGE_ROOT`` and ``SGE_CELL`` in the
-        environment unless they are wrappers that set them (as Debian's
-        ``/usr/bin/qsub`` does).
+    paths : CommandPaths, optional
+        The commands to call; default: found on ``PATH``.
     """
 
     name = "sge"
@@ -40,15 +53,11 @@ class ArrayScheduler(Scheduler):
         self,
         options: QsubOptions,
         policy: commands.RetryPolicy,
-        qsub_path: str = "qsub",
-        qstat_path: str = "qstat",
-        qdel_path: str = "qdel",
+        paths: CommandPaths | None = None,
     ) -> None:
         self.options = options
         self.policy = policy
-        self.qsub_path = qsub_path
-        self.qstat_path = qstat_path
-        self.qdel_path = qdel_path
+        self.paths = paths or CommandPaths()
         self.user = pwd.getpwuid(os.geteuid()).pw_name
 
     def submit(self, submission: Submission) -> list[Job]:
@@ -62,7 +71,7 @@ class ArrayScheduler(Scheduler):
         try:
             job_number = commands.call(
                 args,
-                parse=parse_qsub,
+                parse=parsing.parse_qsub,
                 policy=self.policy,
                 before_retry=lambda: self.find_job_number(submission),
             )
@@ -78,7 +87,7 @@ class ArrayScheduler(Scheduler):
     def qsub_command(self, submission: Submission, script_path: str) -> list[str]:
         """The qsub call for ``submission``: an array job of one task per chunk."""
         stem = os.path.join(submission.directory, submission.job_name)
-        args = [self.qsub_path, "-terse", "-N", submission.job_name]
+        args = [self.paths.qsub, "-terse", "-N", submission.job_name]
         args += ["-t", f"1-{len(submission.chunks)}"]
         if submission.num_simultaneously_running is not None:
             args += ["-tc", str(submission.num_simultaneously_running)]
@@ -92,7 +101,9 @@ class ArrayScheduler(Scheduler):
     def qstat(self) -> list[parsing.QstatEntry]:
         """The jobs of this user that Grid Engine lists (one ``qstat -xml`` call)."""
         return commands.call(
-            [self.qstat_path, "-xml", "-u", self.user], parse=parse_qstat, policy=self.policy
+            [self.paths.qstat, "-xml", "-u", self.user],
+            parse=parsing.parse_qstat,
+            policy=self.policy,
         )
 
     def find_job_number(self, submission: Submission) -> str | None:
@@ -127,47 +138,41 @@ class ArrayScheduler(Scheduler):
         if not jobs:
             return
         commands.call(
-            [self.qdel_path, *task_ranges(job.jobid for job in jobs)],
-            parse=parse_qdel,
+            [self.paths.qdel, *task_ranges(job.jobid for job in jobs)],
+            parse=parsing.parse_qdel,
             policy=self.policy,
         )
 
     def required_commands(self) -> dict[str, str]:
         return {
-            "qsub_path": self.qsub_path,
-            "qstat_path": self.qstat_path,
-            "qdel_path": self.qdel_path,
+            "qsub_path": self.paths.qsub,
+            "qstat_path": self.paths.qstat,
+            "qdel_path": self.paths.qdel,
         }
 
     def capacity(self) -> int | None:
         """Jobs that fit at once: usable slots of the queue (``qstat -g c``) / slots per job."""
-        try:
-            completed = commands.run([self.qstat_path, "-g", "c"], timeout=self.policy.timeout)
-        except (commands.CommandTimedOut, commands.CommandNotFound):
-            return None
-        if completed.returncode != 0:
-            return None
         queue = self.options.queue_name
         if queue is not None and any(c in queue for c in "@,*"):
             queue = None
-        slots = parsing.parse_qstat_g_c(completed.stdout, queue)
-        if not slots:
-            return None
-        return max(slots // self.options.slots, 1)
+        slots = commands.ask(
+            [self.paths.qstat, "-g", "c"],
+            lambda completed: parsing.usable_slots(completed, queue),
+            self.policy.timeout,
+        )
+        return max(slots // self.options.slots, 1) if slots else None
 
     def explain(self, job: Job) -> str:
         """Grid Engine's error reason for ``job`` (from ``qstat -j``), if it has one."""
         job_number, _, task_id = job.jobid.partition(".")
-        try:
-            completed = commands.run(
-                [self.qstat_path, "-j", job_number], timeout=self.policy.timeout
-            )
-        except (commands.CommandTimedOut, commands.CommandNotFound):
+        reasons = commands.ask(
+            [self.paths.qstat, "-j", job_number], parsing.parse_qstat_j, self.policy.timeout
+        )
+        if not reasons:
             return ""
-        reasons = parsing.parse_qstat_j_error_reasons(completed.stdout)
         if task_id.isdigit() and int(task_id) in reasons:
             return reasons[int(task_id)]
-        return next(iter(reasons.values()), "")
+        return next(iter(reasons.values()))
 
 
 def jobs_of(submission: Submission, job_number: str) -> list[Job]:
@@ -179,6 +184,7 @@ def jobs_of(submission: Submission, job_number: str) -> list[Job]:
             ichunk=ichunk,
             stdout_path=f"{stem}.{job_number}.{task_id}.out",
             stderr_path=f"{stem}.{job_number}.{task_id}.err",
+            submission=submission.job_name,
         )
         for task_id, ichunk in enumerate(submission.chunks, start=1)
     ]
@@ -194,7 +200,7 @@ def write_job_script(submission: Submission) -> str:
     """
     stem = os.path.join(submission.directory, submission.job_name)
     chunk_list_path = f"{stem}.chunks"
-    write_private(chunk_list_path, "".join(f"{ichunk}\n" for ichunk in submission.chunks))
+    write_private(chunk_list_path, "".join(f"{ichunk}\n" for ichunk in submission.chunks).encode())
     command = submission.worker.shell_command(
         ichunk_from_env="SGE_TASK_ID", chunk_list_path=chunk_list_path
     )
@@ -204,15 +210,9 @@ def write_job_script(submission: Submission) -> str:
         "#!/bin/sh\n"
         f"# pypoolparty array job {submission.job_name}: task t runs the chunk on line t\n"
         f"# of {os.path.basename(chunk_list_path)}.\n"
-        f"exec {command}\n",
+        f"exec {command}\n".encode(),
     )
     return script_path
-
-
-def write_private(path: str, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
 
 
 def task_ranges(jobids) -> list[str]:
@@ -228,26 +228,3 @@ def task_ranges(jobids) -> list[str]:
                 f"{job_number}.{first}" if first == last else f"{job_number}.{first}-{last}"
             )
     return ranges
-
-
-def parse_qsub(completed: commands.Completed) -> str:
-    """The job number of a ``qsub -terse``; qsub's reason if it refused the job."""
-    if completed.returncode == 0:
-        return parsing.parse_qsub_terse(completed.stdout)
-    output = f"{completed.stderr}\n{completed.stdout}"
-    if completed.returncode < 0 or parsing.is_unreachable(output):
-        # killed by a signal, or no qmaster: worth another try
-        raise commands.TransientError(completed.describe())
-    raise commands.PermanentError(parsing.qsub_rejection_message(output) or completed.describe())
-
-
-def parse_qstat(completed: commands.Completed) -> list[parsing.QstatEntry]:
-    if completed.returncode != 0:
-        raise commands.TransientError(completed.describe())
-    return parsing.parse_qstat_xml(completed.stdout)
-
-
-def parse_qdel(completed: commands.Completed) -> None:
-    problems = parsing.qdel_problems(f"{completed.stdout}\n{completed.stderr}")
-    if problems:
-        raise commands.TransientError("; ".join(problems))

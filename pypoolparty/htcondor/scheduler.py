@@ -7,9 +7,9 @@ that HTCondor writes for the cluster into the submission's directory, read
 incrementally; one ``condor_q`` per poll cross-checks it (procs that vanish
 from the queue without a word in the log, states the log cannot tell).
 
-The log's path is derived from the jobs' output paths, so a new adapter (after
-a restart of the submitting process) rebuilds the state by reading the logs
-from their start.
+Each submission's event log is in its directory, beside the procs' output
+files, so a new adapter (after a restart of the submitting process) finds it
+from the jobs alone and rebuilds the state by reading it from its start.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from .. import commands
-from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission
+from ..work_dir import write_private
 from . import eventlog, parsing, states, submitfile
+from .options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +36,16 @@ atomically, so one missing poll proves nothing)."""
 
 @dataclasses.dataclass(frozen=True)
 class CommandPaths:
+    """Where the HTCondor commands are; tests point these at the dummy queue."""
+
     condor_submit: str = "condor_submit"
     condor_q: str = "condor_q"
     condor_rm: str = "condor_rm"
 
-
-@dataclasses.dataclass
-class ClusterRecord:
-    """What the event log told us about one cluster."""
-
-    log: eventlog.EventLogReader
-    removed: bool = False
-    absent_polls: int = 0
+    @property
+    def condor_status(self) -> str:
+        """``condor_status``, beside ``condor_q``: HTCondor installs them together."""
+        return os.path.join(os.path.dirname(self.condor_q), "condor_status")
 
 
 class HTCondorScheduler(Scheduler):
@@ -55,14 +55,16 @@ class HTCondorScheduler(Scheduler):
 
     def __init__(
         self,
-        options: submitfile.ClusterOptions,
+        options: ClusterOptions,
         policy: commands.RetryPolicy,
         paths: CommandPaths | None = None,
     ) -> None:
         self.options = options
         self.policy = policy
         self.paths = paths or CommandPaths()
-        self._clusters: dict[tuple[str, int], ClusterRecord] = {}
+        # The event log of each submission, and the clusters we follow in it.
+        self._event_logs: dict[str, eventlog.EventLogReader] = {}
+        self._clusters: set[tuple[str, int]] = set()
         self._from_log: dict[str, JobStatus] = {}
         self._absent_polls: dict[str, int] = defaultdict(int)
         self._removed_by_us: set[str] = set()
@@ -71,10 +73,10 @@ class HTCondorScheduler(Scheduler):
     # ------------------------------------------------------------- submit
     def submit(self, submission: Submission) -> list[Job]:
         submit_path = os.path.join(submission.directory, submitfile.SUBMIT_FILE_NAME)
-        _write_private(submit_path, submitfile.render(submission, self.options))
+        write_private(submit_path, submitfile.render(submission, self.options).encode())
         cluster, first_proc = commands.call(
             [self.paths.condor_submit, "-terse", submit_path],
-            parse=lambda completed: _parse_submission(completed, len(submission.chunks)),
+            parse=lambda completed: parsing.submitted_cluster(completed, len(submission.chunks)),
             policy=self.policy,
             before_retry=lambda: self._find_submitted_cluster(submission),
         )
@@ -91,7 +93,7 @@ class HTCondorScheduler(Scheduler):
         for offset, ichunk in enumerate(submission.chunks):
             stdout_path, stderr_path = submitfile.job_output_paths(submission.directory, ichunk)
             jobid = f"{cluster}.{first_proc + offset}"
-            jobs.append(Job(jobid, int(ichunk), stdout_path, stderr_path))
+            jobs.append(Job(jobid, int(ichunk), stdout_path, stderr_path, submission.job_name))
         return jobs
 
     def _find_submitted_cluster(self, submission: Submission) -> tuple[int, int] | None:
@@ -106,18 +108,15 @@ class HTCondorScheduler(Scheduler):
         constraint = (
             f"{submitfile.JOB_NAME_ATTRIBUTE} == {submitfile.classad_string(submission.job_name)}"
         )
-        try:
-            completed = commands.run(
-                [self.paths.condor_q, "-constraint", constraint, "-af", "ClusterId"],
-                timeout=self.policy.timeout,
-            )
-        except (commands.CommandTimedOut, commands.CommandNotFound):
+        cluster = commands.ask(
+            [self.paths.condor_q, "-constraint", constraint, "-af", "ClusterId"],
+            parsing.first_cluster_id,
+            self.policy.timeout,
+        )
+        if cluster is None:
             return None
-        clusters = [line.strip() for line in completed.stdout.splitlines() if line.strip()]
-        if completed.returncode == 0 and clusters and clusters[0].isdigit():
-            logger.warning("condor_submit failed but cluster %s exists; using it", clusters[0])
-            return int(clusters[0]), 0
-        return None
+        logger.warning("condor_submit failed but cluster %s exists; using it", cluster)
+        return cluster, 0
 
     # -------------------------------------------------------------- query
     def query(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
@@ -140,27 +139,23 @@ class HTCondorScheduler(Scheduler):
 
     def _condor_q(self, clusters: list[int]) -> list[parsing.QueuedJob]:
         args = [self.paths.condor_q, *map(str, clusters), "-af:t", *parsing.CONDOR_Q_ATTRIBUTES]
-        return commands.call(args, parse=_parse_condor_q, policy=self.policy)
+        return commands.call(args, parse=parsing.queued_jobs, policy=self.policy)
 
     def _read_logs(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
-            key = (_event_log_of(job), _cluster_of(job))
-            if key not in self._clusters:
-                self._clusters[key] = ClusterRecord(eventlog.EventLogReader(key[0]))
-        readers = {}
-        for (path, _cluster), record in self._clusters.items():
-            readers.setdefault(path, record.log)
-        for path, reader in readers.items():
-            for event in reader.read_new_events():
-                self._apply(path, event)
+            if job.submission not in self._event_logs:
+                # The log is in the submission's directory, beside the output.
+                directory = os.path.dirname(job.stdout_path)
+                log = eventlog.EventLogReader(submitfile.event_log_path(directory))
+                self._event_logs[job.submission] = log
+            self._clusters.add((job.submission, _cluster_of(job)))
+        for submission, log in self._event_logs.items():
+            for event in log.read_new_events():
+                self._apply(submission, event)
 
-    def _apply(self, path: str, event: eventlog.Event) -> None:
-        record = self._clusters.get((path, event.cluster))
-        if record is None:
+    def _apply(self, submission: str, event: eventlog.Event) -> None:
+        if (submission, event.cluster) not in self._clusters:
             return  # another cluster in the same file: not ours
-        if event.code == eventlog.CLUSTER_REMOVED:
-            record.removed = True
-            return
         jobid = f"{event.cluster}.{event.proc}"
         status = states.status_after_event(event, removed_by_us=jobid in self._removed_by_us)
         if status is not None:
@@ -211,7 +206,7 @@ class HTCondorScheduler(Scheduler):
         for start in range(0, len(targets), 500):
             commands.call(
                 [self.paths.condor_rm, *targets[start : start + 500]],
-                parse=_parse_condor_rm,
+                parse=parsing.removed,
                 policy=self.policy,
             )
 
@@ -232,58 +227,10 @@ class HTCondorScheduler(Scheduler):
 
     # ------------------------------------------------------------ capacity
     def capacity(self) -> int | None:
-        condor_status = os.path.join(os.path.dirname(self.paths.condor_q), "condor_status")
-        if not os.path.dirname(self.paths.condor_q):
-            condor_status = "condor_status"
-        try:
-            completed = commands.run([condor_status, "-af", "Cpus"], timeout=self.policy.timeout)
-            if completed.returncode != 0:
-                return None
-            return parsing.parse_total_cpus(completed.stdout)
-        except (commands.CommandTimedOut, commands.CommandNotFound, ValueError):
-            return None
+        """Total CPUs of the pool's slots, from ``condor_status``."""
+        args = [self.paths.condor_status, "-af", "Cpus"]
+        return commands.ask(args, parsing.total_cpus, self.policy.timeout)
 
 
 def _cluster_of(job: Job) -> int:
     return int(job.jobid.split(".", 1)[0])
-
-
-def _event_log_of(job: Job) -> str:
-    return submitfile.event_log_path(os.path.dirname(job.stdout_path))
-
-
-def _write_private(path: str, text: str) -> None:
-    temporary = path + ".part"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
-
-
-def _parse_submission(completed: commands.Completed, num_procs: int) -> tuple[int, int]:
-    if completed.returncode != 0:
-        message = parsing.submit_error_message(completed.stderr, completed.stdout)
-        if parsing.is_unreachable_schedd(message) or not message:
-            raise commands.TransientError(completed.describe())
-        raise SubmissionRejected(f"condor_submit rejected the submission: {message}")
-    cluster, first, last = parsing.parse_submit_output(completed.stdout)
-    if last - first + 1 != num_procs:
-        raise commands.PermanentError(
-            f"condor_submit made {last - first + 1} procs in cluster {cluster}, "
-            f"expected {num_procs}"
-        )
-    return cluster, first
-
-
-def _parse_condor_q(completed: commands.Completed) -> list[parsing.QueuedJob]:
-    if completed.returncode != 0:
-        raise commands.TransientError(completed.describe())
-    return parsing.parse_condor_q(completed.stdout)
-
-
-def _parse_condor_rm(completed: commands.Completed) -> None:
-    # Exit 0 alone is not enough: an answer we cannot read may not have
-    # removed anything, and a held job would stay in the queue for good.
-    if parsing.condor_rm_went_fine(completed.stdout, completed.stderr):
-        return  # also exit 1 because some were already gone: fine
-    raise commands.TransientError(completed.describe())

@@ -1,4 +1,4 @@
-"""The resource options of the SLURM pools: checked at once, turned into sbatch arguments.
+"""The sbatch options of the SLURM pools: checked at once, turned into sbatch arguments.
 
 Checking here catches typos before anything is submitted; whatever passes is
 still judged by sbatch, whose own message then ends the map
@@ -12,13 +12,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .. import checks
+
 TIME_PATTERN = re.compile(r"^(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2}|UNLIMITED|INFINITE)$", re.I)
 MEMORY_PATTERN = re.compile(r"^\d+[KMGT]?$", re.I)
 GPUS_PATTERN = re.compile(r"^([A-Za-z0-9_.-]+:)?[1-9]\d*$")
 
 
 @dataclasses.dataclass(frozen=True)
-class Resources:
+class SbatchOptions:
     """What each job asks SLURM for. ``None`` leaves it to the site's defaults."""
 
     partition: str | None = None
@@ -34,7 +36,7 @@ class Resources:
     def partitions(self) -> tuple[str, ...]:
         return tuple(self.partition.split(",")) if self.partition else ()
 
-    def sbatch_options(self) -> list[str]:
+    def arguments(self) -> list[str]:
         """The options for sbatch, free-form ones last so that they win."""
         named = [
             ("--partition", self.partition),
@@ -50,7 +52,7 @@ class Resources:
         return options + list(self.sbatch_arguments)
 
 
-def resources(
+def checked_options(
     partition: Any = None,
     time: Any = None,
     mem: Any = None,
@@ -60,8 +62,8 @@ def resources(
     qos: Any = None,
     constraint: Any = None,
     sbatch_arguments: Any = (),
-) -> Resources:
-    """Check the resource options of a SLURM pool and return them as :class:`Resources`.
+) -> SbatchOptions:
+    """Check the sbatch options of a SLURM pool and return them as :class:`SbatchOptions`.
 
     ``time`` is minutes (an int) or a SLURM time such as ``"2:00:00"`` or
     ``"1-12"``; ``mem`` is megabytes (an int) or a size such as ``"4G"``;
@@ -69,30 +71,22 @@ def resources(
     ``TypeError`` naming the option.
     """
     if isinstance(time, int) and not isinstance(time, bool):
-        time = str(_positive_int("time", time))
+        time = str(checks.whole_number("time", time, 1))
     if isinstance(mem, int) and not isinstance(mem, bool):
-        mem = str(_positive_int("mem", mem))
+        mem = str(checks.whole_number("mem", mem, 1))
     if isinstance(gpus, int) and not isinstance(gpus, bool):
-        gpus = str(_positive_int("gpus", gpus))
-    return Resources(
+        gpus = str(checks.whole_number("gpus", gpus, 1))
+    return SbatchOptions(
         partition=_word("partition", partition),
         time=_matching("time", time, TIME_PATTERN, "minutes or e.g. '2:00:00', '1-12:00:00'"),
         mem=_matching("mem", mem, MEMORY_PATTERN, "megabytes or e.g. '500M', '4G'"),
-        cpus_per_task=None
-        if cpus_per_task is None
-        else _positive_int("cpus_per_task", cpus_per_task),
+        cpus_per_task=checks.optional_whole_number("cpus_per_task", cpus_per_task, 1),
         gpus=_matching("gpus", gpus, GPUS_PATTERN, "a count or 'type:count'"),
         account=_word("account", account),
         qos=_word("qos", qos),
         constraint=_text("constraint", constraint),
         sbatch_arguments=_arguments(sbatch_arguments),
     )
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
-    return value
 
 
 def _text(name: str, value: Any) -> str | None:

@@ -1,13 +1,20 @@
-"""The keyword options both SLURM pools share, on top of the common ones."""
+"""The SLURM pools: the options both share (:class:`SlurmPool`), and
+``pypoolparty.slurm.Pool``, one ``sbatch`` per chunk, for sites without job arrays.
+
+The array pool, ``pypoolparty.slurm.array.Pool``, lives in its public module
+:mod:`pypoolparty.slurm.array`.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from .. import pool
-from .queue import Commands
-from .resources import resources
+from .. import checks, pool
+from ..scheduler import Scheduler
+from ..signatures import with_inherited_options
+from .options import checked_options
+from .scheduler import CommandPaths, JobScheduler
 
 
 class SlurmPool(pool.Pool):
@@ -63,7 +70,7 @@ class SlurmPool(pool.Pool):
         **common_options: Any,
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
-        self.resources = resources(
+        self.sbatch_options = checked_options(
             partition=partition,
             time=time,
             mem=mem,
@@ -74,11 +81,30 @@ class SlurmPool(pool.Pool):
             constraint=constraint,
             sbatch_arguments=sbatch_arguments,
         )
-        paths = dict(sbatch=sbatch_path, squeue=squeue_path, scancel=scancel_path)
-        paths.update(scontrol=scontrol_path, sinfo=sinfo_path)
-        for name, path in paths.items():
-            if path is None:
-                path = paths[name] = os.path.join(os.path.dirname(str(sbatch_path)), name)
-            if not isinstance(path, str) or not path:
-                raise ValueError(f"{name}_path must be a non-empty string, not {path!r}")
-        self.commands = Commands(**paths)
+        # SLURM installs its commands together: look for the optional ones
+        # beside sbatch.
+        beside_sbatch = os.path.dirname(str(sbatch_path))
+        if scontrol_path is None:
+            scontrol_path = os.path.join(beside_sbatch, "scontrol")
+        if sinfo_path is None:
+            sinfo_path = os.path.join(beside_sbatch, "sinfo")
+        self.command_paths = CommandPaths(
+            sbatch=checks.command("sbatch_path", sbatch_path),
+            squeue=checks.command("squeue_path", squeue_path),
+            scancel=checks.command("scancel_path", scancel_path),
+            scontrol=checks.command("scontrol_path", scontrol_path),
+            sinfo=checks.command("sinfo_path", sinfo_path),
+        )
+
+
+@with_inherited_options
+class Pool(SlurmPool):
+    __doc__ = (
+        "Run ``func`` over many tasks as SLURM jobs, one ``sbatch`` per chunk.\n\n"
+        "    Use :class:`pypoolparty.slurm.array.Pool` where job arrays are allowed:\n"
+        "    it submits a map with one call. Here ``num_simultaneously_running_tasks``\n"
+        "    is kept with job dependencies.\n" + SlurmPool.__doc__.split("\n", 1)[1]
+    )
+
+    def _make_scheduler(self) -> Scheduler:
+        return JobScheduler(self.sbatch_options, self.retry_policy, self.command_paths)
