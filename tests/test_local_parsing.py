@@ -28,9 +28,13 @@ def test_the_job_name_is_read_from_the_environment():
 
 def test_the_job_name_of_a_running_process_is_found_in_proc():
     environment = {parsing.JOB_NAME_VARIABLE: "ppp-test-1"}
-    code = "import sys; sys.stdin.read()"
+    code = "import sys; print('started', flush=True); sys.stdin.read()"
     args = [sys.executable, "-c", code, "--ichunk", "3"]
-    with subprocess.Popen(args, env=environment, stdin=subprocess.PIPE) as process:
+    with subprocess.Popen(
+        args, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as process:
+        # Until the interpreter runs, /proc shows the command line of the fork.
+        assert process.stdout.readline() == b"started\n"
         with open(f"/proc/{process.pid}/cmdline", "rb") as file:
             assert parsing.worker_chunk(file.read()) == 3
         with open(f"/proc/{process.pid}/environ", "rb") as file:

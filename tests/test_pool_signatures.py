@@ -57,6 +57,6 @@ def test_the_signature_accepts_what_the_pool_accepts(tmp_path):
     arguments = dict(partition="short", work_dir=str(tmp_path), polling_interval=0.5)
     inspect.signature(pypoolparty.slurm.array.Pool).bind(4, **arguments)
     built = pypoolparty.slurm.array.Pool(4, **arguments)
-    assert built.polling_interval == 0.5
+    assert built.settings.polling_interval == 0.5
     with pytest.raises(TypeError):
         inspect.signature(pypoolparty.slurm.array.Pool).bind(no_such_option=1)
