@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 from pypoolparty.local import parsing
 
@@ -24,18 +22,6 @@ def test_the_job_name_is_read_from_the_environment():
     environ = b"PATH=/bin\0PYPOOLPARTY_JOB_NAME=ppp-1a2b3c4d-2\0HOME=/h\0"
     assert parsing.job_name(environ) == "ppp-1a2b3c4d-2"
     assert parsing.job_name(b"PATH=/bin\0") is None
-
-
-def test_the_job_name_of_a_running_process_is_found_in_proc():
-    environment = {parsing.JOB_NAME_VARIABLE: "ppp-test-1"}
-    code = "import sys; sys.stdin.read()"
-    args = [sys.executable, "-c", code, "--ichunk", "3"]
-    with subprocess.Popen(args, env=environment, stdin=subprocess.PIPE) as process:
-        with open(f"/proc/{process.pid}/cmdline", "rb") as file:
-            assert parsing.worker_chunk(file.read()) == 3
-        with open(f"/proc/{process.pid}/environ", "rb") as file:
-            assert parsing.job_name(file.read()) == "ppp-test-1"
-        process.communicate(b"")
 
 
 def test_exit_codes_and_signals_in_words():
