@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from dummy_queues import DUMMIES, QUEUE_DIR_VARIABLE, DummyHTCondor, DummySge, DummySlurm
+from dummy_queues import QUEUE_DIR_VARIABLE, DummyHTCondor, DummySge, DummySlurm, dummy_of
 
 
 @pytest.fixture
 def dummy_queue(tmp_path, monkeypatch):
     """Make a dummy scheduler: ``dummy_queue("slurm")``, ``"sge"`` or ``"htcondor"``.
+
+    A pool kind names the dummy its pools run on: ``dummy_queue("slurm_array")``
+    is the dummy SLURM, ``dummy_queue("local")`` is None.
 
     Its state lives in the test's own directory, which
     ``PYPOOLPARTY_DUMMY_QUEUE_DIR`` names for the whole test (pools started by
@@ -20,9 +23,11 @@ def dummy_queue(tmp_path, monkeypatch):
     monkeypatch.setenv(QUEUE_DIR_VARIABLE, str(state_dir))
     made = []
 
-    def make(name: str):
-        made.append(DUMMIES[name](str(state_dir)))
-        return made[-1]
+    def make(kind: str):
+        dummy = dummy_of(kind, str(state_dir))
+        if dummy is not None:
+            made.append(dummy)
+        return dummy
 
     yield make
     for dummy in made:

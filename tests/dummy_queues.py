@@ -199,9 +199,17 @@ POOLS = {
 POOL_KINDS = tuple(POOLS)
 
 
-def dummy_of(pool_kind: str, state_dir: str) -> DummyQueue | None:
-    """The dummy a pool of ``pool_kind`` runs on, with its state in ``state_dir``."""
-    dummy = POOLS[pool_kind][1]
+def dummy_class(kind: str) -> type[DummyQueue] | None:
+    """The dummy named ``kind`` (``"sge"``), or the one pools of ``kind`` run on (``"slurm_job"``).
+
+    None for the local pool, which needs no dummy.
+    """
+    return DUMMIES[kind] if kind in DUMMIES else POOLS[kind][1]
+
+
+def dummy_of(kind: str, state_dir: str) -> DummyQueue | None:
+    """The dummy of :func:`dummy_class`, with its state in ``state_dir``."""
+    dummy = dummy_class(kind)
     return None if dummy is None else dummy(state_dir)
 
 
@@ -217,7 +225,7 @@ def pool_paths(pool_kind: str) -> dict[str, str]:
     return {} if dummy is None else dummy.pool_paths()
 
 
-def make_pool(pool_kind: str, **options):
-    """A pool of ``pool_kind`` pointed at its dummy's commands, with ``options``."""
+def make_pool(pool_kind: str, *args, **options):
+    """A pool of ``pool_kind`` pointed at its dummy's commands, with ``args`` and ``options``."""
     module = importlib.import_module(POOLS[pool_kind][0])
-    return module.Pool(**pool_paths(pool_kind), **options)
+    return module.Pool(*args, **pool_paths(pool_kind), **options)
