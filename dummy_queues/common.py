@@ -155,6 +155,14 @@ def take_command_fault(state: dict, settings: dict, command: str) -> str | None:
     return None
 
 
+def wants_command_fault(settings: dict, command: str) -> bool:
+    """Whether faults.json gives ``command`` any command fault at all.
+
+    A command that wants none need not take the state's lock to look.
+    """
+    return any(settings[f"{kind}_commands"].get(command, 0) for kind in COMMAND_FAULTS)
+
+
 def play_command_fault(fault: str | None, failure_message: str) -> None:
     """Act out a command fault; return only if ``fault`` is None.
 

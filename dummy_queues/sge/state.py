@@ -39,8 +39,11 @@ def faults(directory):
 
 def take_command_fault(directory, command):
     """The fault this call of ``command`` plays (see ``common.take_command_fault``)."""
+    settings = faults(directory)
+    if not common.wants_command_fault(settings, command):
+        return None
     with locked(directory) as current:
-        return common.take_command_fault(current, faults(directory), command)
+        return common.take_command_fault(current, settings, command)
 
 
 def chance(settings, probability_key, *about):

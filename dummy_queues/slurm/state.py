@@ -71,8 +71,11 @@ def play_command_fault(command, argument="", later=False):
     With ``later``, a call that must hang returns True instead, to hang after
     doing its work (like a reply lost on the way back); otherwise returns False.
     """
+    settings = faults()
+    if not common.wants_command_fault(settings, command):
+        return False
     with locked_state() as state:
-        fault = common.take_command_fault(state, faults(), command)
+        fault = common.take_command_fault(state, settings, command)
     if later and fault == "hang":
         return True
     common.play_command_fault(fault, FAILURE_MESSAGES[command].format(argument))
