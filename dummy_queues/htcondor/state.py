@@ -23,7 +23,7 @@ def queue_dir() -> str:
 
 
 def locked_state():
-    """Yield the state dict; write it back when the block ends without error."""
+    """The state under the lock, as a context manager (see ``common.locked_state``)."""
     return common.locked_state(queue_dir(), "htcondor", EMPTY_STATE)
 
 

@@ -28,7 +28,7 @@ def spool_dir(directory):
 
 
 def locked(directory):
-    """Yield the state while holding the lock; write it back if no exception."""
+    """The state under the lock, as a context manager (see ``common.locked_state``)."""
     return common.locked_state(directory, "sge", EMPTY_STATE)
 
 
