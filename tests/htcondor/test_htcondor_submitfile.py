@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from htcondor_helpers import DUMMY_DIR
 
+from dummy_queues import DummyHTCondor
 from pypoolparty.htcondor import submitfile
 from pypoolparty.htcondor.options import ClusterOptions, validate_memory
 from pypoolparty.scheduler import Submission, WorkerCall
 
-sys.path.insert(0, DUMMY_DIR)
-import dummy_submit_file  # noqa: E402
+dummy_submit_file = DummyHTCondor.module("submit_file")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from conftest import REPO_DIR, require_scheduler  # tests/conftest.py
+from real_schedulers import REPO_DIR, require_scheduler
 from waiting import wait_for
 
 import pypoolparty.slurm

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-import dummy_submit_file
+import submit_file
 
 COMPARISON_PATTERN = re.compile(
     r'^\s*\(?\s*([A-Za-z_]\w*)\s*(==|=\?=)\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*\)?\s*$'
@@ -23,6 +23,6 @@ def matches(constraint: str, ad: dict) -> bool:
             raise ConstraintError(f"Parse error of constraint expression: {constraint}")
         name, _operator, literal = match.groups()
         value = next((v for k, v in ad.items() if k.lower() == name.lower()), None)
-        if value != dummy_submit_file.unquote(literal):
+        if value != submit_file.unquote(literal):
             return False
     return True

@@ -1,4 +1,4 @@
-"""Jobs of the dummy Grid Engine: checking a submission, and starting the runner.
+"""Jobs of the dummy Grid Engine: checking a submission.
 
 A job is a dict in the state file. Its tasks (``"1"``, ``"2"``, ...; a plain
 job has the one task ``"1"``) each have a ``state`` word as qstat shows it,
@@ -9,11 +9,9 @@ process group.
 import getpass
 import os
 import re
-import subprocess
-import sys
 import time
 
-from . import state
+import state
 
 TIME_RESOURCES = {"h_rt", "s_rt", "h_cpu", "s_cpu"}
 MEMORY_RESOURCES = {"h_vmem", "s_vmem", "mem_free", "h_data", "s_data", "h_stack", "virtual_free"}
@@ -122,34 +120,3 @@ def variables(requests, export_all):
             key, equals, value = item.partition("=")
             values[key] = value if equals else os.environ.get(key, "")
     return values
-
-
-def runner_is_alive(pid):
-    """Whether ``pid`` is a live runner (a zombie one is dead: PID 1 may not reap)."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            command_line = file.read()
-    except OSError:
-        return False
-    return fields[0] != "Z" and b"sgedummy" in command_line
-
-
-def ensure_runner(directory, current):
-    """Start the detached runner unless one runs (call with the state locked)."""
-    if runner_is_alive(current.get("runner_pid")):
-        return
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sgedummy.runner", directory],
-        cwd=package_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(os.path.join(directory, "sge_runner.log"), "a"),
-        start_new_session=True,
-        close_fds=True,
-    )
-    current["runner_pid"] = process.pid

@@ -1,9 +1,9 @@
-"""What the dummy qstat prints, in the layout of Son of Grid Engine 8.1.9."""
+"""What the dummy commands print, in the layout of Son of Grid Engine 8.1.9."""
 
 import socket
 from xml.sax.saxutils import escape
 
-from . import state
+import state
 
 RUNNING_STATES = ("r", "t", "dr", "hr", "s", "ds")
 XML_HEAD = (
@@ -142,3 +142,18 @@ def qstat_g_c(jobs, slots):
         + f"{state.QUEUE:<30} {0.05:>7.2f} {used:>6} {0:>6} {max(slots - used, 0):>6} "
         + f"{slots:>6} {0:>6} {0:>6} \n"
     )
+
+
+def unreachable_message(command):
+    """What a command that cannot reach the qmaster prints."""
+    host = socket.gethostname()
+    lines = [
+        "error: commlib error: got select error (Connection refused)",
+        f'unable to send message to qmaster using port 6444 on host "{host}": got send error',
+    ]
+    if command == "qsub":
+        lines[1] = f"Unable to run job: {lines[1]}"
+        lines.append("Exiting.")
+    else:
+        lines[1] = f"error: {lines[1]}"
+    return "\n".join(lines) + "\n"

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 
-import slurm_state
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+import common  # noqa: E402
+import state as slurm_state  # noqa: E402
 
 TICK = 0.05
 IDLE_SECONDS = 2.0
@@ -19,20 +21,13 @@ UNKNOWN_STATE = "UNHEARD_OF"  # what squeue shows for a job given an unknown sta
 
 def main():
     processes = {}  # jobid -> Popen
-    idle_since = time.time()
-    while True:
-        with slurm_state.locked_state() as state:
-            if state.get("runner_pid") != os.getpid():
-                return  # another runner took over
-            reap(state, processes)
-            start_pending(state, processes)
-            active = [j for j in state["jobs"] if j["state"] in slurm_state.ACTIVE]
-            if active or processes:
-                idle_since = time.time()
-            elif time.time() - idle_since > IDLE_SECONDS:
-                state["runner_pid"] = None
-                return
-        time.sleep(TICK)
+
+    def step(state):
+        reap(state, processes)
+        start_pending(state, processes)
+        return bool(processes) or any(j["state"] in slurm_state.ACTIVE for j in state["jobs"])
+
+    common.serve(slurm_state.locked_state, step, TICK, IDLE_SECONDS)
 
 
 def reap(state, processes):
@@ -44,7 +39,7 @@ def reap(state, processes):
             and job["state"] == "RUNNING"
             and job.get("kill_at", 1e300) < time.time()
         ):
-            slurm_state.kill_job(job)
+            common.kill_process_group(job.get("pgid"))
             slurm_state.end_job(
                 job, job["error_state"], slurm_state.ERROR_REASONS[job["error_state"]]
             )
@@ -131,16 +126,9 @@ def launch(job):
         env.update(
             SLURM_ARRAY_JOB_ID=str(job["array_job_id"]), SLURM_ARRAY_TASK_ID=str(job["task"])
         )
-    with open(path(job["output"]), "ab") as out, open(path(job["error"]), "ab") as err:
-        return subprocess.Popen(
-            ["bash", job["script"]],
-            cwd=job["chdir"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
+    return common.start_job(
+        ["bash", job["script"]], job["chdir"], env, path(job["output"]), path(job["error"])
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from dummy_state import HOST
+from state import HOST
 
 
 def append_event(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 
-import dummy_events
-import dummy_submit_file
-from dummy_state import chance, faults, job_id, owner
+import common
+import events
+import submit_file
+from state import chance, faults, job_id, owner
 
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
 UNKNOWN_JOB_STATUS = 8
@@ -37,7 +37,7 @@ def add_cluster(state: dict, description: dict, batch_name: str | None) -> int:
         "log": commands.get("log"),
     }
     if limit or max_idle:
-        dummy_events.cluster_submitted(commands.get("log"), cluster)
+        events.cluster_submitted(commands.get("log"), cluster)
     materialize(state, cluster)
     return cluster
 
@@ -60,7 +60,7 @@ def materialize(state: dict, cluster: int) -> None:
         proc = record["next_item"]
         record["next_item"] += 1
         state["jobs"][job_id(cluster, proc)] = new_job(record, cluster, proc, items[proc])
-        dummy_events.submitted(record["log"], cluster, proc)
+        events.submitted(record["log"], cluster, proc)
 
 
 def new_job(record: dict, cluster: int, proc: int, item: str) -> dict:
@@ -69,11 +69,10 @@ def new_job(record: dict, cluster: int, proc: int, item: str) -> dict:
     if description["queue_var"]:
         macros[description["queue_var"]] = item
     commands = {
-        name: dummy_submit_file.expand(value, macros)
-        for name, value in description["commands"].items()
+        name: submit_file.expand(value, macros) for name, value in description["commands"].items()
     }
     attributes = {
-        name: dummy_submit_file.unquote(dummy_submit_file.expand(value, macros))
+        name: submit_file.unquote(submit_file.expand(value, macros))
         for name, value in description["attributes"].items()
     }
     ad = {
@@ -101,10 +100,10 @@ def new_job(record: dict, cluster: int, proc: int, item: str) -> dict:
         "status": IDLE,
         "ad": ad,
         "argv": [commands.get("executable")]
-        + dummy_submit_file.split_arguments(commands.get("arguments", "")),
+        + submit_file.split_arguments(commands.get("arguments", "")),
         "getenv": commands.get("getenv", "false").lower() == "true",
-        "startable": dummy_submit_file.is_amount(commands.get("request_memory"))
-        and dummy_submit_file.is_amount(commands.get("request_disk")),
+        "startable": submit_file.is_amount(commands.get("request_memory"))
+        and submit_file.is_amount(commands.get("request_disk")),
         "pid": None,
         "unknown": False,
     }
@@ -114,7 +113,7 @@ def hold(job: dict, reason: str, code: int, subcode: int) -> None:
     job["status"] = HELD
     job["pid"] = None
     job["ad"].update(HoldReason=reason, HoldReasonCode=code, HoldReasonSubCode=subcode)
-    dummy_events.held(job["ad"]["UserLog"], job["cluster"], job["proc"], reason, code, subcode)
+    events.held(job["ad"]["UserLog"], job["cluster"], job["proc"], reason, code, subcode)
 
 
 def fault_at_start(job: dict) -> str | None:
@@ -141,12 +140,8 @@ def looks_unknown(job: dict) -> bool:
 
 def remove_job(state: dict, job: dict) -> None:
     """condor_rm: kill the proc's processes, log 009, drop it from the queue."""
-    if job["pid"]:
-        try:
-            os.killpg(job["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    dummy_events.aborted(job["ad"]["UserLog"], job["cluster"], job["proc"], owner())
+    common.kill_process_group(job["pid"])
+    events.aborted(job["ad"]["UserLog"], job["cluster"], job["proc"], owner())
     del state["jobs"][job_id(job["cluster"], job["proc"])]
 
 
@@ -156,5 +151,5 @@ def retire_finished_clusters(state: dict) -> None:
         cluster = int(key)
         items = record["description"]["items"]
         if record["next_item"] >= len(items) and not cluster_jobs(state, cluster):
-            dummy_events.cluster_removed(record["log"], cluster, record["next_item"])
+            events.cluster_removed(record["log"], cluster, record["next_item"])
             del state["clusters"][key]

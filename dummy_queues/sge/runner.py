@@ -1,6 +1,6 @@
 """The dummy Grid Engine's runner: dispatches queued tasks and reaps finished ones.
 
-Started detached by qsub (``python3 -m sgedummy.runner DIR``), it polls the
+Started detached by qsub (``python3 runner.py``), it polls the
 state every 0.1 s, runs at most ``slots`` slots' worth of tasks at once
 (faults.json ``slots``, default 2) and at most ``-tc`` tasks of one array job,
 and exits after one idle second. When it dispatches a task, faults.json may
@@ -14,13 +14,13 @@ code 99 requeues a task (``Rq``), exit code 100 puts it in ``Eqw``.
 """
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 
-from . import state
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+import common  # noqa: E402
+import state  # noqa: E402
 
 TICK = 0.1
 IDLE_EXIT = 1.0
@@ -29,26 +29,20 @@ UNKNOWN_SECONDS = 1.0
 ACTIVE = ("r", "t", "dr", "qw", "Rq", UNKNOWN_STATE)
 
 
-def main(directory):
+def main():
+    directory = state.queue_dir()
     processes = {}
-    idle_since = None
-    while True:
-        with state.locked(directory) as current:
-            if current.get("runner_pid") != os.getpid():
-                return  # another runner took over
-            reap(current, processes)
-            dispatch(directory, current, processes)
-            busy = any(
-                task["state"] in ACTIVE
-                for job in current["jobs"].values()
-                for task in job["tasks"].values()
-            )
-            now = time.monotonic()
-            idle_since = None if busy else (idle_since or now)
-            if idle_since is not None and now - idle_since >= IDLE_EXIT:
-                current["runner_pid"] = None
-                return
-        time.sleep(TICK)
+
+    def step(current):
+        reap(current, processes)
+        dispatch(directory, current, processes)
+        return any(
+            task["state"] in ACTIVE
+            for job in current["jobs"].values()
+            for task in job["tasks"].values()
+        )
+
+    common.serve(lambda: state.locked(directory), step, TICK, IDLE_EXIT)
 
 
 def reap(current, processes):
@@ -128,18 +122,15 @@ def start(job, number, task_id, task, processes):
         task.update(state="Eqw", reason=reason_text(problem))
         return
     environment = job_environment(job, number, task_id, stdout_path, stderr_path)
-    with open(stdout_path, "a") as stdout, open(stderr_path, "a") as stderr:
-        process = subprocess.Popen(
-            [job["shell"], job["script"], *job["arguments"]]
-            if not job["binary"]
-            else [job["shell"], "-c", " ".join([job["script"], *job["arguments"]])],
-            cwd=job["cwd"],
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+    process = common.start_job(
+        [job["shell"], job["script"], *job["arguments"]]
+        if not job["binary"]
+        else [job["shell"], "-c", " ".join([job["script"], *job["arguments"]])],
+        job["cwd"],
+        environment,
+        stdout_path,
+        stderr_path,
+    )
     processes[(number, task_id)] = process
     task.update(state="r", pid=process.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -200,13 +191,5 @@ def reason_text(message):
     return f"{stamp} [{os.getuid()}:{os.getpid()}]: {message}"
 
 
-def kill_task(pid):
-    """Kill a task's process group (qdel)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
