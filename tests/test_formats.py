@@ -61,7 +61,9 @@ def worker_outcome(ichunk, itasks, failing=()):
 
 def job_with_output(session_dir, ichunk, text):
     directory = session_dir.submission_dir("sub-1")
-    job = Job(f"7_{ichunk}", ichunk, f"{directory}/{ichunk}.out", f"{directory}/{ichunk}.err")
+    job = Job(
+        f"7_{ichunk}", ichunk, f"{directory}/{ichunk}.out", f"{directory}/{ichunk}.err", "sub-1"
+    )
     for path, stream in ((job.stdout_path, "stdout"), (job.stderr_path, "stderr")):
         with open(path, "w") as file:
             file.write(f"{stream} {text}\n")
@@ -254,7 +256,7 @@ def test_the_text_of_exceptions_zip_parses_back_into_the_failure_it_describes():
 def test_the_stderr_tail_of_a_failed_job_is_the_same_for_the_map_and_the_command_line(tmp_path):
     session_dir = new_session(str(tmp_path))
     reducer = Reducer(session_dir, [(0, 2), (2, 4), (4, 6)])
-    job = Job("7_0", 0, session_dir.join("0.out"), session_dir.join("0.err"))
+    job = Job("7_0", 0, session_dir.join("0.out"), session_dir.join("0.err"), "sub-1")
     lines = [f"line {i}" for i in range(40)]
     for path in (job.stdout_path, job.stderr_path):
         with open(path, "w") as file:
