@@ -47,6 +47,7 @@ from .errors import (
 from .reducer import Reducer, TaskFailure
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .version import __version__
+from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
@@ -62,6 +63,7 @@ def run_map(
     star: bool,
     stop: threading.Event | None = None,
     on_chunk_done: Callable[[int, list], None] | None = None,
+    withdrawals: Withdrawals | None = None,
 ) -> list | None:
     """Run one map: the entry point the Pool calls.
 
@@ -77,7 +79,8 @@ def run_map(
     handed to it as soon as it is archived -- the index of its first task and
     its tasks' ``(True, result)`` or ``(False, exception)`` -- and the map
     returns ``None`` instead of the results; a failed task still raises at
-    the end.
+    the end. With ``withdrawals``, the caller may take tasks back while their
+    jobs wait in the queue (see :mod:`pypoolparty.withdrawal`).
     """
     function_bytes = serialization.pickle_function(func)
     scheduler = pool._make_scheduler()
@@ -94,6 +97,7 @@ def run_map(
         session = Session(pool, scheduler, session_dir, bounds, resuming)
         session.stop = stop
         session.on_chunk_done = on_chunk_done
+        session.withdrawals = withdrawals
         return session.run()
     finally:
         _ACTIVE_SESSIONS.release(session_dir.path)
@@ -259,6 +263,7 @@ class Session:
         self.stop: threading.Event | None = None
         self.submitting: Submission | None = None
         self.on_chunk_done: Callable[[int, list], None] | None = None
+        self.withdrawals: Withdrawals | None = None
 
     def run(self) -> list:
         self.dir.acquire_lock()
@@ -301,6 +306,7 @@ class Session:
             crash_points.reached("after_submit")
         while True:
             self._fold()
+            self._withdraw()
             if display is not None:
                 display.update(**self._task_counts())
             if self.num_done == len(self.chunks):
@@ -336,6 +342,40 @@ class Session:
             self._record_failures(item.num_failed_tasks, item.first_failure)
             self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
             self._hand_out(item.ichunk, item.outcome)
+
+    def _withdraw(self) -> None:
+        """Cancel the jobs of chunks whose every task the caller took back.
+
+        Tell the caller which tasks can no longer be taken back: those of
+        chunks that are done or whose jobs have left the queue's waiting
+        states. A withdrawn chunk counts as done, without an outcome; a result
+        that arrives for it later is discarded.
+        """
+        if self.withdrawals is None:
+            return
+        started = [
+            self.bounds[c.ichunk]
+            for c in self.chunks
+            if c.done or (c.status is not None and c.status.state not in _WAITING)
+        ]
+        requested = self.withdrawals.exchange(started)
+        withdrawn = [
+            c
+            for c in self.chunks
+            if not c.done and all(i in requested for i in range(*self.bounds[c.ichunk]))
+        ]
+        if not withdrawn:
+            return
+        jobs = [c.job for c in withdrawn if c.job is not None]
+        if jobs:
+            self.scheduler.cancel(jobs)
+        for chunk in withdrawn:
+            self._mark_done(chunk)
+        self.log.write(
+            "chunks_withdrawn",
+            chunks=chunking.consecutive_runs([c.ichunk for c in withdrawn]),
+            cancelled_jobs=[job.jobid for job in jobs],
+        )
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
@@ -686,6 +726,10 @@ class Session:
             counts[key] += stop - start
         resubmissions = sum(max(0, c.num_submissions - 1) for c in self.chunks)
         return {**counts, "resubmissions": resubmissions, "failed_tasks": self.num_failed_tasks}
+
+
+_WAITING = (JobState.PENDING, JobState.HELD)
+"""Job states in which a withdrawn chunk's job is cancelled before it starts."""
 
 
 def _may_linger(chunk: Chunk, status: JobStatus) -> bool:
