@@ -159,8 +159,8 @@ class PoolBackend(ParallelBackendBase):
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
-        self.parallel = parallel
         self._reset_call()
+        self.parallel = parallel
         self._limit = self._parent_limit(n_jobs) if self._has_cluster_children() else n_jobs
         self._nested_limit = n_jobs - self._limit
         self._call_pool = call_group.derived_pool(self.pool, self._limit)
