@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import dataclasses
 import logging
 import operator
 from typing import Any, Callable
@@ -131,5 +132,7 @@ def derived_pool(pool, num_simultaneously_running_tasks: int | None | type = ...
     derived = copy.copy(pool)
     derived._background = Background()
     if num_simultaneously_running_tasks is not ...:
-        derived.num_simultaneously_running_tasks = num_simultaneously_running_tasks
+        derived.settings = dataclasses.replace(
+            pool.settings, num_simultaneously_running_tasks=num_simultaneously_running_tasks
+        )
     return derived

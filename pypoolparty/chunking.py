@@ -37,19 +37,3 @@ def default_chunksize(num_tasks: int, parallelism: int | None) -> int:
 def chunk_bounds(num_tasks: int, chunksize: int) -> list[tuple[int, int]]:
     """Start (inclusive) and stop (exclusive) task index of each chunk."""
     return [(start, min(start + chunksize, num_tasks)) for start in range(0, num_tasks, chunksize)]
-
-
-def consecutive_runs(numbers: list[int]) -> list[tuple[int, int]]:
-    """Sorted ``numbers`` as inclusive runs: ``[1, 2, 3, 5]`` becomes ``[(1, 3), (5, 5)]``."""
-    runs: list[tuple[int, int]] = []
-    for number in numbers:
-        if runs and runs[-1][1] == number - 1:
-            runs[-1] = (runs[-1][0], number)
-        else:
-            runs.append((number, number))
-    return runs
-
-
-def expand_runs(runs) -> list[int]:
-    """The inverse of :func:`consecutive_runs`."""
-    return [number for first, last in runs for number in range(first, last + 1)]

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import inspection
+from . import inspection, progress
 from .version import __version__
 
 EXIT_OK = 0
@@ -200,8 +200,9 @@ def _describe_time(status: inspection.SessionStatus) -> str:
     if status.first_event_time is None or status.last_event_time is None:
         return "nothing logged yet"
     calls = f"{status.num_calls} call" + ("" if status.num_calls == 1 else "s")
+    elapsed = progress.format_duration(status.elapsed())
     return (
-        f"elapsed {_duration(status.elapsed())}, started {_clock(status.first_event_time)}, "
+        f"elapsed {elapsed}, started {_clock(status.first_event_time)}, "
         f"last event {_clock(status.last_event_time)} ({status.last_event}), {calls}"
     )
 
@@ -209,18 +210,6 @@ def _describe_time(status: inspection.SessionStatus) -> str:
 def _describe_counts(by_state: dict[str, int]) -> str:
     shown = [s for s in inspection.CHUNK_STATES if s in ALWAYS_SHOWN_STATES or by_state[s]]
     return ", ".join(f"{by_state[s]} {CHUNK_STATE_LABELS[s]}" for s in shown)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def _clock(stamp: float | None) -> str:

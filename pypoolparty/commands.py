@@ -173,6 +173,35 @@ def call(
                 return found
 
 
+def ask(args: Sequence[str], parse: Callable[[Completed], T], timeout: float) -> T | None:
+    """Run ``args`` once and return ``parse(completed)``, or ``None`` if no answer came.
+
+    For best-effort questions whose answer is only a hint -- how many CPUs the
+    cluster has, why a job failed -- and not worth a retry: a missing
+    command, a timeout, and output ``parse`` rejects (with
+    :class:`TransientError`, :class:`PermanentError` or ``ValueError``) all
+    give ``None``, logged at info level.
+
+    Parameters
+    ----------
+    args : sequence of str
+        The command and its arguments.
+    parse : callable
+        Turns the completed command into the answer; see :func:`call`.
+    timeout : float
+        Seconds the command may take before it is killed.
+
+    Returns
+    -------
+    The answer of ``parse``, or ``None``.
+    """
+    try:
+        return parse(run(args, timeout=timeout))
+    except (CommandNotFound, CommandTimedOut, TransientError, PermanentError, ValueError) as error:
+        logger.info("no answer from '%s': %s", " ".join(args[:3]), error)
+        return None
+
+
 def expect_success(completed: Completed) -> Completed:
     """A parser for commands whose output does not matter: non-zero is transient."""
     if completed.returncode != 0:

@@ -1,6 +1,14 @@
-"""Exceptions a user of pypoolparty may see."""
+"""Exceptions a user of pypoolparty may see.
+
+Every error a map raises of its own is a :class:`PoolError`, so
+``except pypoolparty.PoolError`` catches all of them. Not wrapped: a task's
+own exception (re-raised with its own type, see :class:`RemoteTraceback`),
+and the interruptions :class:`KeyboardInterrupt` and :class:`Terminated`.
+"""
 
 from __future__ import annotations
+
+import errno
 
 
 class PoolError(Exception):
@@ -20,7 +28,37 @@ class Unpicklable(TypeError, BadInput):
 
 
 class WorkDirError(PoolError, OSError):
-    """The work_dir cannot be created, written, or trusted."""
+    """The work_dir cannot be created, written, or trusted.
+
+    Raised before anything is submitted when the work_dir is not private or
+    not writable, and during a map when a write into it fails (a full disk).
+    """
+
+    @classmethod
+    def from_os_error(cls, path: str, error: OSError) -> WorkDirError:
+        """The error to raise when writing into ``path`` failed with ``error``.
+
+        Parameters
+        ----------
+        path : str
+            The directory that could not be written: the work_dir or a
+            session directory inside it.
+        error : OSError
+            What the write raised.
+
+        Returns
+        -------
+        WorkDirError
+            Its message names ``path`` and what to do: free space for a full
+            file system or quota, else pass another work_dir.
+        """
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            advice = (
+                "The file system is full: free space (finished results are kept) and call again."
+            )
+        else:
+            advice = "Pass a work_dir you can write that the compute nodes also reach."
+        return cls(f"cannot write the work_dir {path}: {error.strerror or error}. {advice}")
 
 
 class RemoteTraceback(Exception):
@@ -53,11 +91,40 @@ class TaskError(PoolError):
 
 
 class ResubmissionsExhausted(PoolError):
-    """Jobs kept failing for scheduler reasons after every resubmission."""
+    """Jobs kept failing for scheduler reasons after every resubmission.
+
+    Raised when a chunk's job failed (node failure, eviction, time limit, a
+    job that vanished without a result) more than ``max_num_resubmissions``
+    times. The message names the chunks, the scheduler's reasons and the
+    last lines of their standard error.
+    """
 
 
-class SchedulerUnavailable(PoolError):
-    """A scheduler command kept failing for longer than ``outage_timeout``."""
+class SchedulerError(PoolError):
+    """A scheduler command failed in a way the map cannot get past.
+
+    Raised as such when a scheduler command answered with an error that
+    retrying cannot fix (for example a cancel the scheduler refused, or an
+    answer that contradicts the request), or when a command that was there
+    when the map started cannot be executed any more. The base class of the
+    scheduler's other errors below.
+    """
+
+
+class SchedulerUnavailable(SchedulerError):
+    """A scheduler command kept failing for longer than ``outage_timeout``.
+
+    Timeouts, errors and output that cannot be read are retried with backoff
+    until then. Finished results are kept: calling the same map again, once
+    the scheduler answers, continues it.
+    """
+
+
+class SubmissionRejected(SchedulerError):
+    """The scheduler refused the submission for a reason retrying won't fix
+    (an unknown partition, a bad resource request, an interpreter that does
+    not exist). The message holds the scheduler's own words; the option
+    behind them must change before the map can run."""
 
 
 class Terminated(BaseException):

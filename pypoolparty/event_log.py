@@ -1,19 +1,68 @@
-"""The session's JSON-lines event log, ``log.jsonl``.
+"""The session's JSON-lines event log, ``log.jsonl``: its events, written and read.
 
-One JSON object per line: ``{"time": ..., "event": ..., ...}``. It says
-what happened to every job (submitted, state seen, resubmitted, cancelled,
-done) so a kept work_dir can be inspected, and resumed, without the process
-that wrote it. It never holds environment values or task data.
+One JSON object per line: ``{"time": ..., "event": ..., ...}``, ``time`` in
+seconds since the epoch. It says what happened to every job (submitted,
+state seen, resubmitted, cancelled, done) so a kept work_dir can be
+inspected, and resumed, without the process that wrote it. It never holds
+environment values or task data.
+
+The events and their fields besides ``time`` and ``event``:
+
+``session_started``    ``resuming`` (bool), ``pid``: a call of the map begins.
+``session_resumed``    ``done`` (chunks already done), ``adopted_jobs``: the
+                       call continues an earlier one.
+``submitting``         ``submission`` (its job name), ``chunks``: the chunks
+                       about to be submitted, as inclusive runs ``[[first,
+                       last], ...]`` (see :func:`consecutive_runs`). Logged
+                       before submitting, so a kill in between leaves a
+                       submission to recover.
+``submitted``          ``submission``, ``jobs``: one row ``[jobid, ichunk,
+                       stdout, stderr]`` per job (see :func:`job_row`), the
+                       paths relative to the session directory.
+``job_state``          ``jobid``, ``ichunk``, ``state`` (a
+                       :class:`pypoolparty.scheduler.JobState` value, or
+                       ``gone`` when the job left the queue),
+                       ``scheduler_state``, ``reason``: a change seen in a
+                       job's state.
+``job_failed``         ``jobid``, ``ichunk``, ``attempt`` (the chunk's
+                       submissions in this call, this one included),
+                       ``reason``: a job failed for scheduler reasons.
+``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
+                       archived.
+``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),
+                       ``cancelled_jobs`` (job ids): the caller took these
+                       chunks back before their jobs started (an Executor's
+                       ``Future.cancel()``).
+``session_finished``   ``num_chunks``: every task succeeded.
+``session_failed``     ``reason``, ``itask`` (the first failed task).
+``session_aborted``    ``error``, ``cancelled_jobs``: the call stopped on an
+                       error or an interruption.
+
+Readers must expect a last line cut off by a kill or still being written,
+and tolerate garbled fields: :func:`read` and the ``*_of`` helpers do.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 
 import json_lines
+
+SESSION_STARTED = "session_started"
+SESSION_RESUMED = "session_resumed"
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+JOB_STATE = "job_state"
+JOB_FAILED = "job_failed"
+CHUNK_DONE = "chunk_done"
+CHUNKS_WITHDRAWN = "chunks_withdrawn"
+SESSION_FINISHED = "session_finished"
+SESSION_FAILED = "session_failed"
+SESSION_ABORTED = "session_aborted"
 
 
 class EventLog:
@@ -28,6 +77,13 @@ class EventLog:
             self._file.write("\n")
 
     def write(self, event: str, **fields) -> None:
+        """Append ``event`` (one of this module's constants) with its ``fields``.
+
+        Raises
+        ------
+        OSError
+            If the line cannot be written (a full disk, say).
+        """
         record = {"time": round(time.time(), 3), "event": event, **fields}
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
@@ -37,14 +93,102 @@ class EventLog:
 
 
 def read(path: str) -> Iterator[dict]:
-    """The events of the log at ``path``, skipping a line torn by a crash."""
-    if not os.path.exists(path):
-        return iter(())
-    with json_lines.open(path, broken=True) as reader:
-        return iter(list(reader))
+    """Stream the events of the log at ``path``, one at a time; none if it does not exist.
+
+    A line that is not a whole JSON object with an ``event`` is skipped: the
+    last line of a running map may be half written, and a killed one may
+    have left a torn line in the middle. Memory does not grow with the log.
+    """
+    try:
+        # A character cut at the end of a line being written decodes to a
+        # replacement character; that line is then skipped as not JSON.
+        file = open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with file:
+        for event in json_lines.reader(file, broken=True):
+            if isinstance(event, dict) and isinstance(event.get("event"), str):
+                yield event
+
+
+def first_event_time(path: str) -> float | None:
+    """The time of the first event of the log at ``path`` that has one; reads no further."""
+    events = read(path)
+    try:
+        for event in events:
+            if isinstance(event.get("time"), (int, float)):
+                return float(event["time"])
+        return None
+    finally:
+        events.close()
+
+
+def job_row(jobid: str, ichunk: int, stdout: str, stderr: str) -> list:
+    """One job of a ``submitted`` event; :func:`jobs_of` reads it back."""
+    return [jobid, ichunk, stdout, stderr]
+
+
+def jobs_of(event: dict) -> Iterator[tuple[str, int, str, str]]:
+    """(jobid, ichunk, stdout, stderr) of each job of a ``submitted`` event.
+
+    Garbled rows are skipped.
+    """
+    for entry in event.get("jobs", ()):
+        try:
+            jobid, ichunk, stdout, stderr = entry
+            yield str(jobid), int(ichunk), str(stdout), str(stderr)
+        except (TypeError, ValueError):
+            continue
+
+
+def chunks_of_submitting(event: dict) -> list[int]:
+    """The chunks a ``submitting`` event names; none if they are garbled."""
+    try:
+        return expand_runs(event.get("chunks", ()))
+    except (TypeError, ValueError):
+        return []
+
+
+def consecutive_runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted ``numbers`` as inclusive runs: ``[1, 2, 3, 5]`` becomes ``[(1, 3), (5, 5)]``.
+
+    >>> consecutive_runs([1, 2, 3, 5])
+    [(1, 3), (5, 5)]
+    """
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
+
+
+def expand_runs(runs) -> list[int]:
+    """The inverse of :func:`consecutive_runs`.
+
+    >>> expand_runs([[1, 3], [5, 5]])
+    [1, 2, 3, 5]
+    """
+    return [number for first, last in runs for number in range(first, last + 1)]
 
 
 def _ends_with_newline(path: str) -> bool:
     with open(path, "rb") as file:
         file.seek(-1, os.SEEK_END)
         return file.read(1) == b"\n"
+
+
+class _TornLinesAreExpected(logging.Filter):
+    """Drop json_lines' warning for each line it skips.
+
+    A torn line is expected here (a killed writer, or a line being written
+    while an inspector reads), and an inspector's standard error is for its
+    own messages.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error: JSON line can't be decoded")
+
+
+logging.getLogger("json_lines").addFilter(_TornLinesAreExpected())

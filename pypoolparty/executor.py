@@ -54,7 +54,7 @@ class Executor(concurrent.futures.Executor):
 
     def __init__(self, pool, *, batch_window: float | None = None) -> None:
         if batch_window is None:
-            batch_window = pool.polling_interval
+            batch_window = pool.settings.polling_interval
         self._pool = call_group.derived_pool(pool)
         self._batch_window = non_negative_number("batch_window", batch_window)
         self._condition = threading.Condition()

@@ -3,7 +3,9 @@
 A scheduler's Pool subclasses :class:`Pool`, validates its own options in
 ``__init__`` and builds its adapter in :meth:`Pool._make_scheduler`. Everything
 else -- chunking, the work_dir, babysitting, resubmission, reduction -- is the
-same for every scheduler and lives in :mod:`pypoolparty.session`.
+same for every scheduler and lives in :mod:`pypoolparty.session`, which sees
+only the pool's checked common options (:class:`pypoolparty.settings.MapSettings`)
+and the adapter.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from . import session
+from . import checks, session
 from .async_result import AsyncResult
 from .background import Background
 from .commands import RetryPolicy
 from .environment import Selection
+from .errors import BadInput
 from .imap import DEFAULT_READ_AHEAD, IMapIterator
 from .scheduler import Scheduler
+from .settings import MapSettings
 
 RUNNING, CLOSED, TERMINATED = "running", "closed", "terminated"
 JOB_NAME_PREFIX_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
@@ -82,6 +86,18 @@ class Pool(abc.ABC):
         Largest pickled result of one task, in bytes. A larger one is an error
         of its task (it would fill the work_dir and this process's memory).
         ``None``: no limit.
+
+    Raises
+    ------
+    pypoolparty.BadInput
+        An option has a value it cannot take (a ``ValueError``).
+
+    Attributes
+    ----------
+    settings : pypoolparty.settings.MapSettings
+        The checked common options, all a map's session reads of the pool.
+    retry_policy : pypoolparty.commands.RetryPolicy
+        ``command_timeout`` and ``outage_timeout``, for the scheduler adapter.
     """
 
     default_polling_interval: float = 1.0
@@ -105,42 +121,40 @@ class Pool(abc.ABC):
     ) -> None:
         if polling_interval is None:
             polling_interval = self.default_polling_interval
-        self.num_simultaneously_running_tasks = _optional_positive_int(
-            "num_simultaneously_running_tasks", num_simultaneously_running_tasks
+        self.settings = MapSettings(
+            num_simultaneously_running_tasks=checks.optional_whole_number(
+                "num_simultaneously_running_tasks", num_simultaneously_running_tasks, 1
+            ),
+            python_path=_valid_python_path(python_path),
+            polling_interval=checks.positive_number("polling_interval", polling_interval),
+            work_dir=None if work_dir is None else os.path.abspath(os.fspath(work_dir)),
+            keep_work_dir=bool(keep_work_dir),
+            verbose=bool(verbose),
+            max_num_resubmissions=checks.whole_number(
+                "max_num_resubmissions", max_num_resubmissions, 0
+            ),
+            missing_result_grace_period=checks.non_negative_number(
+                "missing_result_grace_period", missing_result_grace_period
+            ),
+            environment=Selection.parse(environment),
+            job_name_prefix=_valid_job_name_prefix(job_name_prefix),
+            max_result_size=checks.optional_whole_number("max_result_size", max_result_size, 1),
         )
-        self.python_path = _valid_python_path(python_path)
-        self.polling_interval = _positive_number("polling_interval", polling_interval)
-        self.work_dir = None if work_dir is None else os.path.abspath(os.fspath(work_dir))
-        self.keep_work_dir = bool(keep_work_dir)
-        self.verbose = bool(verbose)
-        if not isinstance(max_num_resubmissions, int) or max_num_resubmissions < 0:
-            raise ValueError(
-                f"max_num_resubmissions must be a whole number >= 0, not {max_num_resubmissions!r}"
-            )
-        self.max_num_resubmissions = max_num_resubmissions
         self.retry_policy = RetryPolicy(
-            timeout=_positive_number("command_timeout", command_timeout),
-            max_outage=_non_negative_number("outage_timeout", outage_timeout),
+            timeout=checks.positive_number("command_timeout", command_timeout),
+            max_outage=checks.non_negative_number("outage_timeout", outage_timeout),
             first_backoff=min(1.0, max(command_timeout, 0.01)),
         )
-        self.missing_result_grace_period = _non_negative_number(
-            "missing_result_grace_period", missing_result_grace_period
-        )
-        self.environment = Selection.parse(environment)
-        if not isinstance(job_name_prefix, str) or not JOB_NAME_PREFIX_PATTERN.match(
-            job_name_prefix
-        ):
-            raise ValueError(
-                "job_name_prefix must start with a letter and hold at most 32 letters, "
-                f"digits, '_', '.' or '-', not {job_name_prefix!r}"
-            )
-        self.job_name_prefix = job_name_prefix
-        self.max_result_size = _optional_positive_int("max_result_size", max_result_size)
         self._state = RUNNING
         self._background = Background()
         # Maps still running when the interpreter exits would leave their
         # jobs in the queue; multiprocessing terminates its pools, too.
         weakref.finalize(self, self._background.terminate)
+
+    @property
+    def num_simultaneously_running_tasks(self) -> int | None:
+        """At most this many jobs of one map run at once (``None``: no limit)."""
+        return self.settings.num_simultaneously_running_tasks
 
     @abc.abstractmethod
     def _make_scheduler(self) -> Scheduler:
@@ -310,8 +324,7 @@ class Pool(abc.ABC):
         self._check_running()
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        if chunksize is not None:
-            chunksize = _optional_positive_int("chunksize", chunksize)
+        chunksize = checks.optional_whole_number("chunksize", chunksize, 1)
         tasks = list(iterable)
         if star:
             _check_star_tasks(tasks)
@@ -321,11 +334,12 @@ class Pool(abc.ABC):
         if not tasks:
             return []
         return session.run_map(
-            pool=self,
-            func=func,
-            tasks=tasks,
-            chunksize=chunksize,
-            star=star,
+            self.settings,
+            self._make_scheduler(),
+            func,
+            tasks,
+            chunksize,
+            star,
             stop=self._background.stop,
             **hooks,
         )
@@ -341,9 +355,8 @@ class Pool(abc.ABC):
         self._check_running()
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        if chunksize is not None:
-            chunksize = _optional_positive_int("chunksize", chunksize)
-        read_ahead = _optional_positive_int("read_ahead", read_ahead)
+        chunksize = checks.optional_whole_number("chunksize", chunksize, 1)
+        read_ahead = checks.whole_number("read_ahead", read_ahead, 1)
 
         def run_window(tasks: list, on_chunk_done) -> None:
             self._run(func, tasks, chunksize, star=False, on_chunk_done=on_chunk_done)
@@ -372,42 +385,31 @@ def _check_star_tasks(tasks: list) -> None:
             )
 
 
-def _positive_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, not {value!r}")
-    return float(value)
-
-
-def _non_negative_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, not {value!r}")
-    return float(value)
-
-
-def _optional_positive_int(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
-    return value
+def _valid_job_name_prefix(prefix: Any) -> str:
+    if not isinstance(prefix, str) or not JOB_NAME_PREFIX_PATTERN.match(prefix):
+        raise BadInput(
+            "job_name_prefix must start with a letter and hold at most 32 letters, "
+            f"digits, '_', '.' or '-', not {prefix!r}"
+        )
+    return prefix
 
 
 def _valid_python_path(python_path: str | None) -> str:
     if python_path is None:
         if not sys.executable:
-            raise ValueError(
+            raise BadInput(
                 "cannot tell which Python runs this process; pass python_path, the "
                 "interpreter the compute nodes should use"
             )
         return sys.executable
     python_path = os.fspath(python_path)
     if not os.path.isabs(python_path):
-        raise ValueError(
+        raise BadInput(
             f"python_path must be an absolute path (the compute nodes' PATH may differ), "
             f"not {python_path!r}"
         )
     if not os.path.isfile(python_path) or not os.access(python_path, os.X_OK):
-        raise ValueError(
+        raise BadInput(
             f"python_path {python_path!r} does not exist or is not executable; "
             "pass the interpreter the compute nodes should use"
         )

@@ -20,13 +20,18 @@ line is overwritten with spaces, which works on Windows consoles and
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import logging
 import math
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from typing import Callable, TextIO
+
+logger = logging.getLogger("pypoolparty")
 
 PREFIX = "pypoolparty"
 """Starts every line, as in the verbose log lines, so a batch log shows whose it is."""
@@ -488,3 +493,50 @@ def _isatty(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+@contextlib.contextmanager
+def shown(total_tasks: int, verbose: bool) -> Iterator[Progress | None]:
+    """The display of one map while the ``with`` block runs, if ``verbose``.
+
+    With ``verbose``, yields a :class:`Progress` on standard error and, until
+    the block ends, also logs pypoolparty's records there, each on a line of
+    its own (the live line is cleared first). The display is closed at the
+    end of the block. Without, yields ``None`` and changes nothing.
+
+    Parameters
+    ----------
+    total_tasks : int
+        Tasks of the map.
+    verbose : bool
+        Show anything at all.
+    """
+    if not verbose:
+        yield None
+        return
+    display = Progress(total_tasks)
+    handler = _LineClearingHandler(display)
+    handler.setFormatter(logging.Formatter(f"{PREFIX} %(asctime)s %(message)s", "%H:%M:%S"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        try:
+            yield display
+        finally:
+            display.close()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+class _LineClearingHandler(logging.StreamHandler):
+    """Writes log records on a line of their own, not after the progress line."""
+
+    def __init__(self, display: Progress) -> None:
+        super().__init__()
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.display.clear()
+        super().emit(record)

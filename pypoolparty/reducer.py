@@ -14,26 +14,16 @@ import dataclasses
 import logging
 import os
 import pickle
-import re
 
-from . import archive, crash_points
+from . import archive, crash_points, work_dir
+from .outcome import TaskFailure, describe_failure, failed_tasks
 from .scheduler import Job
 from .work_dir import SessionDir
 
 logger = logging.getLogger(__name__)
 
-OUTCOME_NAME = re.compile(r"^(\d+)\.pickle$")
 MAX_CAPTURED_OUTPUT = 10 * 1024 * 1024
 """Bytes of one job's stdout or stderr kept in the archives (the end of it)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskFailure:
-    """The first task of a chunk that raised (or whose result was unusable)."""
-
-    itask: int
-    error: dict
-    host: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +48,7 @@ class Reducer:
             names = os.listdir(self.session_dir.outcomes_dir)
         except FileNotFoundError:
             return []
-        return [int(m.group(1)) for m in map(OUTCOME_NAME.match, names) if m]
+        return [int(m.group(1)) for m in map(work_dir.OUTCOME_MEMBER.match, names) if m]
 
     def has_outcome(self, ichunk: int) -> bool:
         return os.path.exists(self.session_dir.outcome_path(ichunk))
@@ -87,22 +77,23 @@ class Reducer:
                 logger.warning("outcome of chunk %d is unreadable (%s); ignoring it", ichunk, error)
                 _remove(path)
                 continue
-            failures = list(_failures(outcome, first_itask=self.bounds[ichunk][0]))
+            failed = failed_tasks(outcome, first_itask=self.bounds[ichunk][0])
             # A chunk with failed tasks is kept apart: a later call of the
             # same map runs it again rather than reusing its failures.
-            results[f"{ichunk}.failed.pickle" if failures else f"{ichunk}.pickle"] = raw
-            for failure in failures:
-                exceptions[f"{failure.itask}.txt"] = _describe_failure(ichunk, failure).encode()
+            results[work_dir.outcome_member(ichunk, failed=bool(failed))] = raw
+            for failure in failed:
+                text = describe_failure(ichunk, failure)
+                exceptions[work_dir.task_failure_member(failure.itask)] = text.encode()
             if job is not None:
-                stdout[f"{ichunk}.txt"] = _tail(job.stdout_path)
-                stderr[f"{ichunk}.txt"] = _tail(job.stderr_path)
+                stdout[work_dir.job_output_member(ichunk)] = _tail(job.stdout_path)
+                stderr[work_dir.job_output_member(ichunk)] = _tail(job.stderr_path)
                 consumed += [job.stdout_path, job.stderr_path]
             consumed.append(path)
             folded.append(
                 FoldedChunk(
                     ichunk=ichunk,
-                    num_failed_tasks=len(failures),
-                    first_failure=failures[0] if failures else None,
+                    num_failed_tasks=len(failed),
+                    first_failure=failed[0] if failed else None,
                     outcome=outcome,
                 )
             )
@@ -118,8 +109,9 @@ class Reducer:
     def fold_failed_attempt(self, job: Job, attempt: int) -> str:
         """Archive the output of a job that failed; return the end of its stderr."""
         err = _tail(job.stderr_path)
-        self._append("stdout", {f"{job.ichunk}.attempt{attempt}.txt": _tail(job.stdout_path)})
-        self._append("stderr", {f"{job.ichunk}.attempt{attempt}.txt": err})
+        name = work_dir.failed_attempt_member(job.ichunk, attempt)
+        self._append("stdout", {name: _tail(job.stdout_path)})
+        self._append("stderr", {name: err})
         for path in (job.stdout_path, job.stderr_path):
             _remove(path)
         return err.decode("utf-8", errors="replace")
@@ -131,34 +123,14 @@ class Reducer:
     def archived_chunks(self) -> set[int]:
         """Chunks whose tasks all succeeded and whose outcome is archived."""
         names = archive.names(self.session_dir.archive_path("results"))
-        return {int(m.group(1)) for m in map(OUTCOME_NAME.match, names) if m}
+        return {int(m.group(1)) for m in map(work_dir.OUTCOME_MEMBER.match, names) if m}
 
     def load_outcome(self, ichunk: int) -> dict:
-        return pickle.loads(
-            archive.read(self.session_dir.archive_path("results"), f"{ichunk}.pickle")
-        )
+        path = self.session_dir.archive_path("results")
+        return pickle.loads(archive.read(path, work_dir.outcome_member(ichunk)))
 
     def _append(self, kind: str, members: dict[str, bytes]) -> None:
         archive.append(self.session_dir.archive_path(kind), members)
-
-
-def _failures(outcome: dict, first_itask: int):
-    host = outcome.get("host", "?")
-    if outcome.get("setup_error") is not None:
-        # The worker could not even load the function: report it as the
-        # failure of the chunk's first task, with the worker's own error.
-        yield TaskFailure(itask=first_itask, error=outcome["setup_error"], host=host)
-        return
-    for task in outcome["tasks"]:
-        if "error" in task:
-            yield TaskFailure(itask=task["itask"], error=task["error"], host=host)
-
-
-def _describe_failure(ichunk: int, failure: TaskFailure) -> str:
-    return (
-        f"task {failure.itask} (chunk {ichunk}) on host {failure.host}\n"
-        f"{failure.error['type']}: {failure.error['message']}\n\n{failure.error['traceback']}"
-    )
 
 
 def _tail(path: str) -> bytes:

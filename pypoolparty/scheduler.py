@@ -19,6 +19,9 @@ import enum
 import shlex
 from collections.abc import Sequence
 
+# Adapters raise it from here; it lives with the errors a map's caller sees.
+from .errors import SubmissionRejected as SubmissionRejected
+
 
 class JobState(enum.Enum):
     """What the session needs to know about a job, whatever the scheduler."""
@@ -70,12 +73,10 @@ class Job:
     stderr_path: str
     """Where the scheduler writes the job's standard error."""
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Job:
-        return cls(**d)
+    submission: str
+    """The :attr:`Submission.job_name` of the submission that made this job:
+    how an adapter finds the job in its scheduler's queue again, also for a
+    job submitted by an earlier process whose map is being continued."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +92,14 @@ class WorkerCall:
     """
 
     python_path: str
+    """The interpreter that runs the worker on the compute node."""
+
     script_path: str
-    work_dir: str
+    """The worker script, copied into the session directory."""
+
+    session_dir: str
+    """The map's session directory, ``<work_dir>/map-<fingerprint>``: the
+    worker reads its chunk from there and writes the outcome there."""
 
     def arguments(
         self,
@@ -110,7 +117,7 @@ class WorkerCall:
             raise ValueError("give exactly one of ichunk or ichunk_from_env")
         if chunk_list_path is not None and ichunk_from_env is None:
             raise ValueError("chunk_list_path needs ichunk_from_env")
-        args = [self.python_path, self.script_path, self.work_dir]
+        args = [self.python_path, self.script_path, self.session_dir]
         if ichunk is not None:
             args += ["--ichunk", str(ichunk)]
         else:
@@ -144,12 +151,6 @@ class Submission:
 
     num_simultaneously_running: int | None = None
     """Throttle: how many jobs of this submission may run at once, if limited."""
-
-
-class SubmissionRejected(Exception):
-    """The scheduler refused the submission for a reason retrying won't fix
-    (an unknown partition, a bad resource request). The message holds the
-    scheduler's own words."""
 
 
 class Scheduler(abc.ABC):

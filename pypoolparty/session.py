@@ -1,10 +1,12 @@
-"""One map call from start to end: prepare, submit, babysit, reduce, return.
+"""One map call from start to end: babysit, resubmit, finish or abort, restore.
 
 The session knows nothing about any scheduler: it talks to one through the
 three operations of :class:`pypoolparty.scheduler.Scheduler`. It keeps the
 state of every chunk -- not yet submitted, queued, done, or in error -- and
 writes what happens to the event log, so an interrupted map can be continued
-by calling it again with the same ``work_dir`` (see :func:`run_map`).
+by calling it again with the same ``work_dir`` (see :func:`run_map`). What
+happens before the first job -- the session directory -- is
+:mod:`pypoolparty.prepare`'s.
 """
 
 from __future__ import annotations
@@ -14,50 +16,43 @@ import dataclasses
 import errno
 import logging
 import os
-import shutil
 import signal
-import socket
-import sys
 import threading
 import time
-import uuid
 from typing import Callable
 
 import cloudpickle
 
 from . import (
-    chunking,
     crash_points,
-    environment,
     event_log,
+    prepare,
     progress,
-    serialization,
-    task_errors,
     work_dir,
 )
-from .commands import CommandFailed
+from .commands import CommandFailed, CommandNotFound, PermanentError
 from .errors import (
-    BadInput,
     Cancelled,
     ResubmissionsExhausted,
+    SchedulerError,
     SchedulerUnavailable,
+    SubmissionRejected,
     Terminated,
     WorkDirError,
 )
-from .reducer import Reducer, TaskFailure
+from .outcome import TaskFailure, exception_for, last_lines, task_values
+from .reducer import Reducer
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
-from .version import __version__
+from .settings import MapSettings
 from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
-WORKER_SCRIPT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-STDERR_TAIL_LINES = 15
-
 
 def run_map(
-    pool,
-    func,
+    settings: MapSettings,
+    scheduler: Scheduler,
+    func: Callable,
     tasks: list,
     chunksize: int | None,
     star: bool,
@@ -67,164 +62,60 @@ def run_map(
 ) -> list | None:
     """Run one map: the entry point the Pool calls.
 
-    A map is recognised by its fingerprint: the pickled function, the pickled
-    tasks, the chunking, and map versus starmap. Its session directory is
-    ``<work_dir>/map-<fingerprint>``. If that directory exists, the map was
-    started before and did not finish (or was kept): it is continued, its
-    finished chunks are not run again and its jobs still in the queue are
-    adopted. Any other map gets a directory of its own.
+    A map that was started before and did not finish (or was kept) is
+    continued: its finished chunks are not run again and its jobs still in
+    the queue are adopted (see :mod:`pypoolparty.prepare` for how a map is
+    recognised).
 
-    ``stop``, once set, ends the map the way Ctrl-C does (its jobs are
-    cancelled, the directory kept). With ``on_chunk_done``, each chunk is
-    handed to it as soon as it is archived -- the index of its first task and
-    its tasks' ``(True, result)`` or ``(False, exception)`` -- and the map
-    returns ``None`` instead of the results; a failed task still raises at
-    the end. With ``withdrawals``, the caller may take tasks back while their
-    jobs wait in the queue (see :mod:`pypoolparty.withdrawal`).
+    Parameters
+    ----------
+    settings : MapSettings
+        The pool's checked options.
+    scheduler : Scheduler
+        The adapter to run the jobs with, new for this map.
+    func : callable
+        The function to map.
+    tasks : list
+        The tasks, not empty.
+    chunksize : int or None
+        Tasks per chunk; ``None``: see :func:`pypoolparty.chunking.default_chunksize`.
+    star : bool
+        ``starmap`` (``func(*task)``) rather than ``map``.
+    stop : threading.Event, optional
+        Once set, ends the map the way Ctrl-C does (its jobs are cancelled,
+        the session directory kept), raising :class:`pypoolparty.Cancelled`.
+    on_chunk_done : callable, optional
+        Called with each chunk as soon as it is archived -- the index of its
+        first task and its tasks' ``(True, result)`` or ``(False,
+        exception)`` -- and the map returns ``None`` instead of the results;
+        a failed task still raises at the end.
+    withdrawals : Withdrawals, optional
+        With ``on_chunk_done``: lets the caller take tasks back while their
+        jobs wait in the queue (see :mod:`pypoolparty.withdrawal`).
+
+    Returns
+    -------
+    list or None
+        The results in the order of ``tasks``; ``None`` with ``on_chunk_done``.
+
+    Raises
+    ------
+    pypoolparty.PoolError
+        A subclass of it for every failure of the map's own (see
+        :mod:`pypoolparty.errors`); a task's exception with its own type.
     """
-    function_bytes = serialization.pickle_function(func)
-    scheduler = pool._make_scheduler()
-    _check_commands(scheduler)
-    if chunksize is None:
-        parallelism = pool.num_simultaneously_running_tasks or _capacity(scheduler)
-        chunksize = chunking.default_chunksize(len(tasks), parallelism)
-    bounds = chunking.chunk_bounds(len(tasks), chunksize)
-    base = work_dir.prepare_base(pool.work_dir)
-    session_dir, resuming = _prepare_session_dir(
-        pool, base, tasks, bounds, function_bytes, star, func, scheduler
-    )
-    try:
-        session = Session(pool, scheduler, session_dir, bounds, resuming)
-        session.stop = stop
-        session.on_chunk_done = on_chunk_done
-        session.withdrawals = withdrawals
+    with prepare.session_dir(settings, scheduler, func, tasks, chunksize, star) as prepared:
+        session = Session(
+            settings,
+            scheduler,
+            prepared.session_dir,
+            prepared.bounds,
+            prepared.resuming,
+            stop=stop,
+            on_chunk_done=on_chunk_done,
+            withdrawals=withdrawals,
+        )
         return session.run()
-    finally:
-        _ACTIVE_SESSIONS.release(session_dir.path)
-
-
-class _ActiveSessions:
-    """Session directories that a map of this process is running now.
-
-    The same map started again while it still runs (two ``apply_async`` of
-    the same call, say) gets a directory of its own, ``map-<fingerprint>-2``,
-    instead of failing on the first one's lock; started again after it
-    ended, it finds and continues the first one's directory.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._paths: set[str] = set()
-
-    def claim_first_free(self, base_path: str) -> str:
-        with self._lock:
-            path, number = base_path, 1
-            while path in self._paths:
-                number += 1
-                path = f"{base_path}-{number}"
-            self._paths.add(path)
-            return path
-
-    def release(self, path: str) -> None:
-        with self._lock:
-            self._paths.discard(path)
-
-
-_ACTIVE_SESSIONS = _ActiveSessions()
-
-
-def _check_commands(scheduler: Scheduler) -> None:
-    for option, command in scheduler.required_commands().items():
-        if shutil.which(command) is None:
-            raise BadInput(
-                f"the {scheduler.name} command {command!r} ({option}) is not found or not "
-                f"executable. Run the map on a host where {scheduler.name}'s commands are "
-                f"installed, or pass {option}= with their path. Nothing was submitted."
-            )
-
-
-def _capacity(scheduler: Scheduler) -> int | None:
-    try:
-        return scheduler.capacity()
-    except Exception as error:  # only a hint for the chunk size
-        logger.info("could not ask %s for its capacity: %s", scheduler.name, error)
-        return None
-
-
-def _prepare_session_dir(pool, base, tasks, bounds, function_bytes, star, func, scheduler):
-    incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
-    session_dir = None
-    try:
-        identity = "|".join(
-            ["starmap" if star else "map", pool.python_path, repr(pool.environment)]
-        )
-        fingerprint = serialization.write_tasks(
-            incomplete_tasks_path, tasks, bounds, function_bytes, identity
-        )
-        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, f"map-{fingerprint[:16]}"))
-        session_dir = work_dir.SessionDir(path)
-        if session_dir.exists():
-            return session_dir, True
-        session_dir.create()
-        os.replace(incomplete_tasks_path, session_dir.tasks_path)
-        _write_session_files(pool, session_dir, function_bytes, star)
-        work_dir.write_json(
-            session_dir.metadata_path,
-            {
-                "format": 1,
-                "pypoolparty_version": __version__,
-                "fingerprint": fingerprint,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "submit_host": socket.gethostname(),
-                "scheduler": scheduler.name,
-                "function": getattr(func, "__qualname__", repr(func))[:200],
-                "kind": "starmap" if star else "map",
-                "num_tasks": len(tasks),
-                "chunksize": bounds[0][1] - bounds[0][0],
-                "num_chunks": len(bounds),
-                "python_path": pool.python_path,
-            },
-        )
-        return session_dir, False
-    except BaseException as error:
-        if session_dir is not None:
-            _ACTIVE_SESSIONS.release(session_dir.path)
-        if isinstance(error, OSError):
-            raise _work_dir_error(base, error) from error
-        raise
-    finally:
-        if os.path.exists(incomplete_tasks_path):
-            os.remove(incomplete_tasks_path)
-
-
-def _write_session_files(pool, session_dir, function_bytes: bytes, star: bool) -> None:
-    work_dir.write_private(session_dir.function_path, function_bytes)
-    with open(WORKER_SCRIPT_SOURCE, "rb") as file:
-        work_dir.write_private(session_dir.worker_script_path, file.read())
-    work_dir.write_json(
-        session_dir.worker_config_path,
-        {
-            "star": star,
-            "sys_path": [entry or os.getcwd() for entry in sys.path],
-            "working_directory": os.getcwd(),
-            "max_result_size": pool.max_result_size,
-        },
-    )
-    work_dir.write_json(
-        session_dir.environment_path,
-        {
-            "variables": environment.export(pool.environment),
-            "never_overwrite": list(environment.HOST_AND_JOB_PATTERNS),
-        },
-    )
-
-
-def _work_dir_error(path: str, error: OSError) -> WorkDirError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        advice = "The file system is full: free space (finished results are kept) and call again."
-    else:
-        advice = "Pass a work_dir you can write that the compute nodes also reach."
-    return WorkDirError(f"cannot write the work_dir {path}: {error.strerror or error}. {advice}")
 
 
 @dataclasses.dataclass
@@ -245,8 +136,18 @@ class Chunk:
 class Session:
     """Babysits one map's jobs until every chunk is done or has failed for good."""
 
-    def __init__(self, pool, scheduler: Scheduler, session_dir, bounds, resuming: bool) -> None:
-        self.pool = pool
+    def __init__(
+        self,
+        settings: MapSettings,
+        scheduler: Scheduler,
+        session_dir: work_dir.SessionDir,
+        bounds: list[tuple[int, int]],
+        resuming: bool,
+        stop: threading.Event | None = None,
+        on_chunk_done: Callable[[int, list], None] | None = None,
+        withdrawals: Withdrawals | None = None,
+    ) -> None:
+        self.settings = settings
         self.scheduler = scheduler
         self.dir = session_dir
         self.bounds = bounds
@@ -258,37 +159,36 @@ class Session:
         self.num_submissions = 0
         self.num_done = 0
         self.seen_unknown: set[tuple[str, str]] = set()
-        self.job_name_base = f"{pool.job_name_prefix}-{os.path.basename(session_dir.path)[4:12]}"
+        self.job_name_base = f"{settings.job_name_prefix}-{work_dir.job_name_tag(session_dir.path)}"
         self.log: event_log.EventLog | None = None
-        self.stop: threading.Event | None = None
+        self.stop = stop
         self.submitting: Submission | None = None
-        self.on_chunk_done: Callable[[int, list], None] | None = None
-        self.withdrawals: Withdrawals | None = None
+        self.on_chunk_done = on_chunk_done
+        self.withdrawals = withdrawals
 
     def run(self) -> list:
         self.dir.acquire_lock()
         self.log = event_log.EventLog(self.dir.log_path)
         succeeded = False
         try:
-            display = progress.Progress(self.bounds[-1][1]) if self.pool.verbose else None
-            with _verbose_logging(display), _sigterm_raises_terminated():
+            shown = progress.shown(self.bounds[-1][1], self.settings.verbose)
+            with shown as display, _sigterm_raises_terminated():
                 try:
-                    self.log.write("session_started", resuming=self.resuming, pid=os.getpid())
+                    self.log.write(
+                        event_log.SESSION_STARTED, resuming=self.resuming, pid=os.getpid()
+                    )
                     if self.resuming:
                         self._restore()
                     self._babysit(display)
                 except BaseException as error:
                     self._abort(error)
                     raise
-                finally:
-                    if display is not None:
-                        display.close()
             results = self._finish()
             succeeded = True
             return results
         finally:
             _quietly(self.log.close)
-            if succeeded and not self.pool.keep_work_dir:
+            if succeeded and not self.settings.keep_work_dir:
                 self.dir.remove()
                 work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
             else:
@@ -312,7 +212,7 @@ class Session:
             if self.num_done == len(self.chunks):
                 return
             self._poll()
-            self._pause(self.pool.polling_interval)
+            self._pause(self.settings.polling_interval)
 
     def _pause(self, seconds: float) -> None:
         """Sleep between polls; raise :class:`Cancelled` once ``stop`` is set."""
@@ -336,11 +236,13 @@ class Session:
         try:
             folded = self.reducer.fold(fresh)
         except OSError as error:
-            raise _work_dir_error(self.dir.path, error) from error
+            raise WorkDirError.from_os_error(self.dir.path, error) from error
         for item in folded:
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
-            self.log.write("chunk_done", ichunk=item.ichunk, failed_tasks=item.num_failed_tasks)
+            self.log.write(
+                event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks
+            )
             self._hand_out(item.ichunk, item.outcome)
 
     def _withdraw(self) -> None:
@@ -372,15 +274,15 @@ class Session:
         for chunk in withdrawn:
             self._mark_done(chunk)
         self.log.write(
-            "chunks_withdrawn",
-            chunks=chunking.consecutive_runs([c.ichunk for c in withdrawn]),
+            event_log.CHUNKS_WITHDRAWN,
+            chunks=event_log.consecutive_runs([c.ichunk for c in withdrawn]),
             cancelled_jobs=[job.jobid for job in jobs],
         )
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
             bounds = self.bounds[ichunk]
-            self.on_chunk_done(bounds[0], task_errors.task_values(outcome, bounds, self.dir.path))
+            self.on_chunk_done(bounds[0], task_values(outcome, bounds, self.dir.path))
 
     def _mark_done(self, chunk: Chunk) -> None:
         if not chunk.done:
@@ -417,7 +319,7 @@ class Session:
         if status is None or status.state == JobState.ENDED:
             if chunk.missing_since is None:
                 chunk.missing_since = now
-            if now - chunk.missing_since < self.pool.missing_result_grace_period:
+            if now - chunk.missing_since < self.settings.missing_result_grace_period:
                 return ""
             if status is None:
                 return "the job left the queue without writing a result"
@@ -439,7 +341,7 @@ class Session:
             return
         chunk.status = status
         self.log.write(
-            "job_state",
+            event_log.JOB_STATE,
             jobid=chunk.job.jobid,
             ichunk=chunk.ichunk,
             state=status.state.value if status else "gone",
@@ -472,7 +374,9 @@ class Session:
         name = f"{self.job_name_base}-{self.num_submissions}"
         submission = self._submission(name, ichunks)
         self.log.write(
-            "submitting", submission=name, chunks=chunking.consecutive_runs(sorted(ichunks))
+            event_log.SUBMITTING,
+            submission=name,
+            chunks=event_log.consecutive_runs(sorted(ichunks)),
         )
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
@@ -487,12 +391,12 @@ class Session:
             chunks=ichunks,
             job_name=name,
             worker=WorkerCall(
-                python_path=self.pool.python_path,
+                python_path=self.settings.python_path,
                 script_path=self.dir.worker_script_path,
-                work_dir=self.dir.path,
+                session_dir=self.dir.path,
             ),
             directory=self.dir.submission_dir(name),
-            num_simultaneously_running=self.pool.num_simultaneously_running_tasks,
+            num_simultaneously_running=self.settings.num_simultaneously_running_tasks,
         )
 
     def _take_jobs(self, name: str, jobs: list[Job], adopted: bool = False) -> None:
@@ -505,10 +409,12 @@ class Session:
             chunk.adopted = adopted
             chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
         self.log.write(
-            "submitted",
+            event_log.SUBMITTED,
             submission=name,
             jobs=[
-                [j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)]
+                event_log.job_row(
+                    j.jobid, j.ichunk, self._relative(j.stdout_path), self._relative(j.stderr_path)
+                )
                 for j in jobs
             ],
         )
@@ -521,11 +427,11 @@ class Session:
         if in_queue:
             self.scheduler.cancel(in_queue)
         for chunk in failed:
-            chunk.stderr_tail = _last_lines(
+            chunk.stderr_tail = last_lines(
                 self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
             )
             self.log.write(
-                "job_failed",
+                event_log.JOB_FAILED,
                 jobid=chunk.job.jobid,
                 ichunk=chunk.ichunk,
                 attempt=chunk.num_submissions,
@@ -534,7 +440,7 @@ class Session:
             logger.warning(
                 "job %s (chunk %d) failed: %s", chunk.job.jobid, chunk.ichunk, chunk.last_error
             )
-        exhausted = [c for c in failed if c.num_submissions > self.pool.max_num_resubmissions]
+        exhausted = [c for c in failed if c.num_submissions > self.settings.max_num_resubmissions]
         if exhausted:
             raise ResubmissionsExhausted(self._exhausted_message(exhausted))
         self._submit([c.ichunk for c in failed])
@@ -544,12 +450,12 @@ class Session:
     def _finish(self) -> list:
         self._cancel_stragglers()
         if self.first_failure is not None:
-            self.log.write("session_failed", reason="task raised", itask=self.first_failure.itask)
-            raise task_errors.exception_for(
-                self.first_failure, self.num_failed_tasks, self.dir.path
+            self.log.write(
+                event_log.SESSION_FAILED, reason="task raised", itask=self.first_failure.itask
             )
+            raise exception_for(self.first_failure, self.num_failed_tasks, self.dir.path)
         results = None if self.on_chunk_done is not None else self._collect_results()
-        self.log.write("session_finished", num_chunks=len(self.chunks))
+        self.log.write(event_log.SESSION_FINISHED, num_chunks=len(self.chunks))
         logger.info("all %d chunks done", len(self.chunks))
         return results
 
@@ -592,7 +498,12 @@ class Session:
             logger.warning("could not cancel jobs left in the queue: %s", error)
 
     def _abort(self, error: BaseException) -> None:
-        """Cancel this map's jobs, keep the work_dir, explain where it is."""
+        """Cancel this map's jobs, keep the session directory, explain where it is.
+
+        Raises what the caller should see instead of ``error``, if anything:
+        the errors of the scheduler's commands become subclasses of
+        :class:`pypoolparty.PoolError`.
+        """
         live = [c.job for c in self.chunks if not c.done and c.job is not None]
         cancel_note = ""
         cancelled = 0
@@ -607,24 +518,35 @@ class Session:
                 cancel_note = f"could not cancel {len(live)} job(s) ({cancel_error}); "
         _quietly(
             self.log.write,
-            "session_aborted",
+            event_log.SESSION_ABORTED,
             error=f"{type(error).__name__}: {error}"[:2000],
             cancelled_jobs=cancelled,
         )
-        where = (
-            f"{cancel_note}the work_dir {self.dir.path} keeps {self.num_done} of "
-            f"{len(self.chunks)} finished chunks; call the same map with "
-            f"work_dir={os.path.dirname(self.dir.path)!r} to continue it."
+        kept = (
+            f"{cancel_note}the session directory {self.dir.path} keeps {self.num_done} of "
+            f"{len(self.chunks)} finished chunks"
         )
+        # A refused request would be refused again: no advice to call again.
+        if isinstance(error, (SubmissionRejected, PermanentError)):
+            where = f"{kept}."
+        else:
+            resume = f"work_dir={os.path.dirname(self.dir.path)!r}"
+            where = f"{kept}; call the same map with {resume} to continue it."
         # Stopped on purpose (terminate(), leaving a with block): no alarm.
         level = logging.INFO if isinstance(error, Cancelled) else logging.ERROR
         logger.log(level, "map stopped (%s): %s", type(error).__name__, where)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _work_dir_error(self.dir.path, error) from error
+            raise WorkDirError.from_os_error(self.dir.path, error) from error
         if isinstance(error, CommandFailed):
             raise SchedulerUnavailable(f"{error} {where}") from error
-        if isinstance(error, ResubmissionsExhausted):
-            raise ResubmissionsExhausted(f"{error}\n{where[0].upper()}{where[1:]}") from None
+        if isinstance(error, CommandNotFound):
+            raise SchedulerError(
+                f"{error} (it was there when the map started).\n{_capitalized(where)}"
+            ) from error
+        if isinstance(error, PermanentError):
+            raise SchedulerError(f"{error}\n{_capitalized(where)}") from error
+        if isinstance(error, (ResubmissionsExhausted, SubmissionRejected)):
+            raise type(error)(f"{error}\n{_capitalized(where)}") from None
         if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):
             raise type(error)(f"map interrupted: {where}") from error
         if hasattr(error, "add_note"):
@@ -641,7 +563,7 @@ class Session:
     def _exhausted_message(self, exhausted: list[Chunk]) -> str:
         lines = [
             f"{len(exhausted)} chunk(s) failed for scheduler reasons after "
-            f"{self.pool.max_num_resubmissions} resubmission(s) each "
+            f"{self.settings.max_num_resubmissions} resubmission(s) each "
             "(max_num_resubmissions):"
         ]
         for chunk in exhausted[:10]:
@@ -667,19 +589,21 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
-        metadata = work_dir.read_json(self.dir.metadata_path)
-        same_scheduler = metadata.get("scheduler") == self.scheduler.name
+        metadata = work_dir.SessionMetadata.read(self.dir)
+        same_scheduler = metadata.scheduler == self.scheduler.name
         unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
-            if event.get("event") == "submitting":
+            if event["event"] == event_log.SUBMITTING:
                 self.num_submissions += 1
-                unrecorded[event["submission"]] = chunking.expand_runs(event["chunks"])
-            if event.get("event") != "submitted" or not same_scheduler:
+                unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
+            if event["event"] != event_log.SUBMITTED or not same_scheduler:
                 continue
             unrecorded.pop(event["submission"], None)
-            for jobid, ichunk, stdout, stderr in event["jobs"]:
+            for jobid, ichunk, stdout, stderr in event_log.jobs_of(event):
                 chunk = self.chunks[ichunk]
-                chunk.job = Job(jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr))
+                chunk.job = Job(
+                    jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr), event["submission"]
+                )
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True
@@ -687,7 +611,7 @@ class Session:
             for name, ichunks in unrecorded.items():
                 self._recover(name, ichunks)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
-        self.log.write("session_resumed", done=self.num_done, adopted_jobs=adopted)
+        self.log.write(event_log.SESSION_RESUMED, done=self.num_done, adopted_jobs=adopted)
         logger.info(
             "continuing the map in %s: %d of %d chunks done, %d job(s) adopted",
             self.dir.path,
@@ -752,8 +676,8 @@ def _join(*parts: str) -> str:
     return "; ".join(p.strip() for p in parts if p and p.strip())
 
 
-def _last_lines(text: str) -> str:
-    return "\n".join(text.rstrip().splitlines()[-STDERR_TAIL_LINES:])
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 @contextlib.contextmanager
@@ -771,33 +695,3 @@ def _sigterm_raises_terminated():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _verbose_logging(display: progress.Progress | None):
-    """With a progress display, also log what happens to standard error."""
-    if display is None:
-        yield
-        return
-    handler = _LineClearingHandler(display)
-    handler.setFormatter(logging.Formatter("pypoolparty %(asctime)s %(message)s", "%H:%M:%S"))
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-
-
-class _LineClearingHandler(logging.StreamHandler):
-    """Writes log records on a line of their own, not after the progress line."""
-
-    def __init__(self, display: progress.Progress) -> None:
-        super().__init__()
-        self.display = display
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.display.clear()
-        super().emit(record)

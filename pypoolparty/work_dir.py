@@ -3,8 +3,8 @@
 Layout of one map's session directory (all 0700 directories, 0600 files)::
 
     <work_dir>/map-<fingerprint>/
-        session.json        what this map is (see :mod:`pypoolparty.session`)
-        session.lock        host and pid of the process running the map
+        session.json        what this map is (:class:`SessionMetadata`)
+        session.lock        host and pid of the process running the map (:class:`LockHolder`)
         log.jsonl           event log
         function.pickle     the function, pickled once
         tasks.zip           one member per chunk: (first task index, tasks)
@@ -12,29 +12,63 @@ Layout of one map's session directory (all 0700 directories, 0600 files)::
         worker_config.json  map or starmap, the submitter's sys.path, limits
         environment.json    the exported variables (never logged)
         outcomes/           <ichunk>.pickle written by workers, folded away
+                            (see :mod:`pypoolparty.outcome`)
         scheduler/          job scripts and the scheduler's stdout/stderr
-        results.zip  exceptions.zip  stdout.zip  stderr.zip
+        results.zip         <ichunk>.pickle           outcome of a chunk whose tasks all
+                                                      succeeded (its name in outcomes/ too)
+                            <ichunk>.failed.pickle    outcome of a chunk with failed tasks
+        exceptions.zip      <itask>.txt               a failed task, as text (see
+                                                      :mod:`pypoolparty.outcome`)
+        stdout.zip,         <ichunk>.txt              output of the job whose outcome was folded
+        stderr.zip          <ichunk>.attempt<n>.txt   output of the job that failed at the
+                                                      scheduler as the chunk's attempt n
 
 Files are written atomically (write, then rename), so a reader never sees
 half a file, on NFS too.
+
+This module owns the names in that layout, what ``session.json`` and
+``session.lock`` hold (:class:`SessionMetadata`, :class:`LockHolder`), and
+what the members of the archives are called (the ``*_MEMBER`` patterns and
+``*_member`` functions), for the map that writes them and for an inspector
+that reads them alike. The other formats have owners of their own:
+:mod:`pypoolparty.event_log` (``log.jsonl``), :mod:`pypoolparty.archive`
+(the zip files), :mod:`pypoolparty.outcome` (the outcomes and
+``exceptions.zip``'s text).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import stat
+import time
 import uuid
 
 import rename_after_writing
 
 from .errors import WorkDirError
+from .version import __version__
 
 DEFAULT_BASE_NAME = ".pypoolparty"
 PROBE_SIZE = 64 * 1024
+SESSION_PREFIX = "map-"
+"""Session directories are ``map-<the first 16 hex digits of the map's fingerprint>``."""
+METADATA_FORMAT = 1
+"""Of ``session.json``."""
+
+OUTCOME_MEMBER = re.compile(r"^(\d+)\.pickle$")
+"""A chunk's outcome in ``outcomes/``, and in ``results.zip`` if its tasks all succeeded."""
+FAILED_OUTCOME_MEMBER = re.compile(r"^(\d+)\.failed\.pickle$")
+"""In ``results.zip``: the outcome of a chunk with failed tasks."""
+TASK_FAILURE_MEMBER = re.compile(r"^(\d+)\.txt$")
+"""In ``exceptions.zip``: a failed task."""
+FAILED_ATTEMPT_MEMBER = re.compile(r"^(\d+)\.attempt(\d+)\.txt$")
+"""In ``stdout.zip`` and ``stderr.zip``: the output of a job that failed at the scheduler."""
 
 
 def prepare_base(work_dir: str | None) -> str:
@@ -120,6 +154,46 @@ def make_private_dir(path: str) -> str:
     return path
 
 
+def session_dir_name(fingerprint: str) -> str:
+    """The name of the session directory of the map with ``fingerprint`` (hex digits)."""
+    return f"{SESSION_PREFIX}{fingerprint[:16]}"
+
+
+def is_session_dir_name(name: str) -> bool:
+    """Whether ``name`` may be a session directory's (``map-...``)."""
+    return name.startswith(SESSION_PREFIX)
+
+
+def job_name_tag(session_path: str) -> str:
+    """The first 8 hex digits of the fingerprint in a session directory's name, for job names.
+
+    >>> job_name_tag("/home/ann/.pypoolparty/map-0123456789abcdef-2")
+    '01234567'
+    """
+    name = os.path.basename(os.path.normpath(session_path))
+    return name[len(SESSION_PREFIX) : len(SESSION_PREFIX) + 8]
+
+
+def outcome_member(ichunk: int, failed: bool = False) -> str:
+    """A chunk's outcome in ``outcomes/`` and ``results.zip`` (``failed``: it has failed tasks)."""
+    return f"{ichunk}.failed.pickle" if failed else f"{ichunk}.pickle"
+
+
+def task_failure_member(itask: int) -> str:
+    """A failed task in ``exceptions.zip``."""
+    return f"{itask}.txt"
+
+
+def job_output_member(ichunk: int) -> str:
+    """The output of the job whose outcome of ``ichunk`` was folded, in ``stdout/stderr.zip``."""
+    return f"{ichunk}.txt"
+
+
+def failed_attempt_member(ichunk: int, attempt: int) -> str:
+    """The output of the job of ``ichunk`` that failed as ``attempt``, in ``stdout/stderr.zip``."""
+    return f"{ichunk}.attempt{attempt}.txt"
+
+
 class SessionDir:
     """Paths inside one map's session directory."""
 
@@ -174,7 +248,7 @@ class SessionDir:
         return self.join(f"{kind}.zip")
 
     def outcome_path(self, ichunk: int) -> str:
-        return os.path.join(self.outcomes_dir, f"{ichunk}.pickle")
+        return os.path.join(self.outcomes_dir, outcome_member(ichunk))
 
     def submission_dir(self, name: str) -> str:
         return make_private_dir(os.path.join(self.scheduler_dir, name))
@@ -187,23 +261,32 @@ class SessionDir:
         return os.path.exists(self.metadata_path)
 
     def acquire_lock(self) -> None:
-        """Make sure no other live process runs this map in this directory."""
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        """Make sure no other live process runs this map in this directory.
+
+        Raises
+        ------
+        WorkDirError
+            If a live process (or one on another host) holds the lock.
+        """
+        me = LockHolder(host=socket.gethostname(), pid=os.getpid())
         for _ in range(2):
             try:
                 descriptor = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
-                holder = _read_lock(self.lock_path)
-                if holder is not None and _is_alive_here(holder):
+                try:
+                    holder = LockHolder.read(self.lock_path)
+                except (OSError, ValueError):
+                    holder = None
+                if holder is not None and holder.is_alive_here():
                     raise WorkDirError(
-                        f"another process (pid {holder['pid']} on {holder['host']}) is running "
+                        f"another process (pid {holder.pid} on {holder.host}) is running "
                         f"this map in {self.path!r}. Wait for it, or stop it; if it is gone "
                         f"for good, delete {self.lock_path!r}."
                     ) from None
                 os.remove(self.lock_path)
                 continue
             with os.fdopen(descriptor, "w") as file:
-                json.dump(me, file)
+                file.write(me.to_json())
             return
         raise WorkDirError(f"cannot lock {self.path!r}: another process keeps taking the lock")
 
@@ -217,21 +300,162 @@ class SessionDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _read_lock(path: str) -> dict | None:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
+@dataclasses.dataclass(frozen=True)
+class LockHolder:
+    """The process that holds a map's lock, as ``session.lock`` says: ``{"host", "pid"}``."""
+
+    host: str
+    pid: int
+
+    def to_json(self) -> str:
+        return json.dumps({"host": self.host, "pid": self.pid})
+
+    @classmethod
+    def read(cls, path: str) -> LockHolder | None:
+        """The holder of the lock file at ``path``; None if there is no lock.
+
+        Raises
+        ------
+        OSError
+            If the file cannot be read.
+        ValueError
+            If it is not a lock (being written this instant, or damaged).
+        """
+        try:
+            holder = read_json(path)
+        except FileNotFoundError:
+            return None
+        try:
+            return cls(host=str(holder["host"]), pid=int(holder["pid"]))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{path!r} is not a lock: {error}") from error
+
+    def is_alive_here(self) -> bool:
+        """A lock of another host is taken as alive: we cannot see its processes."""
+        if self.host != socket.gethostname():
+            return True
+        if self.pid == os.getpid():
+            return False
+        return process_is_alive(self.pid)
 
 
-def _is_alive_here(holder: dict) -> bool:
-    """A lock of another host is taken as alive: we cannot see its processes."""
-    if holder.get("host") != socket.gethostname():
-        return True
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    return process_is_alive(pid)
+@dataclasses.dataclass(frozen=True)
+class SessionMetadata:
+    """What a map is, as its ``session.json`` says; written once, when the map starts."""
+
+    format: int
+    pypoolparty_version: str
+    fingerprint: str
+    """Of the pickled function, the pickled tasks, the chunking and map versus starmap."""
+    created: str
+    """Local time, ``%Y-%m-%dT%H:%M:%S%z``."""
+    submit_host: str
+    scheduler: str
+    """:attr:`pypoolparty.scheduler.Scheduler.name` of the scheduler that runs it."""
+    function: str
+    """Its qualified name, at most 200 characters."""
+    kind: str
+    """``map`` or ``starmap``."""
+    num_tasks: int
+    chunksize: int
+    num_chunks: int
+    python_path: str
+
+    @classmethod
+    def of_new_map(
+        cls,
+        *,
+        fingerprint: str,
+        scheduler: str,
+        function: str,
+        star: bool,
+        num_tasks: int,
+        chunksize: int,
+        num_chunks: int,
+        python_path: str,
+    ) -> SessionMetadata:
+        """The metadata of a map starting now on this host."""
+        return cls(
+            format=METADATA_FORMAT,
+            pypoolparty_version=__version__,
+            fingerprint=fingerprint,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            submit_host=socket.gethostname(),
+            scheduler=scheduler,
+            function=function[:200],
+            kind="starmap" if star else "map",
+            num_tasks=num_tasks,
+            chunksize=chunksize,
+            num_chunks=num_chunks,
+            python_path=python_path,
+        )
+
+    def write(self, session_dir: SessionDir) -> None:
+        """Write ``session.json`` of ``session_dir``, atomically."""
+        fields = dataclasses.fields(SessionMetadata)
+        write_json(session_dir.metadata_path, {f.name: getattr(self, f.name) for f in fields})
+
+    @staticmethod
+    def read(session_dir: SessionDir) -> SessionMetadata:
+        """Read ``session.json`` of ``session_dir``.
+
+        What only describes the map may be missing; the map's size may not.
+
+        Raises
+        ------
+        OSError
+            If it cannot be read.
+        ValueError
+            If it is not JSON, or lacks the map's size.
+        """
+        metadata = read_json(session_dir.metadata_path)
+        try:
+            return SessionMetadata(
+                format=int(metadata.get("format", METADATA_FORMAT)),
+                pypoolparty_version=str(metadata.get("pypoolparty_version", "?")),
+                fingerprint=str(metadata.get("fingerprint", "")),
+                created=str(metadata.get("created", "")),
+                submit_host=str(metadata.get("submit_host", "?")),
+                scheduler=str(metadata.get("scheduler", "?")),
+                function=str(metadata.get("function", "?")),
+                kind=str(metadata.get("kind", "map")),
+                num_tasks=int(metadata["num_tasks"]),
+                chunksize=max(1, int(metadata["chunksize"])),
+                num_chunks=int(metadata["num_chunks"]),
+                python_path=str(metadata.get("python_path", "")),
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{session_dir.metadata_path!r} lacks {error}") from error
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionInfo(SessionMetadata):
+    """A map's metadata and the session directory it is in."""
+
+    path: str
+
+    @classmethod
+    def at(cls, path: str) -> SessionInfo:
+        """Read the metadata of the session directory ``path``; raises as :meth:`read`."""
+        metadata = SessionMetadata.read(SessionDir(path))
+        return cls(path=path, **dataclasses.asdict(metadata))
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(os.path.normpath(self.path))
+
+    @property
+    def dir(self) -> SessionDir:
+        return SessionDir(self.path)
+
+    def chunk_of(self, itask: int) -> int:
+        """The chunk that runs task ``itask``."""
+        return itask // self.chunksize
+
+    def tasks_of(self, ichunk: int) -> range:
+        """The task indices of chunk ``ichunk``."""
+        start = ichunk * self.chunksize
+        return range(start, min(start + self.chunksize, self.num_tasks))
 
 
 def process_is_alive(pid: int) -> bool:

@@ -1,12 +1,12 @@
 """The worker: runs one chunk of tasks on a compute node.
 
-This file is copied into each session's work_dir and started by the
-scheduler as ``python worker.py WORK_DIR --ichunk N`` (or with
+This file is copied into each map's session directory and started by the
+scheduler as ``python worker.py SESSION_DIR --ichunk N`` (or with
 ``--ichunk-from-env VAR [--chunk-list FILE]`` for array jobs). It needs only
 the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
 
-It reads from the work_dir: ``worker_config.json`` (starmap or map, the
+It reads from the session directory: ``worker_config.json`` (starmap or map, the
 submitter's ``sys.path``, the result size limit), ``environment.json`` (the
 variables to set), ``function.pickle`` and its chunk in ``tasks.zip``. It
 writes one file, ``outcomes/<ichunk>.pickle``, atomically (write, then
@@ -30,25 +30,26 @@ import traceback
 import zipfile
 
 OUTCOME_FORMAT = 1
+# The outcome's schema is documented in pypoolparty/outcome.py, which reads it.
 
 
 def main(argv=None):
     args = parse_arguments(argv)
     os.umask(0o077)
-    work_dir = args.work_dir
+    session_dir = args.session_dir
     ichunk = resolve_ichunk(args)
-    config = read_json(os.path.join(work_dir, "worker_config.json"))
-    apply_environment(read_json(os.path.join(work_dir, "environment.json")))
+    config = read_json(os.path.join(session_dir, "worker_config.json"))
+    apply_environment(read_json(os.path.join(session_dir, "environment.json")))
     extend_sys_path(config.get("sys_path", []))
     enter_working_directory(config.get("working_directory"))
-    outcome = run_chunk(work_dir, ichunk, config)
-    write_outcome(work_dir, ichunk, outcome)
+    outcome = run_chunk(session_dir, ichunk, config)
+    write_outcome(session_dir, ichunk, outcome)
     return 0
 
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description="Run one chunk of a pypoolparty map.")
-    parser.add_argument("work_dir")
+    parser.add_argument("session_dir")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ichunk", type=int)
     source.add_argument("--ichunk-from-env", metavar="VARIABLE")
@@ -103,7 +104,7 @@ def enter_working_directory(path):
         os.chdir(path)
 
 
-def run_chunk(work_dir, ichunk, config):
+def run_chunk(session_dir, ichunk, config):
     outcome = {
         "format": OUTCOME_FORMAT,
         "ichunk": ichunk,
@@ -116,9 +117,9 @@ def run_chunk(work_dir, ichunk, config):
     try:
         import cloudpickle
 
-        with open(os.path.join(work_dir, "function.pickle"), "rb") as file:
+        with open(os.path.join(session_dir, "function.pickle"), "rb") as file:
             func = cloudpickle.load(file)
-        with zipfile.ZipFile(os.path.join(work_dir, "tasks.zip")) as archive:
+        with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
             first_itask, tasks = pickle.loads(archive.read(f"{ichunk}.pickle"))
     except Exception as error:
         outcome["setup_error"] = describe_exception(error)
@@ -184,9 +185,9 @@ def describe_exception(error, kind="raised", message=None):
     }
 
 
-def write_outcome(work_dir, ichunk, outcome):
+def write_outcome(session_dir, ichunk, outcome):
     """Write atomically: a reader sees the whole file or none."""
-    directory = os.path.join(work_dir, "outcomes")
+    directory = os.path.join(session_dir, "outcomes")
     final_path = os.path.join(directory, f"{ichunk}.pickle")
     temporary_path = os.path.join(
         directory, f".{ichunk}.{socket.gethostname()}.{os.getpid()}.incomplete"

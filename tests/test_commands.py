@@ -111,3 +111,26 @@ def test_unparsable_output_is_retried():
 
     assert commands.call(python("pass"), parse, FAST, sleep=lambda s: None) == 17
     assert os.path.exists(sys.executable)
+
+
+def test_ask_returns_the_answer_of_the_parser():
+    assert commands.ask(python("print(17)"), lambda c: int(c.stdout), timeout=10) == 17
+
+
+@pytest.mark.parametrize("error", [commands.TransientError, commands.PermanentError, ValueError])
+def test_ask_gives_none_for_output_the_parser_rejects(error):
+    def parse(completed):
+        raise error("cannot read this")
+
+    assert commands.ask(python("pass"), parse, timeout=10) is None
+
+
+def test_ask_gives_none_for_a_missing_or_hanging_command():
+    assert commands.ask(["/nonexistent/sinfo"], lambda c: 1, timeout=10) is None
+    hanging = python("import time; time.sleep(30)")
+    assert commands.ask(hanging, lambda c: 1, timeout=0.5) is None
+
+
+def test_ask_lets_a_bug_of_the_parser_through():
+    with pytest.raises(KeyError):
+        commands.ask(python("pass"), lambda c: {}["missing"], timeout=10)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_DIR, in_ci
+from real_schedulers import REPO_DIR, in_ci
 
 DOCS_DIR = os.path.join(REPO_DIR, "docs")
 

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import threading
 import time
 
 import pytest
 
-POOLS = {
-    "local": ("pypoolparty.local", None, []),
-    "slurm_array": ("pypoolparty.slurm.array", "slurm", ["sbatch", "squeue", "scancel"]),
-    "slurm_jobs": ("pypoolparty.slurm", "slurm", ["sbatch", "squeue", "scancel"]),
-    "sge": ("pypoolparty.sun_grid_engine", "sge", ["qsub", "qstat", "qdel"]),
-    "htcondor": ("pypoolparty.htcondor", "htcondor", ["condor_submit", "condor_q", "condor_rm"]),
-}
+import dummy_queues
+from dummy_queues import POOL_KINDS
+
 LONG_SLEEP = 600.0
 """A task that will not end while a test looks: the pool is terminated first."""
 
@@ -157,21 +152,15 @@ def reference(scenario: str):
         return SCENARIOS[scenario](pool)
 
 
-@pytest.fixture(params=sorted(POOLS))
-def make_pool(request, dummy_queues_dir, tmp_path, monkeypatch):
-    module_name, dummy, commands = POOLS[request.param]
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(tmp_path / "queue"))
-    (tmp_path / "queue").mkdir()
-    paths = {
-        f"{command}_path": os.path.join(dummy_queues_dir, dummy, command) for command in commands
-    }
-    module = __import__(module_name, fromlist=["Pool"])
-    return lambda: module.Pool(
+@pytest.fixture(params=sorted(POOL_KINDS))
+def make_pool(request, dummy_queue, tmp_path):
+    dummy_queue(request.param)
+    return lambda: dummy_queues.make_pool(
+        request.param,
         2,
         work_dir=tmp_path / "work",
         polling_interval=0.05,
         missing_result_grace_period=1.0,
-        **paths,
     )
 
 

@@ -23,7 +23,9 @@ def write_outcome(session_dir, ichunk, tasks, setup_error=None):
 
 def job_with_output(session_dir, ichunk):
     directory = session_dir.submission_dir("sub-1")
-    job = Job(f"7_{ichunk}", ichunk, f"{directory}/{ichunk}.out", f"{directory}/{ichunk}.err")
+    job = Job(
+        f"7_{ichunk}", ichunk, f"{directory}/{ichunk}.out", f"{directory}/{ichunk}.err", "ppp-1"
+    )
     with open(job.stdout_path, "w") as file:
         file.write(f"stdout of {ichunk}\n")
     with open(job.stderr_path, "w") as file:

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from dummy_queues import POOL_KINDS, POOLS, make_pool, pool_paths
 from pypoolparty import crash_points
 
 SCRIPT = """
@@ -33,41 +34,31 @@ if __name__ == "__main__":
     print(pool.map(record, range(10), chunksize=1))
 """
 
-DUMMY_COMMANDS = {
-    "pypoolparty.slurm.array": ("slurm", ["sbatch", "squeue", "scancel"]),
-    "pypoolparty.slurm": ("slurm", ["sbatch", "squeue", "scancel"]),
-    "pypoolparty.sun_grid_engine": ("sge", ["qsub", "qstat", "qdel"]),
-    "pypoolparty.htcondor": ("htcondor", ["condor_submit", "condor_q", "condor_rm"]),
-    "pypoolparty.local": (None, []),
-}
 
-
-def dummy_paths(pool_module: str, dummy_queues_dir: str) -> dict:
-    directory, names = DUMMY_COMMANDS[pool_module]
-    return {f"{name}_path": os.path.join(dummy_queues_dir, directory, name) for name in names}
+@pytest.fixture
+def dummy(pool_kind, dummy_queue):
+    """The dummy the pool runs on (None for the local pool)."""
+    return dummy_queue(pool_kind)
 
 
 @pytest.mark.parametrize("crash_at", crash_points.POINTS)
-@pytest.mark.parametrize("pool_module", sorted(DUMMY_COMMANDS))
+@pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))
 def test_a_killed_map_continues_without_running_finished_tasks_again(
-    pool_module, crash_at, dummy_queues_dir, tmp_path
+    pool_kind, crash_at, dummy, tmp_path
 ):
-    queue_dir = tmp_path / "queue"
     marks = tmp_path / "marks"
-    queue_dir.mkdir()
     marks.mkdir()
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     arguments = [
         sys.executable,
         str(script),
-        pool_module,
-        repr(dummy_paths(pool_module, dummy_queues_dir)),
+        POOLS[pool_kind][0],
+        repr(pool_paths(pool_kind)),
         str(tmp_path / "work"),
         str(marks),
     ]
     env = {k: v for k, v in os.environ.items() if k != crash_points.VARIABLE}
-    env["PYPOOLPARTY_DUMMY_QUEUE_DIR"] = str(queue_dir)
 
     killed = subprocess.run(
         arguments,
@@ -84,16 +75,11 @@ def test_a_killed_map_continues_without_running_finished_tasks_again(
     assert runs == {str(x): 1 for x in range(10)}
 
 
-@pytest.mark.parametrize("pool_module", sorted(DUMMY_COMMANDS))
-def test_recovering_a_submission_the_scheduler_never_took_finds_no_job(
-    pool_module, dummy_queues_dir, tmp_path, monkeypatch
-):
-    import importlib
-
+@pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))
+def test_recovering_a_submission_the_scheduler_never_took_finds_no_job(pool_kind, dummy, tmp_path):
     from pypoolparty.scheduler import Submission, WorkerCall
 
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(tmp_path))
-    pool = importlib.import_module(pool_module).Pool(**dummy_paths(pool_module, dummy_queues_dir))
+    pool = make_pool(pool_kind)
     directory = tmp_path / "submission"
     directory.mkdir()
     submission = Submission(

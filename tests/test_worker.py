@@ -14,24 +14,24 @@ from pypoolparty import chunking, serialization, worker
 WORKER = worker.__file__
 
 
-def prepare(work_dir, func, tasks, chunksize, star=False, variables=None, protected=()):
-    os.makedirs(os.path.join(work_dir, "outcomes"))
+def prepare(session_dir, func, tasks, chunksize, star=False, variables=None, protected=()):
+    os.makedirs(os.path.join(session_dir, "outcomes"))
     function_bytes = serialization.pickle_function(func)
-    with open(os.path.join(work_dir, "function.pickle"), "wb") as file:
+    with open(os.path.join(session_dir, "function.pickle"), "wb") as file:
         file.write(function_bytes)
     bounds = chunking.chunk_bounds(len(tasks), chunksize)
     serialization.write_tasks(
-        os.path.join(work_dir, "tasks.zip"), tasks, bounds, function_bytes, identity="test"
+        os.path.join(session_dir, "tasks.zip"), tasks, bounds, function_bytes, identity="test"
     )
-    with open(os.path.join(work_dir, "worker_config.json"), "w") as file:
+    with open(os.path.join(session_dir, "worker_config.json"), "w") as file:
         json.dump({"star": star, "sys_path": sys.path, "max_result_size": 1000}, file)
-    with open(os.path.join(work_dir, "environment.json"), "w") as file:
+    with open(os.path.join(session_dir, "environment.json"), "w") as file:
         json.dump({"variables": variables or {}, "never_overwrite": list(protected)}, file)
 
 
-def run_worker(work_dir, *arguments, env=None):
+def run_worker(session_dir, *arguments, env=None):
     return subprocess.run(
-        [sys.executable, WORKER, str(work_dir), *arguments],
+        [sys.executable, WORKER, str(session_dir), *arguments],
         capture_output=True,
         text=True,
         env=env,
@@ -39,8 +39,8 @@ def run_worker(work_dir, *arguments, env=None):
     )
 
 
-def outcome(work_dir, ichunk):
-    with open(os.path.join(work_dir, "outcomes", f"{ichunk}.pickle"), "rb") as file:
+def outcome(session_dir, ichunk):
+    with open(os.path.join(session_dir, "outcomes", f"{ichunk}.pickle"), "rb") as file:
         return pickle.load(file)
 
 
@@ -128,12 +128,12 @@ def test_a_function_that_cannot_be_loaded_is_reported_with_the_workers_own_error
 
     function_bytes = cloudpickle.dumps(only_on_submit_host.f)
     monkeypatch.undo()
-    work_dir = tmp_path / "work"
-    prepare(str(work_dir), abs, [1], chunksize=1)
-    (work_dir / "function.pickle").write_bytes(function_bytes)
-    completed = run_worker(work_dir, "--ichunk", "0")
+    session_dir = tmp_path / "work"
+    prepare(str(session_dir), abs, [1], chunksize=1)
+    (session_dir / "function.pickle").write_bytes(function_bytes)
+    completed = run_worker(session_dir, "--ichunk", "0")
     assert completed.returncode == 0
-    setup_error = outcome(work_dir, 0)["setup_error"]
+    setup_error = outcome(session_dir, 0)["setup_error"]
     assert "only_on_submit_host" in setup_error["message"]
     assert "ModuleNotFoundError" in setup_error["traceback"]
 
@@ -142,12 +142,12 @@ def test_the_worker_never_imports_pypoolparty(tmp_path):
     trap = tmp_path / "trap" / "pypoolparty"
     trap.mkdir(parents=True)
     (trap / "__init__.py").write_text("raise ImportError('the worker must not import pypoolparty')")
-    work_dir = tmp_path / "work"
-    prepare(str(work_dir), abs, [-7], chunksize=1)
+    session_dir = tmp_path / "work"
+    prepare(str(session_dir), abs, [-7], chunksize=1)
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "trap"))
-    completed = run_worker(work_dir, "--ichunk", "0", env=env)
+    completed = run_worker(session_dir, "--ichunk", "0", env=env)
     assert completed.returncode == 0, completed.stderr
-    assert cloudpickle.loads(outcome(work_dir, 0)["tasks"][0]["result"]) == 7
+    assert cloudpickle.loads(outcome(session_dir, 0)["tasks"][0]["result"]) == 7
 
 
 def test_a_bad_array_task_id_exits_non_zero_but_not_99_or_100(tmp_path):

@@ -1,13 +1,19 @@
 """Pure functions that read what HTCondor's commands print.
 
 Samples of the real output, captured from HTCondor 23.9.6, are kept in
-``tests/htcondor/samples``.
+``tests/htcondor/samples``. The functions that take a
+:class:`~pypoolparty.commands.Completed` are the parsers the adapter hands to
+:func:`pypoolparty.commands.call`: :class:`~pypoolparty.commands.TransientError`
+(or ``ValueError``) asks for a retry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+
+from ..commands import Completed, PermanentError, TransientError
+from ..scheduler import SubmissionRejected
 
 TERSE_SUBMIT_PATTERN = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 PLAIN_SUBMIT_PATTERN = re.compile(r"^(\d+) job\(s\) submitted to cluster (\d+)\.$")
@@ -149,3 +155,63 @@ def parse_total_cpus(stdout: str) -> int | None:
             raise ValueError(f"unexpected line from condor_status: {line[:200]!r}")
         total += int(line)
     return total or None
+
+
+# ------------------------------------------------- parsers of whole commands
+
+
+def submitted_cluster(completed: Completed, num_procs: int) -> tuple[int, int]:
+    """The cluster and first proc of a ``condor_submit -terse`` of ``num_procs`` procs.
+
+    Raises
+    ------
+    TransientError
+        The schedd could not be reached, or said nothing we can read.
+    SubmissionRejected
+        condor_submit refused the submit description; the message is its own.
+    PermanentError
+        condor_submit made another number of procs than asked for.
+    """
+    if completed.returncode != 0:
+        message = submit_error_message(completed.stderr, completed.stdout)
+        if is_unreachable_schedd(message) or not message:
+            raise TransientError(completed.describe())
+        raise SubmissionRejected(f"condor_submit rejected the submission: {message}")
+    cluster, first, last = parse_submit_output(completed.stdout)
+    if last - first + 1 != num_procs:
+        raise PermanentError(
+            f"condor_submit made {last - first + 1} procs in cluster {cluster}, "
+            f"expected {num_procs}"
+        )
+    return cluster, first
+
+
+def queued_jobs(completed: Completed) -> list[QueuedJob]:
+    """The jobs of a ``condor_q ... -af:t`` with :data:`CONDOR_Q_ATTRIBUTES`."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    return parse_condor_q(completed.stdout)
+
+
+def first_cluster_id(completed: Completed) -> int | None:
+    """The first cluster of a ``condor_q -constraint ... -af ClusterId``; ``None`` if none."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    lines = [line.strip() for line in completed.stdout.splitlines() if line.strip()]
+    return int(lines[0]) if lines and lines[0].isdigit() else None
+
+
+def removed(completed: Completed) -> None:
+    """Check a ``condor_rm``: every job it names is removed or already gone."""
+    # Exit 0 alone is not enough: an answer we cannot read may not have
+    # removed anything, and a held job would stay in the queue for good.
+    if condor_rm_went_fine(completed.stdout, completed.stderr):
+        return  # also exit 1 because some were already gone: fine
+    raise TransientError(completed.describe())
+
+
+def total_cpus(completed: Completed) -> int | None:
+    """:func:`parse_total_cpus` of a ``condor_status -af Cpus`` that succeeded."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    return parse_total_cpus(completed.stdout)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .. import checks
 from ..pool import Pool as BasePool
 from ..scheduler import Scheduler
-from . import adapter, submitfile
+from ..signatures import with_inherited_options
+from .options import checked_options
+from .scheduler import CommandPaths, HTCondorScheduler
 
 
+@with_inherited_options
 class Pool(BasePool):
     """Run ``func`` over many tasks as the procs of one HTCondor cluster.
 
@@ -68,44 +72,20 @@ class Pool(BasePool):
         **common_options,
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
-        self.cluster_options = submitfile.ClusterOptions(
-            universe=submitfile.validate_universe(universe),
-            request_cpus=_whole_number("request_cpus", request_cpus, minimum=1),
-            request_memory=submitfile.validate_memory("request_memory", request_memory),
-            request_disk=submitfile.validate_memory("request_disk", request_disk),
-            request_gpus=None
-            if request_gpus is None
-            else _whole_number("request_gpus", request_gpus, minimum=0),
-            batch_name=_batch_name(batch_name),
-            submit_directives=submitfile.validate_directives(submit_directives),
+        self.cluster_options = checked_options(
+            universe=universe,
+            request_cpus=request_cpus,
+            request_memory=request_memory,
+            request_disk=request_disk,
+            request_gpus=request_gpus,
+            batch_name=batch_name,
+            submit_directives=submit_directives,
         )
-        self.command_paths = adapter.CommandPaths(
-            condor_submit=_command("condor_submit_path", condor_submit_path),
-            condor_q=_command("condor_q_path", condor_q_path),
-            condor_rm=_command("condor_rm_path", condor_rm_path),
+        self.command_paths = CommandPaths(
+            condor_submit=checks.command("condor_submit_path", condor_submit_path),
+            condor_q=checks.command("condor_q_path", condor_q_path),
+            condor_rm=checks.command("condor_rm_path", condor_rm_path),
         )
 
     def _make_scheduler(self) -> Scheduler:
-        return adapter.HTCondorScheduler(
-            self.cluster_options, self.retry_policy, self.command_paths
-        )
-
-
-def _whole_number(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
-    return value
-
-
-def _batch_name(name: str | None) -> str | None:
-    if name is None:
-        return None
-    if not isinstance(name, str) or not name.strip() or "\n" in name or '"' in name:
-        raise ValueError(f"batch_name must be one line without double quotes, not {name!r}")
-    return name
-
-
-def _command(name: str, path: str) -> str:
-    if not isinstance(path, str) or not path.strip():
-        raise ValueError(f"{name} must be a command name or path, not {path!r}")
-    return path
+        return HTCondorScheduler(self.cluster_options, self.retry_policy, self.command_paths)

@@ -1,13 +1,20 @@
-"""Write the submit description of one cluster whose procs are chunks."""
+"""Write the submit description of one cluster whose procs are chunks.
+
+The submit language has its own quoting rules (:func:`quote_arguments`,
+:func:`classad_string`) and file layout (where the event log and the procs'
+output go), which is why it has a module of its own beside :mod:`.options`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..scheduler import Submission
+
+if TYPE_CHECKING:
+    from .options import ClusterOptions
 
 CHUNK_MACRO = "ichunk"
 JOB_NAME_ATTRIBUTE = "PypoolpartyJobName"
@@ -17,51 +24,6 @@ many pools."""
 
 EVENT_LOG_NAME = "events.log"
 SUBMIT_FILE_NAME = "cluster.sub"
-
-MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?\s*([KMGT]B?)?$", re.IGNORECASE)
-DIRECTIVE_NAME_PATTERN = re.compile(r"^(\+|My\.)?[A-Za-z_][A-Za-z0-9_.]*$")
-UNIVERSES = ("vanilla", "container", "docker", "local", "scheduler", "parallel", "java", "vm")
-RESERVED_DIRECTIVES = frozenset(
-    name.lower()
-    for name in (
-        "executable",
-        "arguments",
-        "args",
-        "initialdir",
-        "iwd",
-        "log",
-        "output",
-        "error",
-        "queue",
-        "getenv",
-        "environment",
-        "env",
-        "universe",
-        "request_cpus",
-        "request_memory",
-        "request_disk",
-        "request_gpus",
-        "max_materialize",
-        "batch_name",
-        "+JobBatchName",
-        "My.JobBatchName",
-        "+" + JOB_NAME_ATTRIBUTE,
-        "My." + JOB_NAME_ATTRIBUTE,
-    )
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterOptions:
-    """What a Pool's options put into every submit file."""
-
-    universe: str = "vanilla"
-    request_cpus: int = 1
-    request_memory: str | None = None
-    request_disk: str | None = None
-    request_gpus: int | None = None
-    batch_name: str | None = None
-    submit_directives: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def event_log_path(directory: str) -> str:
@@ -135,50 +97,3 @@ def render(submission: Submission, options: ClusterOptions) -> str:
     chunks = " ".join(str(int(ichunk)) for ichunk in submission.chunks)
     lines.append(f"queue {CHUNK_MACRO} in ({chunks})")
     return "\n".join(lines) + "\n"
-
-
-def validate_memory(name: str, value: int | str | None) -> str | None:
-    """``request_memory``/``request_disk``: a number with an optional unit.
-
-    condor_submit accepts any expression here, so ``lots`` is submitted and
-    then idles forever; we refuse it before submitting.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{name} must be a number or a string such as '2GB', not {value!r}")
-    text = str(value).strip()
-    if not MEMORY_PATTERN.match(text) or (isinstance(value, int) and value < 1):
-        raise ValueError(
-            f"{name} must be a positive amount with an optional unit K, M, G or T "
-            f"(e.g. 512, '512MB', '2 GB'), not {value!r}"
-        )
-    return text
-
-
-def validate_universe(universe: str) -> str:
-    if universe not in UNIVERSES:
-        raise ValueError(f"universe must be one of {', '.join(UNIVERSES)}, not {universe!r}")
-    return universe
-
-
-def validate_directives(directives: Mapping[str, object] | None) -> dict[str, str]:
-    """Free-form submit commands: names must be names, values single lines."""
-    if directives is None:
-        return {}
-    if not isinstance(directives, Mapping):
-        raise ValueError(f"submit_directives must be a dict, not {type(directives).__name__}")
-    valid = {}
-    for name, value in directives.items():
-        if not isinstance(name, str) or not DIRECTIVE_NAME_PATTERN.match(name):
-            raise ValueError(f"not a submit command name: {name!r}")
-        if name.lower() in RESERVED_DIRECTIVES:
-            raise ValueError(
-                f"submit_directives cannot set {name!r}: the Pool sets it "
-                "(use the Pool's own option where there is one)"
-            )
-        text = str(value)
-        if "\n" in text or not text.strip():
-            raise ValueError(f"the value of {name!r} must be one non-empty line, not {value!r}")
-        valid[name] = text
-    return valid

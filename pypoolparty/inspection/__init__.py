@@ -14,13 +14,15 @@ Memory stays proportional to the number of chunks (a few bytes each), not to
 the length of the log or the size of the archives: the log is streamed line
 by line and the zip archives are read member by member.
 
+It keeps no copy of any on-disk format: it reads through their owners,
+:mod:`pypoolparty.work_dir` (names, ``session.json``, the lock),
+:mod:`pypoolparty.event_log`, :mod:`pypoolparty.archive` and
+:mod:`pypoolparty.outcome`, which the map writes with.
+
 The modules, from the files up:
 
 - :mod:`.sessions`: the maps in a work_dir, and what each one is;
-- :mod:`.events`: the event log, streamed;
-- :mod:`.zip_reading`: the archives, read without ever writing them;
-- :mod:`.member_names`: what the archives' members are called;
-- :mod:`.outcomes`: the workers' outcome files, read as plain data;
+- :mod:`.outcomes`: where the workers' outcomes are, read as plain data;
 - :mod:`.chunk_states`: each chunk's state, replayed from the log;
 - :mod:`.process`: whether a map runs now;
 - :mod:`.status`, :mod:`.failures`, :mod:`.job_outputs`, :mod:`.timeline`:
@@ -37,30 +39,22 @@ from .chunk_states import (
     GONE,
     HELD,
     JOB_FAILED,
-    LIVE_STATES,
     NOT_SUBMITTED,
     PENDING,
     QUEUED,
     RUNNING,
-    STUCK_STATES,
     SUBMITTING,
     UNKNOWN,
-    StuckChunk,
 )
-from .failures import (
-    JobFailureReport,
-    MapStop,
-    SchedulerTrouble,
-    TaskFailureReport,
-    scheduler_trouble,
-    task_failures,
-)
-from .job_outputs import JobOutput, NotRecorded, TaskOutOfRange, job_output
+from .failures import SchedulerTrouble, scheduler_trouble, task_failures
+from .job_outputs import NotRecorded, TaskOutOfRange, job_output
 from .process import ProcessState
 from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
 from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
-from .timeline import ChromeTrace, ChunkRun, chrome_trace, chunk_runs
+from .timeline import ChromeTrace, chrome_trace, chunk_runs
 
+# What the command line (pypoolparty.cli) uses; the types the functions
+# return and yield are in their modules.
 __all__ = [
     "CANCELLED",
     "CHUNK_STATES",
@@ -70,28 +64,20 @@ __all__ = [
     "GONE",
     "HELD",
     "JOB_FAILED",
-    "LIVE_STATES",
     "MAX_LISTED_STUCK_CHUNKS",
     "NOT_SUBMITTED",
     "PENDING",
     "QUEUED",
     "RUNNING",
-    "STUCK_STATES",
     "SUBMITTING",
     "UNKNOWN",
     "ChromeTrace",
-    "ChunkRun",
-    "JobFailureReport",
-    "JobOutput",
-    "MapStop",
     "NotAWorkDir",
     "NotRecorded",
     "ProcessState",
     "SchedulerTrouble",
     "SessionInfo",
     "SessionStatus",
-    "StuckChunk",
-    "TaskFailureReport",
     "TaskOutOfRange",
     "chrome_trace",
     "chunk_runs",

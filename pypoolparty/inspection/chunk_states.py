@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .events import chunks_of_submitting, jobs_of
+from .. import event_log
+from ..event_log import chunks_of_submitting, jobs_of
 from .process import ProcessState
 
 # Chunk states. The ones a job can be in are JobState values as the session
@@ -84,15 +85,15 @@ class ChunkLedger:
         """How the last call of the map ended; None if it logged no end."""
         self._failed_since_submitted = bytearray(num_chunks)
         self._handlers = {
-            "session_started": self._on_session_started,
-            "submitting": self._on_submitting,
-            "submitted": self._on_submitted,
-            "job_state": self._on_job_state,
-            "job_failed": self._on_job_failed,
-            "chunk_done": self._on_chunk_done,
-            "session_finished": self._on_session_finished,
-            "session_failed": self._on_session_failed,
-            "session_aborted": self._on_session_aborted,
+            event_log.SESSION_STARTED: self._on_session_started,
+            event_log.SUBMITTING: self._on_submitting,
+            event_log.SUBMITTED: self._on_submitted,
+            event_log.JOB_STATE: self._on_job_state,
+            event_log.JOB_FAILED: self._on_job_failed,
+            event_log.CHUNK_DONE: self._on_chunk_done,
+            event_log.SESSION_FINISHED: self._on_session_finished,
+            event_log.SESSION_FAILED: self._on_session_failed,
+            event_log.SESSION_ABORTED: self._on_session_aborted,
         }
 
     def replay(self, event: dict) -> None:

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Iterator
 
-from . import member_names, zip_reading
-from .events import jobs_of, read_events
-from .outcomes import archived_chunks, failed_tasks_of, unfolded_outcomes
-from .sessions import SessionInfo
-
-STDERR_TAIL_LINES = 15
-"""Lines of a failed job's stderr shown with it: the end, where the error is."""
-
-# How pypoolparty.reducer describes a failed task in exceptions.zip.
-_FAILURE_HEADER = re.compile(r"^task (\d+) \(chunk (\d+)\) on host (.*)$")
-_TRACEBACK_START = "\n\nTraceback (most recent call last):"
+from .. import archive, event_log, work_dir
+from ..outcome import TaskFailure, failed_tasks, last_lines, parse_failure
+from ..work_dir import SessionInfo
+from .outcomes import archived_chunks, unfolded_outcomes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,15 +77,15 @@ def task_failures(session: SessionInfo) -> Iterator[TaskFailureReport]:
     succeeded, _ = archived_chunks(session)
     path = session.dir.archive_path("exceptions")
     entries = []
-    for member in zip_reading.members(path):
-        match = member_names.TASK_FAILURE.match(member.name)
+    for member in archive.members(path):
+        match = work_dir.TASK_FAILURE_MEMBER.match(member.name)
         if match:
             itask = int(match.group(1))
             if itask not in fresh and session.chunk_of(itask) not in succeeded:
                 entries.append((itask, member))
     entries.sort(key=lambda entry: entry[0])
-    texts = zip_reading.read_each(path, (member for _, member in entries))
-    reports = (_parse_failure_text(itask, text) for (itask, _), text in zip(entries, texts))
+    texts = archive.read_each(path, (member for _, member in entries))
+    reports = (_archived_report(itask, text) for (itask, _), text in zip(entries, texts))
     yield from _merge_by_task(fresh, reports)
 
 
@@ -101,16 +93,21 @@ def _unfolded_task_failures(session: SessionInfo) -> dict[int, TaskFailureReport
     fresh = {}
     for ichunk, outcome in unfolded_outcomes(session):
         first_itask = session.tasks_of(ichunk).start if ichunk < session.num_chunks else 0
-        for itask, error in failed_tasks_of(outcome, first_itask):
-            fresh[itask] = TaskFailureReport(
-                itask=itask,
-                ichunk=ichunk,
-                host=str(outcome.get("host", "?")),
-                type=str(error.get("type", "?")),
-                message=str(error.get("message", "")),
-                traceback=str(error.get("traceback", "")),
-            )
+        for failure in failed_tasks(outcome, first_itask):
+            fresh[failure.itask] = _report(ichunk, failure)
     return fresh
+
+
+def _report(ichunk: int, failure: TaskFailure) -> TaskFailureReport:
+    error = failure.error
+    return TaskFailureReport(
+        itask=failure.itask,
+        ichunk=ichunk,
+        host=failure.host,
+        type=str(error.get("type", "?")),
+        message=str(error.get("message", "")),
+        traceback=str(error.get("traceback", "")),
+    )
 
 
 def _merge_by_task(
@@ -127,25 +124,11 @@ def _merge_by_task(
     yield from pending
 
 
-def _parse_failure_text(itask: int, data: bytes | None) -> TaskFailureReport | None:
-    """Parse an ``exceptions.zip`` member, as the reducer writes it."""
+def _archived_report(itask: int, data: bytes | None) -> TaskFailureReport | None:
+    """The report of an ``exceptions.zip`` member; None if it was unreadable."""
     if data is None:
         return None
-    text = data.decode("utf-8", "replace")
-    header, _, rest = text.partition("\n")
-    match = _FAILURE_HEADER.match(header)
-    description, found, traceback = rest.partition(_TRACEBACK_START)
-    if found:
-        traceback = found.lstrip("\n") + traceback
-    error_type, _, message = description.strip().partition(": ")
-    return TaskFailureReport(
-        itask=itask,
-        ichunk=int(match.group(2)) if match else -1,
-        host=match.group(3) if match else "?",
-        type=error_type,
-        message=message,
-        traceback=traceback.strip("\n"),
-    )
+    return _report(*parse_failure(itask, data.decode("utf-8", "replace")))
 
 
 # -- jobs the scheduler failed, calls stopped ---------------------------------
@@ -171,19 +154,19 @@ def scheduler_trouble(session: SessionInfo) -> SchedulerTrouble:
     failures: list[JobFailureReport] = []
     awaiting_resubmission: dict[int, int] = {}
     stops: list[MapStop] = []
-    for event in read_events(session.dir.log_path):
+    for event in event_log.read(session.dir.log_path):
         name = event["event"]
-        if name == "job_failed":
+        if name == event_log.JOB_FAILED:
             report = _job_failure(event, session.num_chunks)
             if report is not None:
                 awaiting_resubmission[report.ichunk] = len(failures)
                 failures.append(report)
-        elif name == "submitted":
-            for jobid, ichunk, _, _ in jobs_of(event):
+        elif name == event_log.SUBMITTED:
+            for jobid, ichunk, _, _ in event_log.jobs_of(event):
                 index = awaiting_resubmission.pop(ichunk, None)
                 if index is not None:
                     failures[index] = dataclasses.replace(failures[index], resubmitted_as=jobid)
-        elif name == "session_aborted":
+        elif name == event_log.SESSION_ABORTED:
             stops.append(MapStop(time=event.get("time"), error=str(event.get("error", ""))))
     return SchedulerTrouble(_with_stderr_tails(session, failures), stops)
 
@@ -211,15 +194,14 @@ def _with_stderr_tails(
 ) -> list[JobFailureReport]:
     if not failures:
         return failures
-    names = [member_names.failed_attempt(f.ichunk, f.attempt) for f in failures]
-    archived = zip_reading.contents(session.dir.archive_path("stderr"), set(names).__contains__)
-    tails = {member.name: _last_lines(data) for member, data in archived if data}
+    names = [work_dir.failed_attempt_member(f.ichunk, f.attempt) for f in failures]
+    archived = archive.contents(session.dir.archive_path("stderr"), set(names).__contains__)
+    tails = {member.name: _decoded_tail(data) for member, data in archived if data}
     return [
         dataclasses.replace(failure, stderr_tail=tails[name]) if name in tails else failure
         for failure, name in zip(failures, names)
     ]
 
 
-def _last_lines(data: bytes) -> str:
-    lines = data.decode("utf-8", "replace").rstrip().splitlines()
-    return "\n".join(lines[-STDERR_TAIL_LINES:])
+def _decoded_tail(data: bytes) -> str:
+    return last_lines(data.decode("utf-8", "replace"))

@@ -1,7 +1,7 @@
 """The stdout and stderr of the job that ran a task, wherever it is now.
 
 The reducer archives a job's output when its chunk's outcome arrives, or
-when the job failed for scheduler reasons (see :mod:`.member_names`); until
+when the job failed for scheduler reasons (see :mod:`pypoolparty.work_dir`); until
 then it is the file the scheduler writes, named in the log's ``submitted``
 events.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from . import member_names, zip_reading
-from .events import jobs_of, read_events
-from .sessions import SessionInfo
+from .. import archive, event_log, work_dir
+from ..work_dir import SessionInfo
 
 
 class TaskOutOfRange(ValueError):
@@ -74,7 +73,7 @@ def job_output(
     ichunk = session.chunk_of(itask)
     if attempt is not None:
         return _failed_attempt_output(session, itask, ichunk, stream, attempt)
-    data = zip_reading.read(session.dir.archive_path(stream), member_names.job_output(ichunk))
+    data = archive.read_member(session.dir.archive_path(stream), work_dir.job_output_member(ichunk))
     if data is not None:
         return JobOutput(itask, ichunk, "archive", data)
     return _live_output(session, itask, ichunk, stream)
@@ -83,8 +82,8 @@ def job_output(
 def _failed_attempt_output(
     session: SessionInfo, itask: int, ichunk: int, stream: str, attempt: int
 ) -> JobOutput:
-    name = member_names.failed_attempt(ichunk, attempt)
-    data = zip_reading.read(session.dir.archive_path(stream), name)
+    name = work_dir.failed_attempt_member(ichunk, attempt)
+    data = archive.read_member(session.dir.archive_path(stream), name)
     if data is None:
         raise NotRecorded(
             f"no {stream} of a failed attempt {attempt} of chunk {ichunk} (task {itask}) "
@@ -117,9 +116,9 @@ def _live_output(session: SessionInfo, itask: int, ichunk: int, stream: str) -> 
 def _latest_job(session: SessionInfo, ichunk: int) -> tuple[str, tuple[str, str]] | None:
     """(jobid, (stdout, stderr)) of the chunk's last job, its paths relative to the session."""
     latest = None
-    for event in read_events(session.dir.log_path):
-        if event["event"] == "submitted":
-            for jobid, job_chunk, stdout, stderr in jobs_of(event):
+    for event in event_log.read(session.dir.log_path):
+        if event["event"] == event_log.SUBMITTED:
+            for jobid, job_chunk, stdout, stderr in event_log.jobs_of(event):
                 if job_chunk == ichunk:
                     latest = (jobid, (stdout, stderr))
     return latest
@@ -134,10 +133,10 @@ def _inside(base: str, relative: str) -> str | None:
 
 def _describe_attempts(session: SessionInfo, ichunk: int, stream: str) -> str:
     """Which failed attempts of the chunk have their output archived, for a message."""
-    names = (member.name for member in zip_reading.members(session.dir.archive_path(stream)))
+    names = (member.name for member in archive.members(session.dir.archive_path(stream)))
     attempts = sorted(
         int(match.group(2))
-        for match in map(member_names.FAILED_ATTEMPT.match, names)
+        for match in map(work_dir.FAILED_ATTEMPT_MEMBER.match, names)
         if match and int(match.group(1)) == ichunk
     )
     if not attempts:

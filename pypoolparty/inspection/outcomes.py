@@ -1,38 +1,20 @@
-"""The outcomes workers write, one per chunk, read as plain data.
+"""Where the outcomes workers write are: not folded yet, or in ``results.zip``.
 
 A worker writes its chunk's outcome to ``outcomes/<ichunk>.pickle``; the map
-folds it into ``results.zip`` when it polls. Both places are read here. An
-outcome is a dict of numbers, strings and bytes (see
-:mod:`pypoolparty.worker`); the results and exceptions in it stay pickled
-bytes and are never loaded: pickles are code, and looking at a work_dir
-must not run any.
+folds it into ``results.zip`` when it polls. Both places are read here, as
+plain data (:func:`pypoolparty.outcome.load_outcome`): the results and
+exceptions in an outcome stay pickled bytes and are never loaded, since
+pickles are code and looking at a work_dir must not run any.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from collections.abc import Iterator
 
-from . import member_names, zip_reading
-from .sessions import SessionInfo
-
-
-class _PlainDataUnpickler(pickle.Unpickler):
-    """Refuses every class and function: an outcome file never needs one."""
-
-    def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"an outcome file must not refer to {module}.{name}")
-
-
-def load_outcome(data: bytes) -> dict | None:
-    """The outcome pickled in ``data``; None if it is cut off or not an outcome."""
-    try:
-        outcome = _PlainDataUnpickler(io.BytesIO(data)).load()
-    except Exception:  # a cut-off or foreign file: not an outcome
-        return None
-    return outcome if isinstance(outcome, dict) else None
+from .. import archive
+from ..outcome import load_outcome
+from ..work_dir import FAILED_OUTCOME_MEMBER, OUTCOME_MEMBER, SessionInfo
 
 
 def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
@@ -43,7 +25,7 @@ def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
     except FileNotFoundError:
         return
     for name in names:
-        match = member_names.SUCCEEDED_OUTCOME.match(name)
+        match = OUTCOME_MEMBER.match(name)
         if not match:
             continue
         try:
@@ -56,28 +38,13 @@ def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
             yield int(match.group(1)), outcome
 
 
-def failed_tasks_of(outcome: dict, first_itask: int) -> list[tuple[int, dict]]:
-    """(itask, error) of every failed task of an outcome, as the reducer counts them.
-
-    ``first_itask`` is the chunk's first task, which a setup error (the
-    worker could not load the function) is reported as.
-    """
-    if outcome.get("setup_error") is not None:
-        return [(first_itask, outcome["setup_error"])]
-    return [
-        (task.get("itask", first_itask), task["error"])
-        for task in outcome.get("tasks", ())
-        if "error" in task
-    ]
-
-
 def archived_chunks(session: SessionInfo) -> tuple[set[int], list[int]]:
     """Chunks in ``results.zip``: those whose tasks all succeeded, and those with failed tasks."""
     succeeded: set[int] = set()
     failed: list[int] = []
-    for member in zip_reading.members(session.dir.archive_path("results")):
-        success = member_names.SUCCEEDED_OUTCOME.match(member.name)
-        failure = member_names.FAILED_OUTCOME.match(member.name)
+    for member in archive.members(session.dir.archive_path("results")):
+        success = OUTCOME_MEMBER.match(member.name)
+        failure = FAILED_OUTCOME_MEMBER.match(member.name)
         if success and int(success.group(1)) < session.num_chunks:
             succeeded.add(int(success.group(1)))
         elif failure and int(failure.group(1)) < session.num_chunks:

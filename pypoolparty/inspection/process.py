@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 
-from ..work_dir import process_is_alive, read_json
-from .sessions import SessionInfo
+from ..work_dir import LockHolder, SessionInfo, process_is_alive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,10 +40,8 @@ def state_from_lock(session: SessionInfo, num_calls: int) -> ProcessState:
 
 def _lock_holder(session: SessionInfo) -> tuple[str, int] | None:
     try:
-        holder = read_json(session.dir.lock_path)
-        return str(holder["host"]), int(holder["pid"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError):
+        holder = LockHolder.read(session.dir.lock_path)
+    except (OSError, ValueError):
         # Being written this instant, or damaged: someone took the lock.
         return "?", -1
+    return None if holder is None else (holder.host, holder.pid)

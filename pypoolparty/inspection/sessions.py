@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
-from ..work_dir import SessionDir, read_json
-
-SESSION_PREFIX = "map-"
+from ..work_dir import SessionDir, SessionInfo, is_session_dir_name
 
 WHAT_TO_PASS = (
     "Pass the work_dir given to the Pool (by default ./.pypoolparty in the directory "
@@ -17,38 +14,6 @@ WHAT_TO_PASS = (
 
 class NotAWorkDir(ValueError):
     """The path is not a work_dir or a session directory of one."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionInfo:
-    """What a map is, from its ``session.json``."""
-
-    path: str
-    function: str
-    kind: str
-    scheduler: str
-    num_tasks: int
-    chunksize: int
-    num_chunks: int
-    created: str
-    submit_host: str
-
-    @property
-    def name(self) -> str:
-        return os.path.basename(os.path.normpath(self.path))
-
-    @property
-    def dir(self) -> SessionDir:
-        return SessionDir(self.path)
-
-    def chunk_of(self, itask: int) -> int:
-        """The chunk that runs task ``itask``."""
-        return itask // self.chunksize
-
-    def tasks_of(self, ichunk: int) -> range:
-        """The task indices of chunk ``ichunk``."""
-        start = ichunk * self.chunksize
-        return range(start, min(start + self.chunksize, self.num_tasks))
 
 
 def find_sessions(path: str) -> list[SessionInfo]:
@@ -77,7 +42,7 @@ def find_sessions(path: str) -> list[SessionInfo]:
         names = sorted(os.listdir(path))
     except OSError as error:
         raise NotAWorkDir(f"cannot list {path!r}: {error.strerror}. {WHAT_TO_PASS}") from error
-    candidates = [os.path.join(path, n) for n in names if n.startswith(SESSION_PREFIX)]
+    candidates = [os.path.join(path, n) for n in names if is_session_dir_name(n)]
     sessions = [
         read_session_info(c) for c in candidates if os.path.exists(SessionDir(c).metadata_path)
     ]
@@ -97,21 +62,10 @@ def read_session_info(path: str) -> SessionInfo:
     NotAWorkDir
         If it cannot be read or lacks the map's size.
     """
-    metadata_path = SessionDir(path).metadata_path
     try:
-        metadata = read_json(metadata_path)
-        return SessionInfo(
-            path=path,
-            function=str(metadata.get("function", "?")),
-            kind=str(metadata.get("kind", "map")),
-            scheduler=str(metadata.get("scheduler", "?")),
-            num_tasks=int(metadata["num_tasks"]),
-            chunksize=max(1, int(metadata["chunksize"])),
-            num_chunks=int(metadata["num_chunks"]),
-            created=str(metadata.get("created", "")),
-            submit_host=str(metadata.get("submit_host", "?")),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return SessionInfo.at(path)
+    except (OSError, ValueError) as error:
+        metadata_path = SessionDir(path).metadata_path
         raise NotAWorkDir(f"cannot read {metadata_path!r}: {error}. {WHAT_TO_PASS}") from error
 
 

@@ -6,12 +6,12 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-from . import member_names, zip_reading
+from .. import archive, event_log, work_dir
+from ..outcome import failed_tasks
+from ..work_dir import SessionInfo
 from .chunk_states import CHUNK_STATES, DONE, ChunkLedger, StuckChunk
-from .events import read_events
-from .outcomes import archived_chunks, failed_tasks_of, unfolded_outcomes
+from .outcomes import archived_chunks, unfolded_outcomes
 from .process import ProcessState, state_from_lock
-from .sessions import SessionInfo
 
 MAX_LISTED_STUCK_CHUNKS = 10
 """Stuck chunks a report names one by one; it counts the others."""
@@ -77,7 +77,7 @@ def session_status(session: SessionInfo) -> SessionStatus:
     unfolded = dict(_unfolded_failed_counts(session))
     succeeded, failed_chunks = archived_chunks(session)
     ledger = ChunkLedger(session.num_chunks)
-    for event in read_events(session.dir.log_path):
+    for event in event_log.read(session.dir.log_path):
         ledger.replay(event)
     for ichunk in succeeded:
         ledger.mark_done(ichunk, 0)
@@ -93,7 +93,7 @@ def _unfolded_failed_counts(session: SessionInfo) -> Iterator[tuple[int, int]]:
     for ichunk, outcome in unfolded_outcomes(session):
         if 0 <= ichunk < session.num_chunks:
             first_itask = session.tasks_of(ichunk).start
-            yield ichunk, len(failed_tasks_of(outcome, first_itask))
+            yield ichunk, len(failed_tasks(outcome, first_itask))
 
 
 def _count_archived_failures(session: SessionInfo, ichunks: list[int]) -> dict[int, int]:
@@ -101,8 +101,8 @@ def _count_archived_failures(session: SessionInfo, ichunks: list[int]) -> dict[i
     if not ichunks:
         return {}
     counts = dict.fromkeys(ichunks, 0)
-    for member in zip_reading.members(session.dir.archive_path("exceptions")):
-        match = member_names.TASK_FAILURE.match(member.name)
+    for member in archive.members(session.dir.archive_path("exceptions")):
+        match = work_dir.TASK_FAILURE_MEMBER.match(member.name)
         if match:
             ichunk = session.chunk_of(int(match.group(1)))
             if ichunk in counts:

@@ -7,10 +7,11 @@ import heapq
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from . import member_names, zip_reading
-from .events import first_event_time
-from .outcomes import failed_tasks_of, load_outcome, unfolded_outcomes
-from .sessions import SessionInfo
+from .. import archive, work_dir
+from ..event_log import first_event_time
+from ..outcome import failed_tasks, load_outcome
+from ..work_dir import SessionInfo
+from .outcomes import unfolded_outcomes
 
 
 class ChunkRun(NamedTuple):
@@ -35,7 +36,7 @@ def chunk_runs(session: SessionInfo) -> Iterator[ChunkRun]:
     yields both runs.
     """
     seen: set[tuple[int, float]] = set()
-    archived = zip_reading.contents(session.dir.archive_path("results"), _is_outcome_name)
+    archived = archive.contents(session.dir.archive_path("results"), _is_outcome_name)
     for member, data in archived:
         outcome = load_outcome(data or b"")
         run = _chunk_run(_chunk_in_name(member.name), outcome) if outcome else None
@@ -51,13 +52,12 @@ def chunk_runs(session: SessionInfo) -> Iterator[ChunkRun]:
 
 
 def _is_outcome_name(name: str) -> bool:
-    return bool(
-        member_names.SUCCEEDED_OUTCOME.match(name) or member_names.FAILED_OUTCOME.match(name)
-    )
+    return bool(work_dir.OUTCOME_MEMBER.match(name) or work_dir.FAILED_OUTCOME_MEMBER.match(name))
 
 
 def _chunk_in_name(name: str) -> int:
-    return int(name.split(".", 1)[0])
+    match = work_dir.OUTCOME_MEMBER.match(name) or work_dir.FAILED_OUTCOME_MEMBER.match(name)
+    return int(match.group(1))
 
 
 def _chunk_run(ichunk: int, outcome: dict) -> ChunkRun | None:
@@ -74,7 +74,7 @@ def _chunk_run(ichunk: int, outcome: dict) -> ChunkRun | None:
         start=float(start),
         end=max(float(start), float(end)),
         num_tasks=len(tasks),
-        num_failed_tasks=len(failed_tasks_of(outcome, 0)),
+        num_failed_tasks=len(failed_tasks(outcome, 0)),
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 from .. import pool
+from ..signatures import with_inherited_options
 from .scheduler import LocalScheduler
 
 
+@with_inherited_options
 class Pool(pool.Pool):
     """A pool whose jobs are processes on this machine; no cluster needed.
 

@@ -3,8 +3,8 @@
 At most ``max_running`` run at once; a queued job starts the moment a slot
 frees (a thread waits on each process), so local maps do not wait for polls.
 A later process continuing the map adopts workers that outlived the one that
-started them: it finds them by their command line, which names the session
-directory and the chunk.
+started them: it finds them by their environment, which names their job
+(the submission's job name), and their command line, which names the chunk.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import threading
 from collections.abc import Sequence
 
 from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission
+from . import parsing
 
 JOB_START_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SHELL")
-
-
-JOB_NAME_VARIABLE = "PYPOOLPARTY_JOB_NAME"
 CANCEL_WAIT = 10.0
 """Seconds ``cancel`` waits for a killed worker to exit."""
 
@@ -59,7 +57,7 @@ class LocalScheduler(Scheduler):
         statuses = {}
         with self._lock:
             foreign = [job for job in jobs if not self._knows(job)]
-            adoptable = _worker_processes(foreign) if foreign else {}
+            adoptable = _workers_of(foreign)
             for job in jobs:
                 if job.jobid in adoptable:
                     status = JobStatus(JobState.RUNNING, "running", "started by an earlier process")
@@ -80,7 +78,7 @@ class LocalScheduler(Scheduler):
             for process in killed:
                 _kill(process.pid)
             foreign = [job for job in jobs if not self._knows(job)]
-            for pid in (_worker_processes(foreign) if foreign else {}).values():
+            for pid in _workers_of(foreign).values():
                 _kill(pid)
         # SIGKILL takes effect a moment later: a cancelled job must be gone
         # when cancel returns, as it is from a real queue.
@@ -96,11 +94,12 @@ class LocalScheduler(Scheduler):
         Workers outlive the process that started them (a session of their
         own); the ones it had queued but not started died with it.
         """
-        jobs = []
-        for pid, ichunk in _workers_named(submission.job_name):
-            if ichunk in submission.chunks:
-                jobs.append(_job(submission, ichunk, jobid=f"{pid}.recovered"))
-        return jobs
+        found = _workers_on_this_host({submission.job_name})
+        return [
+            _job(submission, ichunk, jobid=f"{found[submission.job_name, ichunk]}.recovered")
+            for ichunk in submission.chunks
+            if (submission.job_name, ichunk) in found
+        ]
 
     def capacity(self) -> int:
         return self.max_running
@@ -122,7 +121,7 @@ class LocalScheduler(Scheduler):
             code = self._exit_codes[job.jobid]
             if code == 0:
                 return JobStatus(JobState.ENDED, "exited", "exit code 0")
-            reason = self._start_errors.get(job.jobid) or _describe_exit(code)
+            reason = self._start_errors.get(job.jobid) or parsing.describe_exit(code)
             return JobStatus(JobState.ERROR, "failed", reason)
         return None
 
@@ -166,7 +165,7 @@ class LocalScheduler(Scheduler):
 
 def _job(submission: Submission, ichunk: int, jobid: str) -> Job:
     base = os.path.join(submission.directory, str(ichunk))
-    return Job(jobid, ichunk, stdout_path=f"{base}.stdout", stderr_path=f"{base}.stderr")
+    return Job(jobid, ichunk, f"{base}.stdout", f"{base}.stderr", submission.job_name)
 
 
 def _job_environment(job_name: str) -> dict[str, str]:
@@ -174,71 +173,53 @@ def _job_environment(job_name: str) -> dict[str, str]:
     variables: enough to start, nothing of the submitting shell's state, and
     the job's name, by which :meth:`LocalScheduler.recover` finds it."""
     environment = {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}
-    environment[JOB_NAME_VARIABLE] = job_name
+    environment[parsing.JOB_NAME_VARIABLE] = job_name
     return environment
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
 def _open_private(path: str):
+    """Open an output file for a worker to write into, readable only by us.
+
+    Not :func:`pypoolparty.work_dir.write_private`: the worker writes it
+    while it runs, so there is no content to write atomically here.
+    """
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
 
 
-def _worker_processes(jobs: Sequence[Job]) -> dict[str, int]:
-    """Running workers of ``jobs`` started by an earlier process: jobid -> pid.
+def _workers_of(jobs: Sequence[Job]) -> dict[str, int]:
+    """Running workers of ``jobs`` started by an earlier process: jobid -> pid."""
+    if not jobs:
+        return {}
+    found = _workers_on_this_host({job.submission for job in jobs})
+    return {
+        job.jobid: found[job.submission, job.ichunk]
+        for job in jobs
+        if (job.submission, job.ichunk) in found
+    }
 
-    A worker's command line names its session directory and chunk, so it is
-    recognised without any file of its own.
+
+def _workers_on_this_host(job_names: set[str]) -> dict[tuple[str, int], int]:
+    """(job name, chunk) -> pid of each worker on this host started for one of ``job_names``.
+
+    Job names are unique to their map's session, so a worker is recognised
+    without any file of its own.
     """
-    wanted = {}
-    for job in jobs:
-        session_dir = os.path.dirname(os.path.dirname(os.path.dirname(job.stdout_path)))
-        wanted[(session_dir, job.ichunk)] = job.jobid
     found = {}
-    for pid, ichunk, arguments in _workers_on_this_host():
-        for argument in arguments:
-            jobid = wanted.get((argument, ichunk))
-            if jobid is not None:
-                found[jobid] = pid
-    return found
-
-
-def _workers_named(job_name: str) -> list[tuple[int, int]]:
-    """(pid, chunk) of each running worker started for the job named ``job_name``."""
-    marker = f"{JOB_NAME_VARIABLE}={job_name}".encode()
-    found = []
-    for pid, ichunk, _ in _workers_on_this_host():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as file:
-                if marker in file.read().split(b"\0"):
-                    found.append((pid, ichunk))
-        except OSError:
-            continue
-    return found
-
-
-def _workers_on_this_host():
-    """(pid, chunk, command line) of each worker process running on this host."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as file:
-                arguments = file.read().decode(errors="replace").split("\0")
+                ichunk = parsing.worker_chunk(file.read())
+            if ichunk is None:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as file:
+                name = parsing.job_name(file.read())
         except OSError:
             continue
-        if "--ichunk" in arguments:
-            try:
-                yield int(entry), int(arguments[arguments.index("--ichunk") + 1]), arguments
-            except (IndexError, ValueError):
-                continue
+        if name in job_names:
+            found[name, ichunk] = int(entry)
+    return found
 
 
 def _kill(pid: int) -> None:

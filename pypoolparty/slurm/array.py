@@ -1,20 +1,27 @@
-"""``pypoolparty.slurm.array.Pool``: one ``sbatch --array`` per map."""
+"""``pypoolparty.slurm.array.Pool``: one ``sbatch --array`` per map.
+
+This public module holds the array pool itself (rather than re-exporting it
+from :mod:`.pool`) so that its name reads as users import it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import checks
 from ..scheduler import Scheduler
-from .array_scheduler import ArrayScheduler
-from .pool_options import SlurmPool
+from ..signatures import with_inherited_options
+from .pool import SlurmPool
+from .scheduler import ArrayScheduler
 
 __all__ = ["Pool"]
 
 
+@with_inherited_options
 class Pool(SlurmPool):
     """Run ``func`` over many tasks as one SLURM job array; task ``i`` runs chunk ``i``.
 
-    Takes the options of :class:`pypoolparty.slurm.pool_options.SlurmPool`,
+    Takes the options of :class:`pypoolparty.slurm.pool.SlurmPool`,
     and:
 
     Parameters
@@ -34,15 +41,12 @@ class Pool(SlurmPool):
         **options: Any,
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **options)
-        if max_array_size is not None and (
-            isinstance(max_array_size, bool)
-            or not isinstance(max_array_size, int)
-            or max_array_size < 2
-        ):
-            raise ValueError(f"max_array_size must be a whole number >= 2, not {max_array_size!r}")
-        self.max_array_size = max_array_size
+        self.max_array_size = checks.optional_whole_number("max_array_size", max_array_size, 2)
 
     def _make_scheduler(self) -> Scheduler:
         return ArrayScheduler(
-            self.resources, self.commands, self.retry_policy, max_array_size=self.max_array_size
+            self.sbatch_options,
+            self.retry_policy,
+            self.command_paths,
+            max_array_size=self.max_array_size,
         )

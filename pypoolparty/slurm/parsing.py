@@ -23,6 +23,9 @@ SQUEUE_FORMAT = "%i|%F|%K|%T|%r"
 SQUEUE_COMMENT_FORMAT = "%i|%k"
 """Job id and the job's comment, used to find a single job again by its chunk."""
 
+SQUEUE_ARRAY_COMMENT_FORMAT = "%F|%k"
+"""Array job id and the array's comment, used to find the arrays of a submission again."""
+
 # Words in a failing command's message that say SLURM is busy or unreachable,
 # not that it refuses: such a call is retried.
 TRANSIENT_MESSAGES = (
@@ -245,7 +248,11 @@ def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str
 
 
 def jobs_with_comment(completed: Completed) -> dict[str, str]:
-    """Parse ``squeue -h -o '%i|%k'`` into ``{comment: jobid}``."""
+    """Parse ``squeue -h -o '%i|%k'`` into ``{comment: jobid}``.
+
+    Also reads ``'%F|%k'`` (:data:`SQUEUE_ARRAY_COMMENT_FORMAT`), giving
+    ``{comment: array job id}``.
+    """
     if completed.returncode != 0:
         raise TransientError(f"squeue failed: {completed.describe()}")
     found = {}
@@ -257,7 +264,31 @@ def jobs_with_comment(completed: Completed) -> dict[str, str]:
     return found
 
 
+# -------------------------------------------------------------------- scancel
+
+
+def cancelled(completed: Completed) -> None:
+    """Check a ``scancel``: jobs already gone are fine, as cancelling is idempotent.
+
+    scancel is silent and exits 0 for jobs that are gone; older versions
+    complain about them. Anything else raises as :func:`raise_for_failed_command`.
+    """
+    if completed.returncode == 0:
+        return None
+    message = completed.describe().lower()
+    if "invalid job id" in message or "already completing or completed" in message:
+        return None
+    raise_for_failed_command(completed)
+    return None
+
+
 # ------------------------------------------------------- scontrol and sinfo
+
+
+def job_explanation(completed: Completed) -> str:
+    """State, reason, exit code and nodes of ``scontrol show job``, as one line."""
+    wanted = ("JobState=", "Reason=", "ExitCode=", "NodeList=")
+    return " ".join(word for word in completed.stdout.split() if word.startswith(wanted))
 
 
 def scontrol_config(completed: Completed) -> dict[str, str]:
@@ -272,6 +303,11 @@ def scontrol_config(completed: Completed) -> dict[str, str]:
     if not config:
         raise TransientError("scontrol show config printed nothing we can read")
     return config
+
+
+def site_max_array_size(completed: Completed) -> int | None:
+    """``MaxArraySize`` from ``scontrol show config``; ``None`` if it does not say."""
+    return max_array_size(scontrol_config(completed))
 
 
 def max_array_size(config: dict[str, str]) -> int | None:

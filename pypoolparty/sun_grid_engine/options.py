@@ -6,6 +6,8 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
+from .. import checks
+
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # A queue may be given as cluster queue, queue instance (all.q@node) or a
 # list or pattern of those (all.q,long.q / *@node).
@@ -62,8 +64,7 @@ def checked_options(
             f"'smp', not {parallel_environment!r}"
         )
     if slots is not None:
-        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-            raise ValueError(f"slots must be a whole number >= 1, not {slots!r}")
+        checks.whole_number("slots", slots, 1)
         if parallel_environment is None:
             raise ValueError("slots needs a parallel_environment (Grid Engine's -pe NAME SLOTS)")
     return QsubOptions(

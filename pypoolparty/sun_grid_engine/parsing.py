@@ -1,7 +1,9 @@
 """Pure functions that read the output of Grid Engine's ``qsub``, ``qstat`` and ``qdel``.
 
 Everything here is tested with output captured from a real Son of Grid
-Engine 8.1.9 (``tests/sge/samples``).
+Engine 8.1.9 (``tests/sge/samples``). The functions that take a
+:class:`~pypoolparty.commands.Completed` are the parsers the adapter hands to
+:mod:`pypoolparty.commands`; the others read text.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 import re
 import xml.etree.ElementTree as ElementTree
 
+from ..commands import Completed, PermanentError, TransientError
 from ..scheduler import JobState
 
 # A job's state in qstat is a word of letters, each a flag (sge_status(5) and
@@ -195,3 +198,52 @@ UNREACHABLE = re.compile(
 def is_unreachable(output: str) -> bool:
     """Whether a failed command's output says the qmaster could not be reached."""
     return UNREACHABLE.search(output) is not None
+
+
+# ------------------------------------------------- parsers of whole commands
+
+
+def parse_qsub(completed: Completed) -> str:
+    """The job number of a ``qsub -terse``.
+
+    Raises
+    ------
+    TransientError
+        qsub was killed by a signal, or could not reach the qmaster.
+    PermanentError
+        qsub refused the job; the message is qsub's reason.
+    ValueError
+        qsub succeeded but printed no job number.
+    """
+    if completed.returncode == 0:
+        return parse_qsub_terse(completed.stdout)
+    output = f"{completed.stderr}\n{completed.stdout}"
+    if completed.returncode < 0 or is_unreachable(output):
+        raise TransientError(completed.describe())
+    raise PermanentError(qsub_rejection_message(output) or completed.describe())
+
+
+def parse_qstat(completed: Completed) -> list[QstatEntry]:
+    """The entries of a ``qstat -xml``; a failed qstat is transient."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    return parse_qstat_xml(completed.stdout)
+
+
+def parse_qdel(completed: Completed) -> None:
+    """Check a ``qdel``: every line is a deletion or a job already gone."""
+    problems = qdel_problems(f"{completed.stdout}\n{completed.stderr}")
+    if problems:
+        raise TransientError("; ".join(problems))
+
+
+def parse_qstat_j(completed: Completed) -> dict[int, str]:
+    """:func:`parse_qstat_j_error_reasons` of a ``qstat -j JOB``, whatever its exit code."""
+    return parse_qstat_j_error_reasons(completed.stdout)
+
+
+def usable_slots(completed: Completed, queue_name: str | None = None) -> int | None:
+    """:func:`parse_qstat_g_c` of a ``qstat -g c`` that succeeded."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    return parse_qstat_g_c(completed.stdout, queue_name)

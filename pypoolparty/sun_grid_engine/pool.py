@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .. import pool
+from .. import checks, pool
 from ..scheduler import Scheduler
-from .array_scheduler import ArrayScheduler
+from ..signatures import with_inherited_options
 from .options import checked_options
+from .scheduler import CommandPaths, GridEngineScheduler
 
 
+@with_inherited_options
 class Pool(pool.Pool):
     """Run ``func`` over many tasks as the tasks of one ``qsub -t`` array job per map.
 
@@ -68,18 +70,11 @@ class Pool(pool.Pool):
             resources=resources,
             qsub_arguments=qsub_arguments,
         )
-        for name, path in [("qsub", qsub_path), ("qstat", qstat_path), ("qdel", qdel_path)]:
-            if not isinstance(path, str) or not path:
-                raise ValueError(f"{name}_path must be the path or name of {name}, not {path!r}")
-        self.qsub_path = qsub_path
-        self.qstat_path = qstat_path
-        self.qdel_path = qdel_path
+        self.command_paths = CommandPaths(
+            qsub=checks.command("qsub_path", qsub_path),
+            qstat=checks.command("qstat_path", qstat_path),
+            qdel=checks.command("qdel_path", qdel_path),
+        )
 
     def _make_scheduler(self) -> Scheduler:
-        return ArrayScheduler(
-            options=self.qsub_options,
-            policy=self.retry_policy,
-            qsub_path=self.qsub_path,
-            qstat_path=self.qstat_path,
-            qdel_path=self.qdel_path,
-        )
+        return GridEngineScheduler(self.qsub_options, self.retry_policy, self.command_paths)

@@ -1,17 +1,17 @@
 """Run one chaos map in a process of its own and print its outcome as JSON.
 
-Usage: ``python chaos_driver.py SPEC.json``. The spec names the pool kind,
-its options, the tasks and the chunk size. Prints one line,
+Usage: ``python chaos_driver.py SPEC.json``. The spec names the pool's module,
+its options (the dummy's command paths among them), the tasks and the chunk size. Prints one line,
 ``{"results": [...]}`` or ``{"error": "<type>", "clear": bool, "message": "..."}``,
 where the message holds the exception's text, its notes and its cause.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
-import chaos_queues
 import chaos_tasks
 
 import pypoolparty
@@ -27,7 +27,7 @@ CLEAR_ERRORS = (
 def main(spec_path: str) -> int:
     with open(spec_path) as file:
         spec = json.load(file)
-    pool = chaos_queues.make_pool(spec["kind"], **spec["pool_options"])
+    pool = importlib.import_module(spec["pool_module"]).Pool(**spec["pool_options"])
     tasks = [tuple(task) for task in spec["tasks"]]
     try:
         results = pool.map(chaos_tasks.compute, tasks, chunksize=spec["chunksize"])

@@ -21,10 +21,10 @@ import subprocess
 import sys
 import time
 
-import chaos_queues
 import chaos_tasks
 from chaos_scenario import Scenario
 
+import dummy_queues
 from pypoolparty import crash_points
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,10 +74,11 @@ def run_scenario(scenario: Scenario, root: str) -> dict:
 
 
 def _run(scenario: Scenario, layout: Layout) -> dict:
-    if scenario.kind != "local":
-        chaos_queues.write_faults(layout.queue_dir, scenario.dummy_faults)
+    dummy = dummy_queues.dummy_of(scenario.kind, layout.queue_dir)
+    if dummy is not None:
+        dummy.set_faults(**scenario.dummy_faults)
     _write_spec(scenario, layout)
-    env = dict(os.environ, PYPOOLPARTY_DUMMY_QUEUE_DIR=layout.queue_dir)
+    env = dict(os.environ, **{dummy_queues.QUEUE_DIR_VARIABLE: layout.queue_dir})
     env.pop(crash_points.VARIABLE, None)
     if scenario.interruption is not None:
         how, when = scenario.interruption
@@ -94,11 +95,16 @@ def _run(scenario: Scenario, layout: Layout) -> dict:
 
 
 def _write_spec(scenario: Scenario, layout: Layout) -> None:
-    options = dict(scenario.pool_options, work_dir=layout.work_dir, verbose=True)
+    options = dict(
+        dummy_queues.pool_paths(scenario.kind),
+        **scenario.pool_options,
+        work_dir=layout.work_dir,
+        verbose=True,
+    )
     if scenario.wrapper_faults:
         options["python_path"] = _install_wrapper(scenario, layout)
     spec = {
-        "kind": scenario.kind,
+        "pool_module": dummy_queues.POOLS[scenario.kind][0],
         "pool_options": options,
         "tasks": scenario.tasks,
         "chunksize": scenario.chunksize,
@@ -194,12 +200,12 @@ def _session_dirs(layout: Layout) -> list[str]:
 def _check_nothing_left(scenario: Scenario, layout: Layout) -> None:
     deadline = time.monotonic() + LEFTOVER_TIME_LIMIT + scenario.late_delay_max
     while True:
-        jobs = chaos_queues.queued_jobs(scenario.kind, layout.queue_dir)
+        jobs = _queued_jobs(scenario, layout)
         processes = processes_mentioning(layout.run_dir)
         if scenario.interruption is not None:
             # A dummy command hanging on purpose when the submitting process
             # was killed outlives it: no process was left to end it.
-            processes = [p for p in processes if chaos_queues.DUMMY_DIR not in p]
+            processes = [p for p in processes if dummy_queues.DUMMY_QUEUES_DIR not in p]
         if not jobs and not processes:
             return
         if time.monotonic() > deadline:
@@ -207,6 +213,11 @@ def _check_nothing_left(scenario: Scenario, layout: Layout) -> None:
                 f"the map left jobs {jobs} in the queue and processes {processes} running"
             )
         time.sleep(0.1)
+
+
+def _queued_jobs(scenario: Scenario, layout: Layout) -> list[str]:
+    dummy = dummy_queues.dummy_of(scenario.kind, layout.queue_dir)
+    return [] if dummy is None else dummy.queued_jobs()
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -234,8 +245,9 @@ def kill_processes_mentioning(text: str) -> None:
 
 def _clean_up(scenario: Scenario, layout: Layout) -> None:
     """Stop whatever of this scenario is still there (only our own processes)."""
-    if scenario.kind != "local":
-        chaos_queues.cancel_everything(scenario.kind, layout.queue_dir)
+    dummy = dummy_queues.dummy_of(scenario.kind, layout.queue_dir)
+    if dummy is not None:
+        dummy.cancel_everything()
     for pid in _other_pids():
         if _belongs_to(pid, layout):
             try:
@@ -255,7 +267,7 @@ def _belongs_to(pid: int, layout: Layout) -> bool:
     except OSError:
         return False
     run_dir = layout.run_dir.encode()
-    queue_variable = f"PYPOOLPARTY_DUMMY_QUEUE_DIR={layout.queue_dir}\0".encode()
+    queue_variable = f"{dummy_queues.QUEUE_DIR_VARIABLE}={layout.queue_dir}\0".encode()
     return run_dir in command_line or queue_variable in environment
 
 

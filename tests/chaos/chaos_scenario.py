@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from chaos_queues import COMMANDS, POOL_KINDS
+from dummy_queues import POOL_KINDS, commands_of
 
 SLURM_ERROR_STATES = ["NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED", "FAILED"]
 CRASH_POINTS = ("before_submit", "after_submit", "during_fold")
@@ -95,7 +95,7 @@ def _dummy_faults(draw: random.Random, seed: int, kind: str) -> dict:
     if kind.startswith("slurm"):
         faults["error_states"] = draw.sample(SLURM_ERROR_STATES, draw.randint(1, 3))
     for fault, most in (("fail_commands", 2), ("hang_commands", 1), ("garbage_commands", 1)):
-        counts = {command: draw.randint(0, most) for command in COMMANDS[kind]}
+        counts = {command: draw.randint(0, most) for command in commands_of(kind)}
         faults[fault] = {command: n for command, n in counts.items() if n and draw.random() < 0.3}
     return faults
 

@@ -9,16 +9,14 @@ the finished results, and calling the map again does not run them twice.
 
 from __future__ import annotations
 
-import os
-
-import chaos_queues
 import chaos_tasks
 import pytest
 from chaos_bounded import call_within
 
+import dummy_queues
 import pypoolparty
 
-DUMMY_KINDS = [kind for kind in chaos_queues.POOL_KINDS if kind != "local"]
+DUMMY_KINDS = [kind for kind in dummy_queues.POOL_KINDS if kind != "local"]
 FAULTS = ["fail_commands", "hang_commands", "garbage_commands"]
 LAST_ERRORS = {
     "fail_commands": {
@@ -40,15 +38,13 @@ TIME_LIMIT = 120.0
 
 
 @pytest.fixture
-def queue_dir(tmp_path, monkeypatch):
-    path = tmp_path / "queue"
-    path.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(path))
-    return str(path)
+def dummy(kind, dummy_queue):
+    """The dummy that the test's ``kind`` of pool runs on."""
+    return dummy_queue(kind)
 
 
 def make_pool(kind: str, tmp_path, outage_timeout: float):
-    return chaos_queues.make_pool(
+    return dummy_queues.make_pool(
         kind,
         work_dir=str(tmp_path / "work"),
         polling_interval=0.05,
@@ -56,10 +52,6 @@ def make_pool(kind: str, tmp_path, outage_timeout: float):
         command_timeout=0.5,
         outage_timeout=outage_timeout,
     )
-
-
-def query_command(kind: str) -> str:
-    return chaos_queues.COMMANDS[kind][1]
 
 
 def recording_tasks(tmp_path, n: int) -> list[tuple[int, str]]:
@@ -76,35 +68,35 @@ def runs_per_task(tmp_path) -> dict[str, int]:
 @pytest.mark.chaos
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("kind", DUMMY_KINDS)
-def test_a_short_outage_is_survived_with_correct_results(kind, fault, queue_dir, tmp_path):
-    commands = chaos_queues.COMMANDS[kind]
-    chaos_queues.write_faults(queue_dir, {fault: {commands[0]: 1, commands[1]: 2}})
+def test_a_short_outage_is_survived_with_correct_results(kind, fault, dummy, tmp_path):
+    submit, query, _ = dummy.commands
+    dummy.set_faults(**{fault: {submit: 1, query: 2}})
     pool = make_pool(kind, tmp_path, outage_timeout=30.0)
     tasks = recording_tasks(tmp_path, 6)
     results = call_within(TIME_LIMIT, pool.starmap, chaos_tasks.record, tasks, chunksize=2)
     assert results == [chaos_tasks.record(*task) for task in tasks]
-    assert chaos_queues.queued_jobs(kind, queue_dir) == []
+    assert dummy.queued_jobs() == []
 
 
 @pytest.mark.chaos
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("kind", DUMMY_KINDS)
 def test_a_long_outage_fails_naming_the_command_and_keeps_finished_results(
-    kind, fault, queue_dir, tmp_path
+    kind, fault, dummy, tmp_path
 ):
-    query = query_command(kind)
-    chaos_queues.write_faults(queue_dir, {fault: {query: 10_000}})
+    query = dummy.commands[1]
+    dummy.set_faults(**{fault: {query: 10_000}})
     pool = make_pool(kind, tmp_path, outage_timeout=2.0)
     tasks = recording_tasks(tmp_path, 6)
     with pytest.raises(pypoolparty.SchedulerUnavailable) as info:
         call_within(TIME_LIMIT, pool.starmap, chaos_tasks.record, tasks, chunksize=2)
     message = str(info.value)
-    assert os.path.join(chaos_queues.DUMMY_DIR, chaos_queues.dummy_name(kind), query) in message
+    assert dummy.path(query) in message
     assert LAST_ERRORS[fault][kind] in message
     assert str(tmp_path / "work") in message
-    assert chaos_queues.queued_jobs(kind, queue_dir) == []
+    assert dummy.queued_jobs() == []
     # The outage ends: the same map continues and runs nothing twice.
-    chaos_queues.write_faults(queue_dir, {})
+    dummy.set_faults()
     ran_before = runs_per_task(tmp_path)
     results = call_within(TIME_LIMIT, pool.starmap, chaos_tasks.record, tasks, chunksize=2)
     assert results == [10 * x for x in range(6)]

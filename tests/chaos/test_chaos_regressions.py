@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 
-import chaos_queues
 import chaos_tasks
 import pytest
 from chaos_bounded import call_within
 from chaos_runner import kill_processes_mentioning, processes_mentioning
 from waiting import wait_for
 
+import dummy_queues
 import pypoolparty
 from pypoolparty import crash_points
 
@@ -65,7 +65,6 @@ MAP_SCRIPT = """
 import sys
 import time
 sys.path.insert(0, {tests_dir!r})
-import chaos_queues
 import chaos_tasks
 import pypoolparty
 
@@ -113,18 +112,13 @@ def test_a_resumed_map_cancels_the_jobs_its_killed_predecessor_left(tmp_path):
 
 @pytest.mark.chaos
 @pytest.mark.parametrize("kind", ["slurm_array", "slurm_job", "sge", "htcondor"])
-def test_a_cancel_answered_with_garbage_does_not_leave_the_job_queued(kind, tmp_path, monkeypatch):
+def test_a_cancel_answered_with_garbage_does_not_leave_the_job_queued(kind, tmp_path, dummy_queue):
     """Chaos seed 253 (htcondor): a cancel command that printed garbage and
     exited 0 was taken for done; the held job it should have removed stayed
     in the queue after the map had failed."""
-    queue_dir = tmp_path / "queue"
-    queue_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(queue_dir))
-    cancel = chaos_queues.COMMANDS[kind][2]
-    chaos_queues.write_faults(
-        str(queue_dir), {"error_probability": 1.0, "garbage_commands": {cancel: 1}}
-    )
-    pool = chaos_queues.make_pool(
+    dummy = dummy_queue(kind)
+    dummy.set_faults(error_probability=1.0, garbage_commands={dummy.commands[2]: 1})
+    pool = dummy_queues.make_pool(
         kind,
         work_dir=str(tmp_path / "work"),
         polling_interval=0.05,
@@ -132,12 +126,9 @@ def test_a_cancel_answered_with_garbage_does_not_leave_the_job_queued(kind, tmp_
         outage_timeout=20.0,
         max_num_resubmissions=1,
     )
-    try:
-        with pytest.raises(pypoolparty.ResubmissionsExhausted):
-            call_within(60, pool.map, chaos_tasks.compute, [(1, False, 0.0)])
-        assert chaos_queues.queued_jobs(kind, str(queue_dir)) == []
-    finally:
-        chaos_queues.cancel_everything(kind, str(queue_dir))
+    with pytest.raises(pypoolparty.ResubmissionsExhausted):
+        call_within(60, pool.map, chaos_tasks.compute, [(1, False, 0.0)])
+    assert dummy.queued_jobs() == []
 
 
 SLEEPING_JOB = """universe = vanilla
@@ -149,43 +140,25 @@ queue 1
 
 
 @pytest.mark.chaos
-def test_the_dummy_htcondor_ends_a_job_whose_log_directory_was_removed(tmp_path, monkeypatch):
+def test_the_dummy_htcondor_ends_a_job_whose_log_directory_was_removed(tmp_path, dummy_htcondor):
     """Chaos seed 197: a map removed its work_dir while a duplicate job ran;
     writing that job's event log killed the dummy's runner, and the job
     stayed "running" in the dummy queue for good."""
-    queue_dir = tmp_path / "queue"
-    queue_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(queue_dir))
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     submit_file = tmp_path / "job.sub"
     submit_file.write_text(SLEEPING_JOB.format(log=log_dir / "events.log"))
-    submit = chaos_queues.command_paths("htcondor")["condor_submit_path"]
-    subprocess.run([submit, "-terse", str(submit_file)], check=True, timeout=60)
+    assert dummy_htcondor.run("condor_submit", "-terse", str(submit_file)).returncode == 0
     shutil.rmtree(log_dir)
-    try:
-        wait_for(lambda: chaos_queues.queued_jobs("htcondor", str(queue_dir)) == [], 30)
-    finally:
-        chaos_queues.cancel_everything("htcondor", str(queue_dir))
+    wait_for(lambda: dummy_htcondor.queued_jobs() == [], 30)
 
 
 @pytest.mark.chaos
-def test_the_dummy_slurm_fails_a_job_whose_output_directory_is_gone(tmp_path, monkeypatch):
+def test_the_dummy_slurm_fails_a_job_whose_output_directory_is_gone(tmp_path, dummy_slurm):
     """A job left pending after its map removed the work_dir killed the dummy
     SLURM's runner when it started, and no later job ever ran."""
-    queue_dir = tmp_path / "queue"
-    queue_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(queue_dir))
-    sbatch = chaos_queues.command_paths("slurm_job")["sbatch_path"]
     for output in (tmp_path / "gone" / "out.txt", tmp_path / "out.txt"):
-        subprocess.run(
-            [sbatch, "--parsable", f"--output={output}", "--wrap", "true"],
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
-    try:
-        wait_for(lambda: chaos_queues.queued_jobs("slurm_job", str(queue_dir)) == [], 30)
-        assert (tmp_path / "out.txt").exists()
-    finally:
-        chaos_queues.cancel_everything("slurm_job", str(queue_dir))
+        submitted = dummy_slurm.run("sbatch", "--parsable", f"--output={output}", "--wrap", "true")
+        assert submitted.returncode == 0, submitted.stderr
+    wait_for(lambda: dummy_slurm.queued_jobs() == [], 30)
+    assert (tmp_path / "out.txt").exists()

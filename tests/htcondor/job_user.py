@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 
-from htcondor_helpers import REPO_DIR
+from real_schedulers import REPO_DIR
 
 DEFAULT_USER = "condoruser"
 DEFAULT_VENV = "/var/tmp/pypoolparty-htcondor-venv"

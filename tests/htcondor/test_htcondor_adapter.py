@@ -7,17 +7,13 @@ import stat
 import sys
 
 import pytest
-from htcondor_helpers import (
-    DUMMY_DIR,
-    dummy_condor_q,
-    dummy_state,
-    max_concurrently_executing,
-    write_faults,
-)
 from waiting import wait_for
 
+from dummy_queues import DummyHTCondor
 from pypoolparty import commands
-from pypoolparty.htcondor import adapter, submitfile
+from pypoolparty.htcondor import eventlog, submitfile
+from pypoolparty.htcondor.options import ClusterOptions
+from pypoolparty.htcondor.scheduler import CommandPaths, HTCondorScheduler
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected, WorkerCall
 
 TINY_WORKER = """\
@@ -33,16 +29,6 @@ FAST_POLICY = commands.RetryPolicy(timeout=5.0, max_outage=30.0, first_backoff=0
 
 
 @pytest.fixture
-def queue_dir(tmp_path, monkeypatch):
-    path = tmp_path / "queue"
-    path.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(path))
-    yield str(path)
-    # Leave no dummy jobs behind, whatever the test did.
-    commands.run([os.path.join(DUMMY_DIR, "condor_rm"), "-all"], timeout=10)
-
-
-@pytest.fixture
 def work_dir(tmp_path):
     path = tmp_path / "work"
     path.mkdir()
@@ -50,13 +36,28 @@ def work_dir(tmp_path):
     return str(path)
 
 
+def max_concurrently_executing(event_log_path: str) -> int:
+    """The most procs the event log shows between their 001 and their end."""
+    with open(event_log_path, "rb") as file:
+        events, _ = eventlog.parse_events(file.read())
+    running, most = set(), 0
+    for event in events:
+        key = (event.cluster, event.proc)
+        if event.code == eventlog.EXECUTING:
+            running.add(key)
+        elif event.code in (eventlog.TERMINATED, eventlog.ABORTED, eventlog.HELD):
+            running.discard(key)
+        most = max(most, len(running))
+    return most
+
+
 def make_scheduler(policy=FAST_POLICY, submit_path=None, **options):
-    paths = adapter.CommandPaths(
-        condor_submit=submit_path or os.path.join(DUMMY_DIR, "condor_submit"),
-        condor_q=os.path.join(DUMMY_DIR, "condor_q"),
-        condor_rm=os.path.join(DUMMY_DIR, "condor_rm"),
+    paths = CommandPaths(
+        condor_submit=submit_path or DummyHTCondor.path("condor_submit"),
+        condor_q=DummyHTCondor.path("condor_q"),
+        condor_rm=DummyHTCondor.path("condor_rm"),
     )
-    return adapter.HTCondorScheduler(submitfile.ClusterOptions(**options), policy, paths)
+    return HTCondorScheduler(ClusterOptions(**options), policy, paths)
 
 
 def make_submission(work_dir, chunks, name="ppp-test-1", throttle=None, python=sys.executable):
@@ -85,7 +86,7 @@ def wait_until_final(scheduler, jobs, timeout=60.0):
     return final
 
 
-def test_one_cluster_whose_procs_run_the_chunks(queue_dir, work_dir):
+def test_one_cluster_whose_procs_run_the_chunks(dummy_htcondor, work_dir):
     scheduler = make_scheduler()
     jobs = scheduler.submit(make_submission(work_dir, [3, 5, 7]))
     cluster = jobs[0].jobid.split(".")[0]
@@ -97,12 +98,12 @@ def test_one_cluster_whose_procs_run_the_chunks(queue_dir, work_dir):
     wait_for(lambda: all(os.path.exists(os.path.join(work_dir, f"done-{i}")) for i in (3, 5, 7)))
     statuses = wait_until_final(scheduler, jobs)
     assert {s.state for s in statuses.values()} <= {JobState.ENDED, JobState.RUNNING}
-    assert dummy_state(queue_dir)["next_cluster"] == int(cluster) + 1  # one cluster only
+    assert dummy_htcondor.state()["next_cluster"] == int(cluster) + 1  # one cluster only
     assert os.path.exists(os.path.join(work_dir, "ppp-test-1", "events.log"))
 
 
-def test_throttle_keeps_procs_materialized_below_the_limit(queue_dir, work_dir):
-    write_faults(queue_dir, slots=4)
+def test_throttle_keeps_procs_materialized_below_the_limit(dummy_htcondor, work_dir):
+    dummy_htcondor.set_faults(slots=4)
     scheduler = make_scheduler()
     submission = make_submission(work_dir, range(6), throttle=2)
     jobs = scheduler.submit(submission)
@@ -114,9 +115,8 @@ def test_throttle_keeps_procs_materialized_below_the_limit(queue_dir, work_dir):
         assert "max_materialize = 2\n" in file.read()
 
 
-def test_held_procs_are_errors_with_hold_reason_and_cancel_leaves_nothing(queue_dir, work_dir):
-    write_faults(
-        queue_dir,
+def test_held_procs_are_errors_with_hold_reason_and_cancel_leaves_nothing(dummy_htcondor, work_dir):
+    dummy_htcondor.set_faults(
         error_probability=1.0,
         error_states=[{"HoldReason": "Transfer input files failure", "HoldReasonCode": 13}],
     )
@@ -132,13 +132,12 @@ def test_held_procs_are_errors_with_hold_reason_and_cancel_leaves_nothing(queue_
     assert "Transfer input files failure" in statuses[jobs[0].jobid].reason
     assert "HoldReasonCode 13" in statuses[jobs[0].jobid].reason
     scheduler.cancel(jobs)
-    assert dummy_condor_q() == []
+    assert dummy_htcondor.listed_jobs() == []
     scheduler.cancel(jobs)  # already gone: fine
 
 
-def test_a_users_hold_is_reported_as_held(queue_dir, work_dir):
-    write_faults(
-        queue_dir,
+def test_a_users_hold_is_reported_as_held(dummy_htcondor, work_dir):
+    dummy_htcondor.set_faults(
         error_probability=1.0,
         error_states=[{"HoldReason": "via condor_hold (by user alice)", "HoldReasonCode": 1}],
     )
@@ -152,18 +151,18 @@ def test_a_users_hold_is_reported_as_held(queue_dir, work_dir):
     assert "via condor_hold (by user alice)" in status.reason
 
 
-def test_a_vanished_proc_leaves_the_answer(queue_dir, work_dir):
-    write_faults(queue_dir, vanish_probability=1.0)
+def test_a_vanished_proc_leaves_the_answer(dummy_htcondor, work_dir):
+    dummy_htcondor.set_faults(vanish_probability=1.0)
     scheduler = make_scheduler()
     jobs = scheduler.submit(make_submission(work_dir, [0]))
     wait_for(lambda: jobs[0].jobid not in scheduler.query(jobs))
     assert not os.path.exists(os.path.join(work_dir, "done-0"))
 
 
-def test_a_state_nobody_knows_is_unknown(queue_dir, work_dir):
+def test_a_state_nobody_knows_is_unknown(dummy_htcondor, work_dir):
     with open(os.path.join(work_dir, "sleep_seconds"), "w") as file:
         file.write("30")
-    write_faults(queue_dir, unknown_state_probability=1.0)
+    dummy_htcondor.set_faults(unknown_state_probability=1.0)
     scheduler = make_scheduler()
     jobs = scheduler.submit(make_submission(work_dir, [0]))
     status = wait_for(
@@ -182,29 +181,26 @@ def test_a_state_nobody_knows_is_unknown(queue_dir, work_dir):
         {"hang_commands": {"condor_q": 1}},
     ],
 )
-def test_failing_commands_are_retried_without_duplicate_clusters(queue_dir, work_dir, faults):
-    write_faults(queue_dir, **faults)
+def test_failing_commands_are_retried_without_duplicate_clusters(dummy_htcondor, work_dir, faults):
+    dummy_htcondor.set_faults(**faults)
     scheduler = make_scheduler(policy=commands.RetryPolicy(timeout=2.0, first_backoff=0.01))
     jobs = scheduler.submit(make_submission(work_dir, [0, 1]))
     wait_for(lambda: all(os.path.exists(os.path.join(work_dir, f"done-{i}")) for i in (0, 1)))
     wait_until_final(scheduler, jobs)
-    state = dummy_state(queue_dir)
+    state = dummy_htcondor.state()
     assert state["next_cluster"] == 2
-    budgets = {
-        f"{kind.split('_')[0]}:{command}": count
-        for kind, counts in faults.items()
-        for command, count in counts.items()
-    }
-    assert state["fault_uses"] == budgets  # every injected fault was hit
+    assert state["faults_used"] == faults  # every injected fault was hit
 
 
-def test_a_submission_that_times_out_after_queueing_is_not_repeated(queue_dir, work_dir, tmp_path):
+def test_a_submission_that_times_out_after_queueing_is_not_repeated(
+    dummy_htcondor, work_dir, tmp_path
+):
     # condor_submit that queues the cluster and then hangs, the first time.
     wrapper = tmp_path / "slow_condor_submit"
     marker = tmp_path / "hung-once"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f'{os.path.join(DUMMY_DIR, "condor_submit")} "$@"\n'
+        f'{DummyHTCondor.path("condor_submit")} "$@"\n'
         f"if [ ! -e {marker} ]; then touch {marker}; exec sleep 600; fi\n"
     )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
@@ -214,16 +210,16 @@ def test_a_submission_that_times_out_after_queueing_is_not_repeated(queue_dir, w
     assert [j.ichunk for j in jobs] == [4, 2]
     assert marker.exists()
     wait_for(lambda: all(os.path.exists(os.path.join(work_dir, f"done-{i}")) for i in (4, 2)))
-    assert dummy_state(queue_dir)["next_cluster"] == 2  # exactly one cluster
+    assert dummy_htcondor.state()["next_cluster"] == 2  # exactly one cluster
 
 
-def test_a_rejected_submission_says_what_condor_submit_said(queue_dir, work_dir):
+def test_a_rejected_submission_says_what_condor_submit_said(dummy_htcondor, work_dir):
     scheduler = make_scheduler()
     with pytest.raises(SubmissionRejected, match="Executable file /no/such/python does not exist"):
         scheduler.submit(make_submission(work_dir, [0], python="/no/such/python"))
 
 
-def test_a_new_adapter_rebuilds_state_from_the_event_log(queue_dir, work_dir):
+def test_a_new_adapter_rebuilds_state_from_the_event_log(dummy_htcondor, work_dir):
     first = make_scheduler()
     jobs = first.submit(make_submission(work_dir, [0, 1]))
     wait_for(lambda: all(os.path.exists(os.path.join(work_dir, f"done-{i}")) for i in (0, 1)))
@@ -235,13 +231,13 @@ def test_a_new_adapter_rebuilds_state_from_the_event_log(queue_dir, work_dir):
 
 
 def test_cancelling_part_of_a_throttled_cluster_removes_unmaterialized_procs(
-    queue_dir, work_dir, monkeypatch
+    dummy_htcondor, work_dir, monkeypatch
 ):
     with open(os.path.join(work_dir, "sleep_seconds"), "w") as file:
         file.write("30")
     scheduler = make_scheduler()
     jobs = scheduler.submit(make_submission(work_dir, range(5), throttle=1))
-    wait_for(lambda: dummy_condor_q())
+    wait_for(lambda: dummy_htcondor.listed_jobs())
     scheduler.cancel(jobs[1:])  # the Ctrl-C of a map whose chunk 0 is done
-    assert dummy_condor_q() == []
-    assert str(jobs[0].jobid.split(".")[0]) not in dummy_state(queue_dir)["clusters"]
+    assert dummy_htcondor.listed_jobs() == []
+    assert str(jobs[0].jobid.split(".")[0]) not in dummy_htcondor.state()["clusters"]

@@ -9,28 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from htcondor_helpers import (
-    DUMMY_DIR,
-    dummy_condor_q,
-    dummy_paths,
-    dummy_state,
-    write_faults,
-)
 from waiting import wait_for
 
 import pypoolparty
 import pypoolparty.htcondor
+from dummy_queues import DummyHTCondor
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htcondor_driver.py")
-
-
-@pytest.fixture
-def queue_dir(tmp_path, monkeypatch):
-    path = tmp_path / "queue"
-    path.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(path))
-    yield str(path)
-    subprocess.run([os.path.join(DUMMY_DIR, "condor_rm"), "-all"], capture_output=True)
 
 
 def make_pool(tmp_path, num_simultaneously_running_tasks=None, **options):
@@ -40,7 +25,7 @@ def make_pool(tmp_path, num_simultaneously_running_tasks=None, **options):
         "missing_result_grace_period": 0.5,
         "command_timeout": 5.0,
         "outage_timeout": 60.0,
-        **dummy_paths(),
+        **DummyHTCondor.pool_paths(),
         **options,
     }
     return pypoolparty.htcondor.Pool(num_simultaneously_running_tasks, **settings)
@@ -50,29 +35,28 @@ def square(x):
     return x * x
 
 
-def test_map_returns_results_in_order(queue_dir, tmp_path):
+def test_map_returns_results_in_order(dummy_htcondor, tmp_path):
     assert make_pool(tmp_path).map(square, range(200)) == [x * x for x in range(200)]
-    assert dummy_condor_q() == []
-    assert dummy_state(queue_dir)["next_cluster"] == 2  # one condor_submit
+    assert dummy_htcondor.listed_jobs() == []
+    assert dummy_htcondor.state()["next_cluster"] == 2  # one condor_submit
 
 
-def test_starmap_with_a_lambda_and_throttle(queue_dir, tmp_path):
+def test_starmap_with_a_lambda_and_throttle(dummy_htcondor, tmp_path):
     pool = make_pool(tmp_path, 2)
     assert pool.starmap(lambda a, b: a - b, [(i, 1) for i in range(50)]) == list(range(-1, 49))
 
 
-def test_held_procs_are_resubmitted_until_the_map_completes(queue_dir, tmp_path):
-    write_faults(queue_dir, seed=3, error_probability=0.4)
+def test_held_procs_are_resubmitted_until_the_map_completes(dummy_htcondor, tmp_path):
+    dummy_htcondor.set_faults(seed=3, error_probability=0.4)
     results = make_pool(tmp_path, max_num_resubmissions=10).map(square, range(40), chunksize=2)
     assert results == [x * x for x in range(40)]
-    assert dummy_state(queue_dir)["next_cluster"] > 2  # there were resubmissions
-    assert dummy_condor_q() == []
+    assert dummy_htcondor.state()["next_cluster"] > 2  # there were resubmissions
+    assert dummy_htcondor.listed_jobs() == []
 
 
-def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(queue_dir, tmp_path):
+def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(dummy_htcondor, tmp_path):
     reason = "Error from slot1_1@dummy: Failed to open '/scratch/out' as standard output"
-    write_faults(
-        queue_dir,
+    dummy_htcondor.set_faults(
         error_probability=1.0,
         error_states=[{"HoldReason": reason, "HoldReasonCode": 7, "HoldReasonSubCode": 2}],
     )
@@ -83,38 +67,37 @@ def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(queue_dir,
     assert reason in message and "HoldReasonCode 7" in message
     assert "chunk 0 (tasks 0..1)" in message and "chunk 1 (tasks 2..3)" in message
     assert str(tmp_path / "work") in message
-    assert dummy_state(queue_dir)["next_cluster"] == 3  # first try and one resubmission
-    assert dummy_condor_q() == []
+    assert dummy_htcondor.state()["next_cluster"] == 3  # first try and one resubmission
+    assert dummy_htcondor.listed_jobs() == []
 
 
-def test_vanished_procs_are_resubmitted(queue_dir, tmp_path):
-    write_faults(queue_dir, seed=5, vanish_probability=0.3)
+def test_vanished_procs_are_resubmitted(dummy_htcondor, tmp_path):
+    dummy_htcondor.set_faults(seed=5, vanish_probability=0.3)
     results = make_pool(tmp_path, max_num_resubmissions=10).map(square, range(20), chunksize=2)
     assert results == [x * x for x in range(20)]
-    assert dummy_state(queue_dir)["next_cluster"] > 2
+    assert dummy_htcondor.state()["next_cluster"] > 2
 
 
-def test_unknown_states_are_waited_out(queue_dir, tmp_path):
-    write_faults(queue_dir, seed=1, unknown_state_probability=0.5)
+def test_unknown_states_are_waited_out(dummy_htcondor, tmp_path):
+    dummy_htcondor.set_faults(seed=1, unknown_state_probability=0.5)
     assert make_pool(tmp_path).map(square, range(30)) == [x * x for x in range(30)]
-    assert dummy_state(queue_dir)["next_cluster"] == 2  # nothing resubmitted
+    assert dummy_htcondor.state()["next_cluster"] == 2  # nothing resubmitted
 
 
-def test_failing_hanging_and_garbled_commands_do_not_end_the_map(queue_dir, tmp_path):
-    write_faults(
-        queue_dir,
+def test_failing_hanging_and_garbled_commands_do_not_end_the_map(dummy_htcondor, tmp_path):
+    dummy_htcondor.set_faults(
         fail_commands={"condor_submit": 1, "condor_q": 1, "condor_rm": 1},
         hang_commands={"condor_q": 1},
         garbage_commands={"condor_q": 1, "condor_submit": 1},
     )
     pool = make_pool(tmp_path, command_timeout=1.0)
     assert pool.map(square, range(10)) == [x * x for x in range(10)]
-    state = dummy_state(queue_dir)
+    state = dummy_htcondor.state()
     assert state["next_cluster"] == 2  # no duplicate cluster from the retries
-    assert state["fault_uses"]["hang:condor_q"] == 1
+    assert state["faults_used"]["hang_commands"]["condor_q"] == 1
 
 
-def test_a_submission_condor_submit_refuses_is_a_clear_error(queue_dir, tmp_path):
+def test_a_submission_condor_submit_refuses_is_a_clear_error(dummy_htcondor, tmp_path):
     # An interpreter that is gone by the time condor_submit checks it.
     python = tmp_path / "python-removed-later"
     python.write_text("")
@@ -126,8 +109,8 @@ def test_a_submission_condor_submit_refuses_is_a_clear_error(queue_dir, tmp_path
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupting_the_map_leaves_nothing_in_the_queue(queue_dir, tmp_path, signum):
-    options = {**dummy_paths(), "polling_interval": 0.1}
+def test_interrupting_the_map_leaves_nothing_in_the_queue(dummy_htcondor, tmp_path, signum):
+    options = {**DummyHTCondor.pool_paths(), "polling_interval": 0.1}
     process = subprocess.Popen(
         [sys.executable, DRIVER, "sleep_long", str(tmp_path / "work"), json.dumps(options)],
         stdout=subprocess.PIPE,
@@ -135,13 +118,13 @@ def test_interrupting_the_map_leaves_nothing_in_the_queue(queue_dir, tmp_path, s
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    wait_for(lambda: len(dummy_condor_q()) >= 2, timeout=60)
+    wait_for(lambda: len(dummy_htcondor.listed_jobs()) >= 2, timeout=60)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
     outcome = json.loads(stdout.splitlines()[-1])
     assert outcome["error"] in ("KeyboardInterrupt", "Terminated"), stderr
     assert "cancelled" in outcome["message"]
-    assert dummy_condor_q() == []
+    assert dummy_htcondor.listed_jobs() == []
 
 
 @pytest.mark.parametrize(
@@ -163,7 +146,7 @@ def test_options_condor_submit_would_not_check_are_refused(tmp_path, options, wo
         make_pool(tmp_path, **options)
 
 
-def test_resources_and_directives_reach_the_job_ad(queue_dir, tmp_path):
+def test_resources_and_directives_reach_the_job_ad(dummy_htcondor, tmp_path):
     pool = make_pool(
         tmp_path,
         request_cpus=1,

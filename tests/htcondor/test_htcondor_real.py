@@ -15,7 +15,7 @@ import uuid
 
 import job_user
 import pytest
-from conftest import in_ci, require_scheduler
+from real_schedulers import in_ci, require_scheduler
 from waiting import wait_for
 
 pytestmark = pytest.mark.htcondor

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from htcondor_helpers import DUMMY_DIR
 
+from dummy_queues import DummyHTCondor
 from pypoolparty.htcondor import submitfile
+from pypoolparty.htcondor.options import ClusterOptions, validate_memory
 from pypoolparty.scheduler import Submission, WorkerCall
 
-sys.path.insert(0, DUMMY_DIR)
-import dummy_submit_file  # noqa: E402
+dummy_submit_file = DummyHTCondor.module("submit_file")
 
 
 @pytest.mark.parametrize(
@@ -33,7 +31,7 @@ def test_a_newline_cannot_be_an_argument():
 def render(**options):
     worker = WorkerCall("/usr/bin/python3", "/w/worker.py", "/w")
     submission = Submission([4, 2, 9], "ppp-abc-1", worker, "/w/scheduler/ppp-abc-1", 3)
-    return submitfile.render(submission, submitfile.ClusterOptions(**options))
+    return submitfile.render(submission, ClusterOptions(**options))
 
 
 def test_one_cluster_with_one_proc_per_chunk_in_order():
@@ -56,11 +54,11 @@ def test_directives_come_last_before_queue():
 
 @pytest.mark.parametrize("value", [512, "512", "512MB", "2 GB", "1.5G", "100k", "3TB"])
 def test_memory_amounts_that_condor_understands(value):
-    assert submitfile.validate_memory("request_memory", value) == str(value).strip()
+    assert validate_memory("request_memory", value) == str(value).strip()
 
 
 @pytest.mark.parametrize("value", ["lots", "", "2 GB please", 0, -5, True, 1.5, "MB", "2GiB"])
 def test_memory_amounts_condor_would_accept_and_never_run_or_refuse(value):
     # condor_submit 23.9.6 answers "2GiB" with "Parse error in expression".
     with pytest.raises(ValueError, match="request_memory"):
-        submitfile.validate_memory("request_memory", value)
+        validate_memory("request_memory", value)

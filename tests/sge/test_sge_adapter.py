@@ -6,7 +6,6 @@ import os
 import sys
 
 import pytest
-from sge_helpers import DummySge
 from waiting import wait_for
 
 from pypoolparty.commands import (
@@ -17,8 +16,9 @@ from pypoolparty.commands import (
     TransientError,
 )
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected, WorkerCall
-from pypoolparty.sun_grid_engine.array_scheduler import ArrayScheduler, parse_qsub, task_ranges
 from pypoolparty.sun_grid_engine.options import checked_options
+from pypoolparty.sun_grid_engine.parsing import parse_qsub
+from pypoolparty.sun_grid_engine.scheduler import CommandPaths, GridEngineScheduler, task_ranges
 
 # Stands in for pypoolparty's worker: finds its chunk like the real one and
 # leaves a file behind.
@@ -35,16 +35,6 @@ FAST = RetryPolicy(timeout=5.0, max_outage=20.0, first_backoff=0.05, max_backoff
 
 
 @pytest.fixture
-def dummy(dummy_queues_dir, tmp_path, monkeypatch):
-    state_dir = tmp_path / "queue"
-    state_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
-    sge = DummySge(dummy_queues_dir, str(state_dir))
-    yield sge
-    sge.clear()
-
-
-@pytest.fixture
 def work_dir(tmp_path):
     path = tmp_path / "work"
     path.mkdir()
@@ -52,8 +42,9 @@ def work_dir(tmp_path):
     return str(path)
 
 
-def make_scheduler(dummy, policy=FAST, **options):
-    return ArrayScheduler(checked_options(**options), policy, **dummy.pool_paths())
+def make_scheduler(dummy_sge, policy=FAST, **options):
+    paths = CommandPaths(**{c: dummy_sge.path(c) for c in ("qsub", "qstat", "qdel")})
+    return GridEngineScheduler(checked_options(**options), policy, paths)
 
 
 def make_submission(work_dir, chunks, name="ppp-test-1", running=None):
@@ -67,8 +58,8 @@ def wait_until_gone(scheduler, jobs, timeout=30):
     wait_for(lambda: scheduler.query(jobs) == {}, timeout)
 
 
-def test_each_chunk_runs_once_as_an_array_task(dummy, work_dir):
-    scheduler = make_scheduler(dummy)
+def test_each_chunk_runs_once_as_an_array_task(dummy_sge, work_dir):
+    scheduler = make_scheduler(dummy_sge)
     jobs = scheduler.submit(make_submission(work_dir, [3, 8, 11]))
     job_number = jobs[0].jobid.split(".")[0]
     assert [j.jobid for j in jobs] == [f"{job_number}.{t}" for t in (1, 2, 3)]
@@ -84,9 +75,9 @@ def test_each_chunk_runs_once_as_an_array_task(dummy, work_dir):
             assert file.read() == f"chunk {job.ichunk} ran\n"
 
 
-def test_the_throttle_limits_running_tasks(dummy, work_dir):
-    dummy.set_faults(slots=4)
-    scheduler = make_scheduler(dummy, qsub_arguments=["-v", "FAKE_WORKER_SECONDS=0.3"])
+def test_the_throttle_limits_running_tasks(dummy_sge, work_dir):
+    dummy_sge.set_faults(slots=4)
+    scheduler = make_scheduler(dummy_sge, qsub_arguments=["-v", "FAKE_WORKER_SECONDS=0.3"])
     jobs = scheduler.submit(make_submission(work_dir, [0, 1, 2, 3], running=1))
     most_running = 0
     while True:
@@ -99,57 +90,57 @@ def test_the_throttle_limits_running_tasks(dummy, work_dir):
     assert len([n for n in os.listdir(work_dir) if n.startswith("done.")]) == 4
 
 
-def test_a_refused_submission_raises_with_qsubs_reason(dummy, work_dir):
-    scheduler = make_scheduler(dummy, queue_name="nosuch.q")
+def test_a_refused_submission_raises_with_qsubs_reason(dummy_sge, work_dir):
+    scheduler = make_scheduler(dummy_sge, queue_name="nosuch.q")
     with pytest.raises(SubmissionRejected, match='unknown queue "nosuch.q"'):
         scheduler.submit(make_submission(work_dir, [0]))
-    assert dummy.jobs() == {}
+    assert dummy_sge.jobs() == {}
 
 
 @pytest.mark.parametrize("fault", ["fail_commands", "hang_commands", "garbage_commands"])
-def test_a_failing_qsub_is_retried_without_submitting_twice(dummy, work_dir, fault):
-    dummy.set_faults(**{fault: {"qsub": 1}})
+def test_a_failing_qsub_is_retried_without_submitting_twice(dummy_sge, work_dir, fault):
+    dummy_sge.set_faults(**{fault: {"qsub": 1}})
     policy = RetryPolicy(timeout=2.0, max_outage=20.0, first_backoff=0.05, max_backoff=0.2)
-    scheduler = make_scheduler(dummy, policy=policy)
+    scheduler = make_scheduler(dummy_sge, policy=policy)
     jobs = scheduler.submit(make_submission(work_dir, [0, 1]))
-    assert dummy.state()["next_job_number"] == 2  # one job was ever created
+    assert dummy_sge.state()["next_job_number"] == 2  # one job was ever created
     assert {j.jobid.split(".")[0] for j in jobs} == {"1"}
     wait_until_gone(scheduler, jobs)
     assert sorted(n for n in os.listdir(work_dir) if n.startswith("done.")) == ["done.0", "done.1"]
 
 
 @pytest.mark.parametrize("fault", ["fail_commands", "hang_commands", "garbage_commands"])
-def test_a_failing_qstat_is_retried(dummy, work_dir, fault):
-    dummy.set_faults(**{fault: {"qstat": 2}})
+def test_a_failing_qstat_is_retried(dummy_sge, work_dir, fault):
+    dummy_sge.set_faults(**{fault: {"qstat": 2}})
     policy = RetryPolicy(timeout=2.0, max_outage=20.0, first_backoff=0.05, max_backoff=0.2)
-    scheduler = make_scheduler(dummy, policy=policy, qsub_arguments=["-h"])
+    scheduler = make_scheduler(dummy_sge, policy=policy, qsub_arguments=["-h"])
     jobs = scheduler.submit(make_submission(work_dir, [0]))
     statuses = scheduler.query(jobs)
     assert statuses[jobs[0].jobid].state == JobState.HELD
 
 
-def test_a_qstat_that_keeps_failing_ends_in_command_failed(dummy, work_dir):
-    dummy.set_faults(fail_commands={"qstat": 1000})
+def test_a_qstat_that_keeps_failing_ends_in_command_failed(dummy_sge, work_dir):
+    dummy_sge.set_faults(fail_commands={"qstat": 1000})
     policy = RetryPolicy(timeout=2.0, max_outage=0.5, first_backoff=0.05, max_backoff=0.1)
-    scheduler = make_scheduler(dummy, policy=policy)
+    scheduler = make_scheduler(dummy_sge, policy=policy)
     with pytest.raises(CommandFailed, match="unable to send message to qmaster"):
         scheduler.query([])
 
 
-def test_cancel_empties_the_queue_and_may_be_repeated(dummy, work_dir):
-    scheduler = make_scheduler(dummy, qsub_arguments=["-v", "FAKE_WORKER_SECONDS=60"])
+def test_cancel_empties_the_queue_and_may_be_repeated(dummy_sge, work_dir):
+    scheduler = make_scheduler(dummy_sge, qsub_arguments=["-v", "FAKE_WORKER_SECONDS=60"])
     jobs = scheduler.submit(make_submission(work_dir, list(range(5))))
     wait_for(lambda: JobState.RUNNING in {s.state for s in scheduler.query(jobs).values()}, 10)
     scheduler.cancel(jobs)
     wait_until_gone(scheduler, jobs)
     scheduler.cancel(jobs)  # all gone: "does not exist" is fine
-    assert dummy.jobs() == {}
+    assert dummy_sge.jobs() == {}
     assert not [n for n in os.listdir(work_dir) if n.startswith("done.")]
 
 
-def test_an_error_state_is_an_error_and_explained(dummy, work_dir):
-    dummy.set_faults(error_probability=1.0)
-    scheduler = make_scheduler(dummy)
+def test_an_error_state_is_an_error_and_explained(dummy_sge, work_dir):
+    dummy_sge.set_faults(error_probability=1.0)
+    scheduler = make_scheduler(dummy_sge)
     jobs = scheduler.submit(make_submission(work_dir, [4, 5]))
     statuses = wait_for(
         lambda: (
@@ -166,9 +157,9 @@ def test_an_error_state_is_an_error_and_explained(dummy, work_dir):
     assert f"{os.path.basename(jobs[1].stdout_path)}" in reason
 
 
-def test_an_unknown_state_is_reported_as_unknown(dummy, work_dir):
-    dummy.set_faults(unknown_state_probability=1.0)
-    scheduler = make_scheduler(dummy)
+def test_an_unknown_state_is_reported_as_unknown(dummy_sge, work_dir):
+    dummy_sge.set_faults(unknown_state_probability=1.0)
+    scheduler = make_scheduler(dummy_sge)
     jobs = scheduler.submit(make_submission(work_dir, [0]))
     status = wait_for(lambda: scheduler.query(jobs).get(jobs[0].jobid), 10)
     seen = wait_for(
@@ -185,15 +176,15 @@ def test_an_unknown_state_is_reported_as_unknown(dummy, work_dir):
     assert os.path.exists(os.path.join(work_dir, "done.0"))
 
 
-def test_capacity_is_the_queues_slots_divided_by_slots_per_job(dummy):
-    dummy.set_faults(slots=6)
-    assert make_scheduler(dummy).capacity() == 6
-    assert make_scheduler(dummy, parallel_environment="smp", slots=2).capacity() == 3
+def test_capacity_is_the_queues_slots_divided_by_slots_per_job(dummy_sge):
+    dummy_sge.set_faults(slots=6)
+    assert make_scheduler(dummy_sge).capacity() == 6
+    assert make_scheduler(dummy_sge, parallel_environment="smp", slots=2).capacity() == 3
 
 
-def test_resources_and_options_reach_qsub(dummy, work_dir):
+def test_resources_and_options_reach_qsub(dummy_sge, work_dir):
     scheduler = make_scheduler(
-        dummy,
+        dummy_sge,
         queue_name="all.q",
         parallel_environment="smp",
         slots=2,
@@ -201,7 +192,7 @@ def test_resources_and_options_reach_qsub(dummy, work_dir):
         qsub_arguments=["-h"],
     )
     jobs = scheduler.submit(make_submission(work_dir, [0]))
-    (job,) = dummy.jobs().values()
+    (job,) = dummy_sge.jobs().values()
     assert job["resources"] == {"h_vmem": "2G", "h_rt": "1:00:00"}
     assert (job["parallel_environment"], job["slots"]) == ("smp", 2)
     assert scheduler.query(jobs)[jobs[0].jobid].state == JobState.HELD
@@ -230,10 +221,10 @@ def test_qsub_answers_are_a_job_number_a_retry_or_a_refusal():
         parse_qsub(qsub_completed(1, stdout=refused))
 
 
-def test_a_job_that_left_the_queue_is_found_by_its_output_files(dummy, work_dir):
+def test_a_job_that_left_the_queue_is_found_by_its_output_files(dummy_sge, work_dir):
     # qsub timed out after creating job 17, whose tasks then ran and ended
     # before the retry looked at qstat: its output files name it.
-    scheduler = make_scheduler(dummy)
+    scheduler = make_scheduler(dummy_sge)
     submission = make_submission(work_dir, [0, 1])
     assert scheduler.find_job_number(submission) is None
     open(os.path.join(submission.directory, "ppp-test-1.17.2.err"), "w").close()

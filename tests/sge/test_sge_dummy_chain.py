@@ -9,24 +9,14 @@ import sys
 import threading
 
 import pytest
-from sge_helpers import DummySge, session_events
+from session_logs import session_events
 from waiting import wait_for
 
 import pypoolparty
 from pypoolparty.scheduler import SubmissionRejected
 
 
-@pytest.fixture
-def dummy(dummy_queues_dir, tmp_path, monkeypatch):
-    state_dir = tmp_path / "queue"
-    state_dir.mkdir()
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(state_dir))
-    sge = DummySge(dummy_queues_dir, str(state_dir))
-    yield sge
-    sge.clear()
-
-
-def make_pool(dummy, tmp_path, **options):
+def make_pool(dummy_sge, tmp_path, **options):
     from pypoolparty import sge
 
     settings = dict(
@@ -37,22 +27,22 @@ def make_pool(dummy, tmp_path, **options):
         outage_timeout=60.0,
     )
     settings.update(options)
-    return sge.Pool(**dummy.pool_paths(), **settings)
+    return sge.Pool(**dummy_sge.paths, **settings)
 
 
 def square(x):
     return x * x
 
 
-def test_map_returns_results_in_order(dummy, tmp_path):
-    pool = make_pool(dummy, tmp_path)
+def test_map_returns_results_in_order(dummy_sge, tmp_path):
+    pool = make_pool(dummy_sge, tmp_path)
     assert pool.map(square, range(300)) == [x * x for x in range(300)]
     # tasks that wrote their results may still be exiting, or be cancelled (dr)
-    wait_for(lambda: dummy.jobs() == {}, 10)
+    wait_for(lambda: dummy_sge.jobs() == {}, 10)
 
 
-def test_starmap_and_lambdas(dummy, tmp_path):
-    pool = make_pool(dummy, tmp_path, num_simultaneously_running_tasks=3)
+def test_starmap_and_lambdas(dummy_sge, tmp_path):
+    pool = make_pool(dummy_sge, tmp_path, num_simultaneously_running_tasks=3)
     tasks = [(x, 2 * x) for x in range(50)]
     assert pool.starmap(lambda a, b: a + b, tasks) == [3 * x for x in range(50)]
 
@@ -64,8 +54,10 @@ def test_the_sun_grid_engine_and_sge_pools_are_one():
 
 
 @pytest.mark.chaos
-def test_a_map_survives_errors_vanished_jobs_unknown_states_and_failing_commands(dummy, tmp_path):
-    dummy.set_faults(
+def test_a_map_survives_errors_vanished_jobs_unknown_states_and_failing_commands(
+    dummy_sge, tmp_path
+):
+    dummy_sge.set_faults(
         seed=7,
         slots=4,
         error_probability=0.2,
@@ -76,7 +68,7 @@ def test_a_map_survives_errors_vanished_jobs_unknown_states_and_failing_commands
         garbage_commands={"qstat": 1, "qsub": 1},
     )
     pool = make_pool(
-        dummy, tmp_path, max_num_resubmissions=30, keep_work_dir=True, command_timeout=1.0
+        dummy_sge, tmp_path, max_num_resubmissions=30, keep_work_dir=True, command_timeout=1.0
     )
     assert pool.map(square, range(120), chunksize=5) == [x * x for x in range(120)]
     failures = [e for e in session_events(tmp_path / "work") if e["event"] == "job_failed"]
@@ -84,12 +76,12 @@ def test_a_map_survives_errors_vanished_jobs_unknown_states_and_failing_commands
     assert "Eqw" in reasons and "Stale file handle" in reasons
     assert "left the queue without writing a result" in reasons
     # tasks that wrote their results may still be exiting, or be cancelled (dr)
-    wait_for(lambda: dummy.jobs() == {}, 10)
+    wait_for(lambda: dummy_sge.jobs() == {}, 10)
 
 
-def test_exhausted_resubmissions_raise_with_chunks_reason_and_work_dir(dummy, tmp_path):
-    dummy.set_faults(error_probability=1.0)
-    pool = make_pool(dummy, tmp_path, max_num_resubmissions=2)
+def test_exhausted_resubmissions_raise_with_chunks_reason_and_work_dir(dummy_sge, tmp_path):
+    dummy_sge.set_faults(error_probability=1.0)
+    pool = make_pool(dummy_sge, tmp_path, max_num_resubmissions=2)
     with pytest.raises(pypoolparty.ResubmissionsExhausted) as raised:
         pool.map(square, range(4), chunksize=2)
     message = str(raised.value) + " ".join(getattr(raised.value, "__notes__", []))
@@ -97,30 +89,30 @@ def test_exhausted_resubmissions_raise_with_chunks_reason_and_work_dir(dummy, tm
     assert "Eqw" in message and "Stale file handle" in message
     assert str(tmp_path / "work") in message
     assert len([e for e in session_events(tmp_path / "work") if e["event"] == "submitting"]) == 3
-    wait_for(lambda: dummy.jobs() == {}, 10)
+    wait_for(lambda: dummy_sge.jobs() == {}, 10)
 
 
-def test_a_task_that_raises_is_reraised_not_resubmitted(dummy, tmp_path):
+def test_a_task_that_raises_is_reraised_not_resubmitted(dummy_sge, tmp_path):
     def fail_on_three(x):
         if x == 3:
             raise KeyError("three")
         return x
 
-    pool = make_pool(dummy, tmp_path)
+    pool = make_pool(dummy_sge, tmp_path)
     with pytest.raises(KeyError, match="three"):
         pool.map(fail_on_three, range(8))
     assert not [e for e in session_events(tmp_path / "work") if e["event"] == "job_failed"]
 
 
-def test_a_refused_option_gives_qsubs_message(dummy, tmp_path):
-    pool = make_pool(dummy, tmp_path, resources={"h_rt": "soon"})
+def test_a_refused_option_gives_qsubs_message(dummy_sge, tmp_path):
+    pool = make_pool(dummy_sge, tmp_path, resources={"h_rt": "soon"})
     with pytest.raises(SubmissionRejected, match='attribute "h_rt" is not a time value'):
         pool.map(square, range(3))
-    assert dummy.jobs() == {}
+    assert dummy_sge.jobs() == {}
 
 
-def test_a_held_job_is_left_alone_until_released(dummy, tmp_path):
-    pool = make_pool(dummy, tmp_path, qsub_arguments=["-h"], keep_work_dir=True)
+def test_a_held_job_is_left_alone_until_released(dummy_sge, tmp_path):
+    pool = make_pool(dummy_sge, tmp_path, qsub_arguments=["-h"], keep_work_dir=True)
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(results=pool.map(square, range(6))))
     thread.start()
@@ -132,9 +124,9 @@ def test_a_held_job_is_left_alone_until_released(dummy, tmp_path):
             ),
             30,
         )
-        assert set(dummy.task_states()) == {"hqw"}
+        assert set(dummy_sge.task_states()) == {"hqw"}
     finally:
-        dummy.run("qrls", *dummy.jobs())
+        dummy_sge.run("qrls", *dummy_sge.jobs())
         thread.join(60)
     assert outcome["results"] == [x * x for x in range(6)]
     assert not [e for e in session_events(tmp_path / "work") if e["event"] == "job_failed"]
@@ -149,23 +141,23 @@ pool.map(time.sleep, [60] * 4)
 """
 
 
-def test_ctrl_c_cancels_every_job(dummy, tmp_path):
+def test_ctrl_c_cancels_every_job(dummy_sge, tmp_path):
     process = subprocess.Popen(
         [
             sys.executable,
             "-c",
             CTRL_C_SCRIPT,
             str(tmp_path / "work"),
-            dummy.path("qsub"),
-            dummy.path("qstat"),
-            dummy.path("qdel"),
+            dummy_sge.path("qsub"),
+            dummy_sge.path("qstat"),
+            dummy_sge.path("qdel"),
         ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
-        wait_for(lambda: "r" in dummy.task_states(), 30)
+        wait_for(lambda: "r" in dummy_sge.task_states(), 30)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -173,4 +165,4 @@ def test_ctrl_c_cancels_every_job(dummy, tmp_path):
     assert process.returncode != 0
     assert "KeyboardInterrupt" in stderr and "map interrupted" in stderr
     # a killed task shows "dr" until the dummy reaps it, as in Grid Engine
-    wait_for(lambda: dummy.jobs() == {}, 10)
+    wait_for(lambda: dummy_sge.jobs() == {}, 10)

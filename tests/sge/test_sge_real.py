@@ -9,8 +9,8 @@ import sys
 import threading
 
 import pytest
-from conftest import require_scheduler
-from sge_helpers import session_events
+from real_schedulers import require_scheduler
+from session_logs import session_events
 from waiting import wait_for
 
 import pypoolparty

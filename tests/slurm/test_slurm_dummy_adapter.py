@@ -9,19 +9,19 @@ import pytest
 from waiting import wait_for
 
 from pypoolparty.scheduler import JobState, Submission, SubmissionRejected
-from pypoolparty.slurm.array_scheduler import ArrayScheduler
-from pypoolparty.slurm.job_scheduler import JobScheduler
-from pypoolparty.slurm.queue import Commands
-from pypoolparty.slurm.resources import resources
+from pypoolparty.slurm.options import checked_options
+from pypoolparty.slurm.scheduler import ArrayScheduler, CommandPaths, JobScheduler
 
 
 def make(kind, dummy_slurm, policy, **options):
     names = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
-    paths = Commands(**{name: os.path.join(dummy_slurm.bin, name) for name in names})
+    paths = CommandPaths(**{name: os.path.join(dummy_slurm.bin, name) for name in names})
     max_array_size = options.pop("max_array_size", None)
     if kind is ArrayScheduler:
-        return ArrayScheduler(resources(**options), paths, policy, max_array_size=max_array_size)
-    return JobScheduler(resources(**options), paths, policy)
+        return ArrayScheduler(
+            checked_options(**options), policy, paths, max_array_size=max_array_size
+        )
+    return JobScheduler(checked_options(**options), policy, paths)
 
 
 def submission(worker, tmp_path, chunks, name="ppp-test-1", throttle=None) -> Submission:
@@ -31,7 +31,7 @@ def submission(worker, tmp_path, chunks, name="ppp-test-1", throttle=None) -> Su
 
 
 def chunks_done(worker) -> set[int]:
-    names = os.listdir(worker.work_dir)
+    names = os.listdir(worker.session_dir)
     return {int(name.split("_")[1]) for name in names if name.startswith("chunk_")}
 
 
@@ -77,6 +77,22 @@ def test_chunks_beyond_max_array_size_go_into_further_arrays(
     assert [job.ichunk for job in jobs] == list(range(7))
     wait_for(lambda: all_ended(scheduler, jobs))
     assert chunks_done(stand_in_worker) == set(range(7))
+
+
+def test_arrays_beyond_max_array_size_are_found_by_the_submission_name(
+    dummy_slurm, stand_in_worker, tmp_path, fast_retries
+):
+    # A continued map knows its jobs from the event log, which names each
+    # job's submission: every array of the submission must answer to it.
+    dummy_slurm.set_faults(max_array_size=3, slots=0)
+    scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
+    chunks = submission(stand_in_worker, tmp_path, list(range(7)))
+    jobs = scheduler.submit(chunks)
+    assert {job.submission for job in jobs} == {"ppp-test-1"}
+    assert set(scheduler.query(jobs)) == {job.jobid for job in jobs}
+    recovered = make(ArrayScheduler, dummy_slurm, fast_retries).recover(chunks)
+    assert sorted(recovered, key=lambda job: job.ichunk) == jobs
+    scheduler.cancel(jobs)
 
 
 def test_single_jobs_keep_the_throttle_with_dependencies(
@@ -161,7 +177,7 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
     scheduler = make(ArrayScheduler, dummy_slurm, fast_retries)
     jobs = scheduler.submit(submission(stand_in_worker, tmp_path, [4]))
     wait_for(lambda: all_ended(scheduler, jobs))
-    with open(os.path.join(stand_in_worker.work_dir, "chunk_4")) as file:
+    with open(os.path.join(stand_in_worker.session_dir, "chunk_4")) as file:
         environment = file.read()
     assert '"SLURM_ARRAY_TASK_ID": "4"' in environment
     assert "do-not-leak" not in environment
@@ -174,5 +190,5 @@ def test_capacity_is_the_number_of_cpus_sinfo_reports(dummy_slurm, fast_retries)
 
 
 def test_capacity_is_unknown_without_sinfo(fast_retries):
-    paths = Commands(sinfo="/nonexistent/sinfo")
-    assert ArrayScheduler(resources(), paths, fast_retries).capacity() is None
+    paths = CommandPaths(sinfo="/nonexistent/sinfo")
+    assert ArrayScheduler(checked_options(), fast_retries, paths).capacity() is None

@@ -35,8 +35,7 @@ def ended_states(dummy_slurm) -> list[str]:
 
 
 def num_sbatch_calls(dummy_slurm) -> int:
-    with open(os.path.join(dummy_slurm.state_dir, "slurm.json")) as file:
-        return json.load(file)["next_jobid"] - 1
+    return dummy_slurm.state()["next_jobid"] - 1
 
 
 def arrays_submitted(dummy_slurm) -> list[str]:
@@ -108,9 +107,8 @@ def test_misbehaving_commands_are_retried(faults, dummy_slurm, tmp_path):
     dummy_slurm.set_faults(**faults)
     pool = make_pool(pypoolparty.slurm.array.Pool, dummy_slurm, tmp_path, command_timeout=1.0)
     assert pool.map(lambda x: x * 2, range(20), chunksize=5) == [x * 2 for x in range(20)]
-    state = json.load(open(os.path.join(dummy_slurm.state_dir, "slurm.json")))
     kind = next(iter(faults))
-    assert state["faults_used"][kind]["squeue"] == faults[kind]["squeue"]
+    assert dummy_slurm.faults_used()[kind]["squeue"] == faults[kind]["squeue"]
     assert len(arrays_submitted(dummy_slurm)) == 1  # never submitted twice
 
 

@@ -9,7 +9,7 @@ import pytest
 from pypoolparty.commands import Completed, PermanentError, TransientError
 from pypoolparty.scheduler import JobState
 from pypoolparty.slurm import parsing
-from pypoolparty.slurm.queue import cancel_selectors
+from pypoolparty.slurm.scheduler import cancel_selectors
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 
@@ -238,6 +238,31 @@ def test_index_expression(indices, expression):
 
 
 # ------------------------------------------------------------------ config and capacity
+
+
+def test_arrays_with_comment_tell_the_arrays_of_one_name_apart():
+    arrays = parsing.jobs_with_comment(completed(sample("squeue_array_comments.txt")))
+    assert arrays == {"pypoolparty array 0": "2", "pypoolparty array 1": "3"}
+
+
+def test_array_comments_retry_what_they_cannot_read():
+    with pytest.raises(TransientError):
+        parsing.jobs_with_comment(completed("N/A\n"))
+    with pytest.raises(TransientError):
+        parsing.jobs_with_comment(completed("", "slurm_load_jobs error", returncode=1))
+
+
+def test_job_explanation_keeps_state_reason_and_exit_code():
+    explanation = parsing.job_explanation(completed(sample("scontrol_show_job_held.txt")))
+    assert explanation == "JobState=PENDING Reason=JobHeldUser ExitCode=0:0 NodeList="
+
+
+def test_scancel_of_jobs_already_gone_is_fine():
+    assert parsing.cancelled(completed()) is None
+    gone = "scancel: error: Kill job error on job id 7: Invalid job id specified"
+    assert parsing.cancelled(completed("", gone, returncode=1)) is None
+    with pytest.raises(TransientError):
+        parsing.cancelled(completed("", "Socket timed out on send/recv", returncode=1))
 
 
 def test_max_array_size_from_scontrol_show_config():

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from conftest import REPO_DIR, require_scheduler  # tests/conftest.py
+from real_schedulers import REPO_DIR, require_scheduler
 from waiting import wait_for
 
 import pypoolparty.slurm
@@ -208,7 +208,7 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
     directory = tmp_path / "submission"
     directory.mkdir()
     scheduler.submit(Submission([5], f"{prefix}-1", stand_in_worker, str(directory)))
-    path = os.path.join(stand_in_worker.work_dir, "chunk_5")
+    path = os.path.join(stand_in_worker.session_dir, "chunk_5")
     wait_for(lambda: os.path.exists(path), timeout=60)
     with open(path) as file:
         environment = json.load(file)

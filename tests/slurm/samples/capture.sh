@@ -44,6 +44,13 @@ scancel -n cap-err
 until_gone cap-err
 q -n cap-err >"$here/squeue_after_cancel.txt"
 
+# The arrays of one submission, told apart by their comments; a held task.
+first=$(sbatch --parsable --hold --array=0-2 --job-name=cap-pieces --comment="pypoolparty array 0" --output=/dev/null --wrap true)
+second=$(sbatch --parsable --hold --array=1-2 --job-name=cap-pieces --comment="pypoolparty array 1" --output=/dev/null --wrap true)
+squeue -h --array -t all -n cap-pieces -o '%F|%k' >"$here/squeue_array_comments.txt"
+scontrol show job "${first}_1" >"$here/scontrol_show_job_held.txt"
+scancel "$first" "$second"
+
 scontrol show config >"$here/scontrol_show_config.txt"
 sinfo -h -o "%P|%C" >"$here/sinfo_partitions_cpus.txt"
 cd / && rm -rf "$scratch"

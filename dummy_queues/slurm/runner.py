@@ -1,0 +1,135 @@
+"""The dummy SLURM's runner: starts pending jobs on free slots, reaps them, exits when idle.
+
+Started (detached) by the dummy sbatch. Each job runs as ``bash SCRIPT`` in
+its own process group, with its output files as SLURM names them. Faults
+from ``faults.json`` are drawn here, when a job would start.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+import common  # noqa: E402
+import state as slurm_state  # noqa: E402
+
+TICK = 0.05
+IDLE_SECONDS = 2.0
+UNKNOWN_STATE = "UNHEARD_OF"  # what squeue shows for a job given an unknown state
+
+
+def main():
+    processes = {}  # jobid -> Popen
+
+    def step(state):
+        reap(state, processes)
+        start_pending(state, processes)
+        return bool(processes) or any(j["state"] in slurm_state.ACTIVE for j in state["jobs"])
+
+    common.serve(slurm_state.locked_state, step, TICK, IDLE_SECONDS)
+
+
+def reap(state, processes):
+    jobs = {slurm_state.jobid_of(j): j for j in state["jobs"]}
+    for jobid, process in list(processes.items()):
+        job = jobs.get(jobid)
+        if (
+            job is not None
+            and job["state"] == "RUNNING"
+            and job.get("kill_at", 1e300) < time.time()
+        ):
+            common.kill_process_group(job.get("pgid"))
+            slurm_state.end_job(
+                job, job["error_state"], slurm_state.ERROR_REASONS[job["error_state"]]
+            )
+        if process.poll() is None:
+            continue
+        del processes[jobid]
+        if job is None or job["state"] != "RUNNING":
+            continue  # cancelled or vanished meanwhile
+        if process.returncode == 0:
+            slurm_state.end_job(job, "COMPLETED", "None")
+        else:
+            slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
+
+
+def start_pending(state, processes):
+    settings = slurm_state.faults()
+    finished = {
+        slurm_state.jobid_of(j) for j in state["jobs"] if j["state"] not in ("PENDING", "RUNNING")
+    }
+    running = [j for j in state["jobs"] if j["state"] == "RUNNING"]
+    for job in list(state["jobs"]):  # start() may remove a job
+        if len(running) >= settings["slots"]:
+            return
+        if job["state"] != "PENDING" or job["reason"] in ("JobHeldUser", "JobHeldAdmin"):
+            continue
+        if job["after"] and job["after"] not in finished and job["after"] in all_ids(state):
+            job["reason"] = "Dependency"
+            continue
+        siblings = [j for j in running if j["array_job_id"] == job["array_job_id"]]
+        if job["throttle"] and len(siblings) >= job["throttle"]:
+            job["reason"] = "JobArrayTaskLimit"
+            continue
+        if start(state, job, settings, processes):
+            running.append(job)
+
+
+def all_ids(state):
+    return {slurm_state.jobid_of(j) for j in state["jobs"]}
+
+
+def start(state, job, settings, processes):
+    """Start ``job`` or play a fault on it; True if it now holds a slot."""
+    jobid = slurm_state.jobid_of(job)
+    if slurm_state.chance("vanish", jobid) < settings["vanish_probability"]:
+        state["jobs"].remove(job)
+        return False
+    if slurm_state.chance("unknown", jobid) < settings["unknown_state_probability"]:
+        job["display_state"] = UNKNOWN_STATE
+    if slurm_state.chance("error", jobid) < settings["error_probability"]:
+        states = settings["error_states"]
+        job["error_state"] = states[int(slurm_state.chance("which", jobid) * len(states))]
+        if slurm_state.chance("when", jobid) < 0.5:  # instead of running
+            slurm_state.end_job(
+                job, job["error_state"], slurm_state.ERROR_REASONS[job["error_state"]]
+            )
+            return False
+        # Killed while running: it shows RUNNING for a moment, its script
+        # never gets to the end (a stand-in process holds the slot).
+        job["kill_at"] = time.time() + 0.1 + 0.4 * slurm_state.chance("delay", jobid)
+        processes[jobid] = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    else:
+        try:
+            processes[jobid] = launch(job)
+        except OSError:
+            # As slurmd: a job whose output file cannot be opened fails.
+            slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
+            return False
+    job.update(state="RUNNING", reason="None", pgid=processes[jobid].pid, start_time=time.time())
+    return True
+
+
+def launch(job):
+    def path(pattern):
+        task = "4294967294" if job["task"] is None else str(job["task"])
+        jobid = slurm_state.jobid_of(job)
+        pattern = pattern.replace("%A", str(job["array_job_id"])).replace("%a", task)
+        return os.path.join(job["chdir"], pattern.replace("%j", jobid.split("_")[0]))
+
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
+    if job["export"] != "NONE":
+        env = dict(os.environ)
+    env.update(SLURM_JOB_ID=str(job["array_job_id"]), SLURM_JOB_NAME=job["name"])
+    if job["task"] is not None:
+        env.update(
+            SLURM_ARRAY_JOB_ID=str(job["array_job_id"]), SLURM_ARRAY_TASK_ID=str(job["task"])
+        )
+    return common.start_job(
+        ["bash", job["script"]], job["chdir"], env, path(job["output"]), path(job["error"])
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

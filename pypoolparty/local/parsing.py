@@ -1,0 +1,46 @@
+"""Pure functions that read what ``/proc`` tells about this host's worker processes.
+
+The local "scheduler" has no commands to parse; what it reads is the
+command line and environment of running processes (to adopt the workers of
+an earlier process continuing the same map) and the exit status of its own.
+"""
+
+from __future__ import annotations
+
+import signal
+
+JOB_NAME_VARIABLE = "PYPOOLPARTY_JOB_NAME"
+"""Set in each worker's environment to its submission's job name."""
+
+
+def worker_chunk(cmdline: bytes) -> int | None:
+    """The chunk a worker runs, from its ``/proc/<pid>/cmdline``; ``None`` if not a worker.
+
+    A worker's command line ends with ``--ichunk <chunk>``.
+    """
+    arguments = cmdline.decode(errors="replace").split("\0")
+    if "--ichunk" not in arguments:
+        return None
+    try:
+        return int(arguments[arguments.index("--ichunk") + 1])
+    except (IndexError, ValueError):
+        return None
+
+
+def job_name(environ: bytes) -> str | None:
+    """The job name in a process's ``/proc/<pid>/environ``; ``None`` if it has none."""
+    prefix = f"{JOB_NAME_VARIABLE}=".encode()
+    for variable in environ.split(b"\0"):
+        if variable.startswith(prefix):
+            return variable[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def describe_exit(code: int) -> str:
+    """A worker's exit status in words, as :attr:`subprocess.Popen.returncode` gives it."""
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,110 @@
+"""The SLURM pools: the options both share (:class:`SlurmPool`), and
+``pypoolparty.slurm.Pool``, one ``sbatch`` per chunk, for sites without job arrays.
+
+The array pool, ``pypoolparty.slurm.array.Pool``, lives in its public module
+:mod:`pypoolparty.slurm.array`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .. import checks, pool
+from ..scheduler import Scheduler
+from ..signatures import with_inherited_options
+from .options import checked_options
+from .scheduler import CommandPaths, JobScheduler
+
+
+class SlurmPool(pool.Pool):
+    """Base of the SLURM pools: checks the resource options and command paths.
+
+    Parameters
+    ----------
+    num_simultaneously_running_tasks : int, optional
+        At most this many jobs of one map run at once.
+    partition : str, optional
+        ``--partition``; several as ``"a,b"``. Default: the site's default.
+    time : int or str, optional
+        ``--time``, the time limit of each job: minutes, or e.g. ``"2:00:00"``.
+    mem : int or str, optional
+        ``--mem`` per job: megabytes, or e.g. ``"4G"``.
+    cpus_per_task : int, optional
+        ``--cpus-per-task``.
+    gpus : int or str, optional
+        ``--gpus``: a count or ``"type:count"``.
+    account, qos, constraint : str, optional
+        ``--account``, ``--qos``, ``--constraint``.
+    sbatch_arguments : list of str
+        Further sbatch options, one argument each, e.g. ``["--nice=10"]``. They
+        come last, so they win over the options above.
+    sbatch_path, squeue_path, scancel_path, scontrol_path, sinfo_path : str
+        The SLURM commands to call (e.g. the dummy queue's in tests).
+        ``scontrol`` (for ``MaxArraySize``) and ``sinfo`` (for the number of
+        CPUs) are looked for beside ``sbatch_path`` when that names a
+        directory and they are not given: SLURM installs them together.
+    **common_options
+        The options of :class:`pypoolparty.pool.Pool`, e.g. ``work_dir``,
+        ``polling_interval``, ``max_num_resubmissions``, ``job_name_prefix``.
+    """
+
+    def __init__(
+        self,
+        num_simultaneously_running_tasks: int | None = None,
+        *,
+        partition: str | None = None,
+        time: int | str | None = None,
+        mem: int | str | None = None,
+        cpus_per_task: int | None = None,
+        gpus: int | str | None = None,
+        account: str | None = None,
+        qos: str | None = None,
+        constraint: str | None = None,
+        sbatch_arguments: list[str] | tuple[str, ...] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        scontrol_path: str | None = None,
+        sinfo_path: str | None = None,
+        **common_options: Any,
+    ) -> None:
+        super().__init__(num_simultaneously_running_tasks, **common_options)
+        self.sbatch_options = checked_options(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            gpus=gpus,
+            account=account,
+            qos=qos,
+            constraint=constraint,
+            sbatch_arguments=sbatch_arguments,
+        )
+        # SLURM installs its commands together: look for the optional ones
+        # beside sbatch.
+        beside_sbatch = os.path.dirname(str(sbatch_path))
+        if scontrol_path is None:
+            scontrol_path = os.path.join(beside_sbatch, "scontrol")
+        if sinfo_path is None:
+            sinfo_path = os.path.join(beside_sbatch, "sinfo")
+        self.command_paths = CommandPaths(
+            sbatch=checks.command("sbatch_path", sbatch_path),
+            squeue=checks.command("squeue_path", squeue_path),
+            scancel=checks.command("scancel_path", scancel_path),
+            scontrol=checks.command("scontrol_path", scontrol_path),
+            sinfo=checks.command("sinfo_path", sinfo_path),
+        )
+
+
+@with_inherited_options
+class Pool(SlurmPool):
+    __doc__ = (
+        "Run ``func`` over many tasks as SLURM jobs, one ``sbatch`` per chunk.\n\n"
+        "    Use :class:`pypoolparty.slurm.array.Pool` where job arrays are allowed:\n"
+        "    it submits a map with one call. Here ``num_simultaneously_running_tasks``\n"
+        "    is kept with job dependencies.\n" + SlurmPool.__doc__.split("\n", 1)[1]
+    )
+
+    def _make_scheduler(self) -> Scheduler:
+        return JobScheduler(self.sbatch_options, self.retry_policy, self.command_paths)

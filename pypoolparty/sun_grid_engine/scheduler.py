@@ -1,0 +1,230 @@
+"""The Grid Engine adapter: one ``qsub -t`` array job per submission.
+
+Array task ``t`` runs the chunk on line ``t`` of the submission's chunk list
+(Grid Engine's task ids are a range starting at 1, the chunk indices need not
+be). Its job id is ``"<job number>.<t>"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import re
+from collections.abc import Sequence
+
+from .. import commands
+from ..event_log import consecutive_runs
+from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..work_dir import write_private
+from . import parsing
+from .options import QsubOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandPaths:
+    """Where the Grid Engine commands are; tests point these at the dummy queue.
+
+    They need ``SGE_ROOT`` and ``SGE_CELL`` in the environment unless they are
+    wrappers that set them (as Debian's ``/usr/bin/qsub`` does).
+    """
+
+    qsub: str = "qsub"
+    qstat: str = "qstat"
+    qdel: str = "qdel"
+
+
+class GridEngineScheduler(Scheduler):
+    """Submit, watch and cancel array jobs with ``qsub``, ``qstat`` and ``qdel``.
+
+    Parameters
+    ----------
+    options : QsubOptions
+        Queue, parallel environment, resources and extra qsub arguments.
+    policy : pypoolparty.commands.RetryPolicy
+        Timeout and retries of each scheduler command.
+    paths : CommandPaths, optional
+        The commands to call; default: found on ``PATH``.
+    """
+
+    name = "sge"
+
+    def __init__(
+        self,
+        options: QsubOptions,
+        policy: commands.RetryPolicy,
+        paths: CommandPaths | None = None,
+    ) -> None:
+        self.options = options
+        self.policy = policy
+        self.paths = paths or CommandPaths()
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
+
+    def submit(self, submission: Submission) -> list[Job]:
+        """Submit one array job with a task per chunk; return a job per task."""
+        if ":" in submission.directory:
+            # qsub reads -o/-e as [host:]path
+            raise SubmissionRejected(
+                f"Grid Engine cannot write job output to a path with ':': {submission.directory}"
+            )
+        args = self.qsub_command(submission, write_job_script(submission))
+        try:
+            job_number = commands.call(
+                args,
+                parse=parsing.parse_qsub,
+                policy=self.policy,
+                before_retry=lambda: self.find_job_number(submission),
+            )
+        except commands.PermanentError as error:
+            raise SubmissionRejected(f"qsub refused the array job: {error}") from None
+        return jobs_of(submission, job_number)
+
+    def recover(self, submission: Submission) -> list[Job]:
+        """The tasks of the array job of ``submission``, if qsub created it."""
+        job_number = self.find_job_number(submission)
+        return [] if job_number is None else jobs_of(submission, job_number)
+
+    def qsub_command(self, submission: Submission, script_path: str) -> list[str]:
+        """The qsub call for ``submission``: an array job of one task per chunk."""
+        stem = os.path.join(submission.directory, submission.job_name)
+        args = [self.paths.qsub, "-terse", "-N", submission.job_name]
+        args += ["-t", f"1-{len(submission.chunks)}"]
+        if submission.num_simultaneously_running is not None:
+            args += ["-tc", str(submission.num_simultaneously_running)]
+        # -cwd: tasks start where the map was called, as multiprocessing's do.
+        args += ["-S", "/bin/sh", "-cwd"]
+        # The job number in the file names tells which job ran, even after it
+        # left the queue (see find_job_number).
+        args += ["-o", f"{stem}.$JOB_ID.$TASK_ID.out", "-e", f"{stem}.$JOB_ID.$TASK_ID.err"]
+        return args + self.options.arguments() + [script_path]
+
+    def qstat(self) -> list[parsing.QstatEntry]:
+        """The jobs of this user that Grid Engine lists (one ``qstat -xml`` call)."""
+        return commands.call(
+            [self.paths.qstat, "-xml", "-u", self.user],
+            parse=parsing.parse_qstat,
+            policy=self.policy,
+        )
+
+    def find_job_number(self, submission: Submission) -> str | None:
+        """The number of the array job of ``submission`` if qsub created it.
+
+        Asked before retrying a ``qsub`` that failed or timed out: the job may
+        have been created anyway, and must not be submitted twice. It is
+        either still listed by ``qstat`` under its name, or some of its tasks
+        already ran, which left output files named after the job number.
+        """
+        listed = [int(e.job_number) for e in self.qstat() if e.name == submission.job_name]
+        if listed:
+            return str(min(listed))
+        pattern = re.compile(rf"^{re.escape(submission.job_name)}\.(\d+)\.\d+\.(out|err)$")
+        matches = (pattern.match(name) for name in os.listdir(submission.directory))
+        ran = [int(match.group(1)) for match in matches if match]
+        return str(min(ran)) if ran else None
+
+    def query(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """The status of each of ``jobs`` that ``qstat`` still lists."""
+        wanted = {job.jobid for job in jobs}
+        statuses = {}
+        for entry in self.qstat():
+            for task_id in entry.tasks or (1,):
+                jobid = f"{entry.job_number}.{task_id}"
+                if jobid in wanted:
+                    statuses[jobid] = JobStatus(parsing.job_state(entry.state), entry.state)
+        return statuses
+
+    def cancel(self, jobs: Sequence[Job]) -> None:
+        """Delete ``jobs`` with one ``qdel`` call; jobs already gone are fine."""
+        if not jobs:
+            return
+        commands.call(
+            [self.paths.qdel, *task_ranges(job.jobid for job in jobs)],
+            parse=parsing.parse_qdel,
+            policy=self.policy,
+        )
+
+    def required_commands(self) -> dict[str, str]:
+        return {
+            "qsub_path": self.paths.qsub,
+            "qstat_path": self.paths.qstat,
+            "qdel_path": self.paths.qdel,
+        }
+
+    def capacity(self) -> int | None:
+        """Jobs that fit at once: usable slots of the queue (``qstat -g c``) / slots per job."""
+        queue = self.options.queue_name
+        if queue is not None and any(c in queue for c in "@,*"):
+            queue = None
+        slots = commands.ask(
+            [self.paths.qstat, "-g", "c"],
+            lambda completed: parsing.usable_slots(completed, queue),
+            self.policy.timeout,
+        )
+        return max(slots // self.options.slots, 1) if slots else None
+
+    def explain(self, job: Job) -> str:
+        """Grid Engine's error reason for ``job`` (from ``qstat -j``), if it has one."""
+        job_number, _, task_id = job.jobid.partition(".")
+        reasons = commands.ask(
+            [self.paths.qstat, "-j", job_number], parsing.parse_qstat_j, self.policy.timeout
+        )
+        if not reasons:
+            return ""
+        if task_id.isdigit() and int(task_id) in reasons:
+            return reasons[int(task_id)]
+        return next(iter(reasons.values()))
+
+
+def jobs_of(submission: Submission, job_number: str) -> list[Job]:
+    """The job of each chunk of ``submission`` once qsub made it array job ``job_number``."""
+    stem = os.path.join(submission.directory, submission.job_name)
+    return [
+        Job(
+            jobid=f"{job_number}.{task_id}",
+            ichunk=ichunk,
+            stdout_path=f"{stem}.{job_number}.{task_id}.out",
+            stderr_path=f"{stem}.{job_number}.{task_id}.err",
+            submission=submission.job_name,
+        )
+        for task_id, ichunk in enumerate(submission.chunks, start=1)
+    ]
+
+
+def write_job_script(submission: Submission) -> str:
+    """Write the chunk list and the job script into the submission's directory.
+
+    Grid Engine ignores a script's ``#!`` line (it runs scripts with the
+    queue's shell, here ``-S /bin/sh``), and ``-S python`` would lose a
+    virtual environment (the interpreter is started as plain ``python``).
+    So the script is a shell script that ``exec``\\ s the worker.
+    """
+    stem = os.path.join(submission.directory, submission.job_name)
+    chunk_list_path = f"{stem}.chunks"
+    write_private(chunk_list_path, "".join(f"{ichunk}\n" for ichunk in submission.chunks).encode())
+    command = submission.worker.shell_command(
+        ichunk_from_env="SGE_TASK_ID", chunk_list_path=chunk_list_path
+    )
+    script_path = f"{stem}.sh"
+    write_private(
+        script_path,
+        "#!/bin/sh\n"
+        f"# pypoolparty array job {submission.job_name}: task t runs the chunk on line t\n"
+        f"# of {os.path.basename(chunk_list_path)}.\n"
+        f"exec {command}\n".encode(),
+    )
+    return script_path
+
+
+def task_ranges(jobids) -> list[str]:
+    """``["7.1", "7.2", "7.3", "7.5", "8.1"]`` becomes ``["7.1-3", "7.5", "8.1"]`` for qdel."""
+    tasks: dict[str, list[int]] = {}
+    for jobid in jobids:
+        job_number, _, task_id = jobid.partition(".")
+        tasks.setdefault(job_number, []).append(int(task_id or 1))
+    ranges = []
+    for job_number, ids in tasks.items():
+        for first, last in consecutive_runs(sorted(set(ids))):
+            ranges.append(
+                f"{job_number}.{first}" if first == last else f"{job_number}.{first}-{last}"
+            )
+    return ranges
