@@ -15,13 +15,8 @@ import time
 import pytest
 from waiting import wait_for
 
-POOLS = {
-    "local": ("pypoolparty.local", None, []),
-    "slurm_array": ("pypoolparty.slurm.array", "slurm", ["sbatch", "squeue", "scancel"]),
-    "slurm_jobs": ("pypoolparty.slurm", "slurm", ["sbatch", "squeue", "scancel"]),
-    "sge": ("pypoolparty.sun_grid_engine", "sge", ["qsub", "qstat", "qdel"]),
-    "htcondor": ("pypoolparty.htcondor", "htcondor", ["condor_submit", "condor_q", "condor_rm"]),
-}
+import dummy_queues
+from dummy_queues import POOL_KINDS
 
 
 def square(x):
@@ -43,24 +38,18 @@ def wait_for_file(path, value=None):
     return value
 
 
-@pytest.fixture(params=sorted(POOLS))
-def make_pool(request, dummy_queues_dir, tmp_path, monkeypatch):
-    module_name, dummy, commands = POOLS[request.param]
-    monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(tmp_path / "queue"))
-    (tmp_path / "queue").mkdir()
-    paths = {
-        f"{command}_path": os.path.join(dummy_queues_dir, dummy, command) for command in commands
-    }
-    module = __import__(module_name, fromlist=["Pool"])
+@pytest.fixture(params=POOL_KINDS)
+def make_pool(request, dummy_queue, tmp_path):
+    dummy_queue(request.param)
     pools = []
 
     def make(limit=2, **options):
-        pool = module.Pool(
+        pool = dummy_queues.make_pool(
+            request.param,
             limit,
             work_dir=tmp_path / "work",
             polling_interval=0.05,
             missing_result_grace_period=1.0,
-            **paths,
             **options,
         )
         pools.append(pool)

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import dummy_queues
+
 joblib = pytest.importorskip("joblib")
 
 import pypoolparty  # noqa: E402
@@ -57,18 +59,15 @@ def registered():
 
 
 @pytest.fixture(params=["local", "slurm_array"])
-def pool(request, tmp_path, dummy_queues_dir, monkeypatch):
-    options = dict(work_dir=tmp_path / "work", polling_interval=0.05)
-    if request.param == "local":
-        made = pypoolparty.local.Pool(2, **options)
-    else:
-        (tmp_path / "queue").mkdir()
-        monkeypatch.setenv("PYPOOLPARTY_DUMMY_QUEUE_DIR", str(tmp_path / "queue"))
-        paths = {
-            f"{c}_path": os.path.join(dummy_queues_dir, "slurm", c)
-            for c in ("sbatch", "squeue", "scancel", "sinfo")
-        }
-        made = pypoolparty.slurm.array.Pool(2, missing_result_grace_period=1.0, **options, **paths)
+def pool(request, tmp_path, dummy_queue):
+    dummy_queue(request.param)
+    made = dummy_queues.make_pool(
+        request.param,
+        2,
+        work_dir=tmp_path / "work",
+        polling_interval=0.05,
+        missing_result_grace_period=1.0,
+    )
     yield made
     made.terminate()
 
