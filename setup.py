@@ -26,7 +26,10 @@ setuptools.setup(
         "json-lines>=0.5",
         "rename-after-writing>=0.0.13",
     ],
-    extras_require={"test": ["pytest>=7", "sphinx"]},
+    extras_require={
+        "joblib": ["joblib>=1.3"],
+        "test": ["pytest>=7", "sphinx", "joblib>=1.3", "scikit-learn"],
+    },
     entry_points={"console_scripts": ["pypoolparty = pypoolparty.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

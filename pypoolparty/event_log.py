@@ -29,6 +29,10 @@ The events and their fields besides ``time`` and ``event``:
                        ``reason``: a job failed for scheduler reasons.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
+``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),
+                       ``cancelled_jobs`` (job ids): the caller took these
+                       chunks back before their jobs started (an Executor's
+                       ``Future.cancel()``).
 ``session_finished``   ``num_chunks``: every task succeeded.
 ``session_failed``     ``reason``, ``itask`` (the first failed task).
 ``session_aborted``    ``error``, ``cancelled_jobs``: the call stopped on an
@@ -55,6 +59,7 @@ SUBMITTED = "submitted"
 JOB_STATE = "job_state"
 JOB_FAILED = "job_failed"
 CHUNK_DONE = "chunk_done"
+CHUNKS_WITHDRAWN = "chunks_withdrawn"
 SESSION_FINISHED = "session_finished"
 SESSION_FAILED = "session_failed"
 SESSION_ABORTED = "session_aborted"

@@ -273,6 +273,15 @@ class Pool(abc.ABC):
         """Like :meth:`imap`, but yield results as chunks finish, in any order."""
         return self._imap(func, iterable, chunksize, read_ahead, ordered=False)
 
+    def executor(self, *, batch_window: float | None = None):
+        """A :class:`concurrent.futures.Executor` whose calls run as this pool's jobs.
+
+        See :class:`pypoolparty.executor.Executor`.
+        """
+        from .executor import Executor
+
+        return Executor(self, batch_window=batch_window)
+
     # -- the pool's life ---------------------------------------------------
 
     def close(self) -> None:

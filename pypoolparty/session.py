@@ -44,6 +44,7 @@ from .outcome import TaskFailure, exception_for, last_lines, task_values
 from .reducer import Reducer
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .settings import MapSettings
+from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
@@ -57,6 +58,7 @@ def run_map(
     star: bool,
     stop: threading.Event | None = None,
     on_chunk_done: Callable[[int, list], None] | None = None,
+    withdrawals: Withdrawals | None = None,
 ) -> list | None:
     """Run one map: the entry point the Pool calls.
 
@@ -87,6 +89,9 @@ def run_map(
         first task and its tasks' ``(True, result)`` or ``(False,
         exception)`` -- and the map returns ``None`` instead of the results;
         a failed task still raises at the end.
+    withdrawals : Withdrawals, optional
+        With ``on_chunk_done``: lets the caller take tasks back while their
+        jobs wait in the queue (see :mod:`pypoolparty.withdrawal`).
 
     Returns
     -------
@@ -108,6 +113,7 @@ def run_map(
             prepared.resuming,
             stop=stop,
             on_chunk_done=on_chunk_done,
+            withdrawals=withdrawals,
         )
         return session.run()
 
@@ -139,6 +145,7 @@ class Session:
         resuming: bool,
         stop: threading.Event | None = None,
         on_chunk_done: Callable[[int, list], None] | None = None,
+        withdrawals: Withdrawals | None = None,
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler
@@ -157,6 +164,7 @@ class Session:
         self.stop = stop
         self.submitting: Submission | None = None
         self.on_chunk_done = on_chunk_done
+        self.withdrawals = withdrawals
 
     def run(self) -> list:
         self.dir.acquire_lock()
@@ -198,6 +206,7 @@ class Session:
             crash_points.reached("after_submit")
         while True:
             self._fold()
+            self._withdraw()
             if display is not None:
                 display.update(**self._task_counts())
             if self.num_done == len(self.chunks):
@@ -235,6 +244,40 @@ class Session:
                 event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks
             )
             self._hand_out(item.ichunk, item.outcome)
+
+    def _withdraw(self) -> None:
+        """Cancel the jobs of chunks whose every task the caller took back.
+
+        Tell the caller which tasks can no longer be taken back: those of
+        chunks that are done or whose jobs have left the queue's waiting
+        states. A withdrawn chunk counts as done, without an outcome; a result
+        that arrives for it later is discarded.
+        """
+        if self.withdrawals is None:
+            return
+        started = [
+            self.bounds[c.ichunk]
+            for c in self.chunks
+            if c.done or (c.status is not None and c.status.state not in _WAITING)
+        ]
+        requested = self.withdrawals.exchange(started)
+        withdrawn = [
+            c
+            for c in self.chunks
+            if not c.done and all(i in requested for i in range(*self.bounds[c.ichunk]))
+        ]
+        if not withdrawn:
+            return
+        jobs = [c.job for c in withdrawn if c.job is not None]
+        if jobs:
+            self.scheduler.cancel(jobs)
+        for chunk in withdrawn:
+            self._mark_done(chunk)
+        self.log.write(
+            event_log.CHUNKS_WITHDRAWN,
+            chunks=event_log.consecutive_runs([c.ichunk for c in withdrawn]),
+            cancelled_jobs=[job.jobid for job in jobs],
+        )
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
@@ -607,6 +650,10 @@ class Session:
             counts[key] += stop - start
         resubmissions = sum(max(0, c.num_submissions - 1) for c in self.chunks)
         return {**counts, "resubmissions": resubmissions, "failed_tasks": self.num_failed_tasks}
+
+
+_WAITING = (JobState.PENDING, JobState.HELD)
+"""Job states in which a withdrawn chunk's job is cancelled before it starts."""
 
 
 def _may_linger(chunk: Chunk, status: JobStatus) -> bool:

@@ -214,3 +214,39 @@ def test_the_job_sees_its_task_id_but_not_the_submitters_environment(
         environment = json.load(file)
     assert environment["SLURM_ARRAY_TASK_ID"] == "5"
     assert "PPP_TEST_SECRET" not in environment
+
+
+def test_joblib_grid_search_matches_loky(tmp_path, prefix):
+    """A small GridSearchCV and cross_val_score under the joblib backend on real SLURM."""
+    joblib = pytest.importorskip("joblib")
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.svm import SVC
+
+    import pypoolparty.joblib
+
+    pypoolparty.joblib.register()
+    X, y = load_iris(return_X_y=True)
+    grid = {"C": [0.1, 10]}
+
+    def search():
+        found = GridSearchCV(SVC(), grid, cv=2, n_jobs=-1).fit(X, y)
+        scores = list(cross_val_score(SVC(), X, y, cv=2, n_jobs=-1))
+        return found.best_params_, list(found.cv_results_["mean_test_score"]), scores
+
+    with joblib.parallel_config(backend="loky", n_jobs=2):
+        expected = search()
+    pool = make_pool(pypoolparty.slurm.array.Pool, tmp_path, prefix)
+    with joblib.parallel_config(backend="pypoolparty", pool=pool):
+        assert search() == expected
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+
+
+def test_executor_batches_submits_into_one_array(tmp_path, prefix):
+    pool = make_pool(pypoolparty.slurm.array.Pool, tmp_path, prefix, keep_work_dir=True)
+    with pool.executor(batch_window=5.0) as executor:
+        futures = [executor.submit(divmod, x, 7) for x in range(40)]
+        assert [f.result() for f in futures] == [divmod(x, 7) for x in range(40)]
+    assert len(events(tmp_path, "submitting")) == 1
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
