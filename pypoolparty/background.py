@@ -2,7 +2,7 @@
 
 One :class:`Background` per pool: it starts the threads, waits for them
 (``join``), and stops them (``terminate``): setting ``stop`` makes every
-running map cancel its jobs, keep its work_dir and raise
+running map cancel its jobs, keep its session directory and raise
 :class:`pypoolparty.Cancelled`.
 """
 

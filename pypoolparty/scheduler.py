@@ -4,8 +4,9 @@ An adapter is three operations on *jobs*: ``submit`` a batch of chunks
 (one scheduler call wherever the scheduler has arrays), ``query`` the state of
 jobs (one scheduler call per poll, whatever their number) and ``cancel`` jobs.
 It knows nothing about pickles, results or tasks; the session knows nothing
-about command lines. Adding a scheduler means writing one module that
-implements :class:`Scheduler`.
+about command lines. Adding a scheduler means one new package (``pool.py``,
+``scheduler.py`` with a :class:`Scheduler`, ``options.py``, ``parsing.py``)
+and a dummy: see ``docs/new_scheduler.rst``.
 
 A *chunk* is a slice of the tasks; a *job* is what the scheduler runs. Today a
 job runs exactly the one chunk it was submitted for.

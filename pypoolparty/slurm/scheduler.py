@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pwd
 from collections.abc import Sequence
 from typing import Callable
 
@@ -115,9 +116,11 @@ class SlurmScheduler(Scheduler):
     def squeue_by_names(self, names: Sequence[str], format: str, parse):
         """``parse`` of one squeue call listing every job and array task named one of ``names``.
 
-        Retried until it parses: a garbled answer must not pass for "no job".
+        Only the current user's jobs (``-u``): a name must never reach another
+        user's jobs. Retried until it parses: a garbled answer must not pass
+        for "no job".
         """
-        args = [self.paths.squeue, "-h", "--array", "-t", "all"]
+        args = [self.paths.squeue, "-h", "--array", "-t", "all", "-u", _current_user()]
         args += ["-n", ",".join(sorted(set(names))), "-o", format]
         return commands.call(args, parse, self.policy)
 
@@ -365,3 +368,8 @@ def cancel_selectors(jobids: Sequence[str]) -> list[str]:
             singles.add(jobid)
     grouped = [f"{a}_[{parsing.index_expression(i)}]" for a, i in sorted(tasks.items())]
     return sorted(singles) + grouped
+
+
+def _current_user() -> str:
+    """The user whose jobs a map may see: the effective uid's name, not ``$USER``."""
+    return pwd.getpwuid(os.geteuid()).pw_name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
 
 import pytest
 from waiting import wait_for
@@ -165,8 +166,10 @@ def test_query_asks_squeue_once_for_jobs_of_several_submissions(
     calls.write_text("")
     statuses = scheduler.query(first + second)
     assert set(statuses) == {job.jobid for job in first + second}
+    # One call, by name, restricted to this user's jobs: a name never reaches another user's.
+    me = pwd.getpwuid(os.geteuid()).pw_name
     assert calls.read_text().splitlines() == [
-        "-h --array -t all -n ppp-a-1,ppp-a-2 -o %i|%F|%K|%T|%r"
+        f"-h --array -t all -u {me} -n ppp-a-1,ppp-a-2 -o %i|%F|%K|%T|%r"
     ]
 
 
