@@ -28,6 +28,7 @@ from typing import Any, Callable
 from . import call_group
 from .call_group import CallFuture
 from .checks import non_negative_number
+from .errors import Terminated
 
 QUIET_PERIOD = 0.05
 """Seconds without a new ``submit`` after which the collected calls are sent."""
@@ -141,6 +142,24 @@ class Executor(concurrent.futures.Executor):
                 future.cancel()
         if wait:
             self._pool._background.join()
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        """Leave the ``with`` block: wait for every call, as the standard
+        executors do -- unless Ctrl-C (or SIGTERM) ends it: then every job is
+        cancelled at once, as the user wants to stop, not to wait."""
+        if isinstance(exc_value, (KeyboardInterrupt, Terminated)):
+            self._terminate()
+            return False
+        return super().__exit__(exc_type, exc_value, traceback)
+
+    def _terminate(self) -> None:
+        """Accept no more calls and cancel the jobs of every call not ended;
+        return once they are cancelled. Calls not ended raise
+        :class:`pypoolparty.Cancelled`; the work_dir keeps what they did."""
+        with self._condition:
+            self._shutdown = True
+            self._condition.notify_all()
+        self._pool._background.terminate()
 
     # -- helpers -------------------------------------------------------------
 
