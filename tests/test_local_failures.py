@@ -1,5 +1,6 @@
 """Full-chain tests of what goes wrong, on pypoolparty.local.Pool."""
 
+import multiprocessing.pool
 import os
 import signal
 import stat
@@ -35,6 +36,8 @@ def test_a_task_exception_is_reraised_with_its_type_traceback_index_and_work_dir
     assert info.value.args == ("no key 7",)
     cause = info.value.__cause__
     assert isinstance(cause, pypoolparty.RemoteTraceback)
+    # code written for multiprocessing checks its own class
+    assert isinstance(cause, multiprocessing.pool.RemoteTraceback)
     assert "fail_on_seven" in str(cause) and "KeyError" in str(cause)
     assert "Task 7" in str(cause)
     session_dir = only_session_dir(work_dir)
