@@ -131,6 +131,8 @@ def derived_pool(pool, num_simultaneously_running_tasks: int | None | type = ...
     """
     derived = copy.copy(pool)
     derived._background = Background()
+    # Only the user's own pool warns when dropped unclosed, not this copy.
+    derived._warn_if_unclosed = False
     if num_simultaneously_running_tasks is not ...:
         derived.settings = dataclasses.replace(
             pool.settings, num_simultaneously_running_tasks=num_simultaneously_running_tasks

@@ -9,7 +9,8 @@
     pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
 
 WORK_DIR is the work_dir given to the Pool (every map in it) or one map's
-``map-...`` directory. Nothing is written into it. Exit codes: 0 done, 1 the
+``map-...`` directory; without it, ``./.pypoolparty``, a Pool's default.
+Nothing is written into it. Exit codes: 0 done, 1 the
 output asked for is not in the work_dir, 2 a usage error or not a work_dir.
 """
 
@@ -25,6 +26,7 @@ from typing import TextIO
 
 from . import inspection, progress
 from .version import __version__
+from .work_dir import DEFAULT_BASE_NAME
 
 EXIT_OK = 0
 EXIT_NOT_RECORDED = 1
@@ -138,7 +140,10 @@ def _add_command(commands, name: str, function, summary: str) -> argparse.Argume
     command.add_argument(
         "work_dir",
         metavar="WORK_DIR",
-        help="a work_dir given to a Pool, or one of its map-... directories",
+        nargs="?",
+        default=os.path.join(".", DEFAULT_BASE_NAME),
+        help="a work_dir given to a Pool, or one of its map-... directories "
+        f"(default: ./{DEFAULT_BASE_NAME}, a Pool's default)",
     )
     command.set_defaults(command=function, command_name=name)
     return command

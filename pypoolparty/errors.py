@@ -9,6 +9,7 @@ and the interruptions :class:`KeyboardInterrupt` and :class:`Terminated`.
 from __future__ import annotations
 
 import errno
+import multiprocessing.pool
 
 
 class PoolError(Exception):
@@ -61,19 +62,14 @@ class WorkDirError(PoolError, OSError):
         return cls(f"cannot write the work_dir {path}: {error.strerror or error}. {advice}")
 
 
-class RemoteTraceback(Exception):
-    """The traceback of a task's exception as it happened on the compute node.
-
-    Attached as ``__cause__`` of the exception re-raised locally, so that
-    Python prints both, as :mod:`multiprocessing` does.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
+#: The traceback of a task's exception as it happened on the compute node:
+#: :class:`multiprocessing.pool.RemoteTraceback` itself, so that code written
+#: for :mod:`multiprocessing` that checks a re-raised exception's
+#: ``__cause__`` works unchanged. Attached as ``__cause__`` of the exception
+#: re-raised locally, so that Python prints both; its ``str`` (and its
+#: ``tb`` attribute) is the remote traceback's text, followed by which task
+#: failed where and what the work_dir keeps.
+RemoteTraceback = multiprocessing.pool.RemoteTraceback
 
 
 class TaskError(PoolError):

@@ -35,8 +35,9 @@ The events and their fields besides ``time`` and ``event``:
                        ``Future.cancel()``).
 ``session_finished``   ``num_chunks``: every task succeeded.
 ``session_failed``     ``reason``, ``itask`` (the first failed task).
-``session_aborted``    ``error``, ``cancelled_jobs``: the call stopped on an
-                       error or an interruption.
+``session_aborted``    ``error`` (``"<exception type name>: <message>"``),
+                       ``cancelled_jobs``: the call stopped on an error or an
+                       interruption (:func:`is_interruption`).
 
 Readers must expect a last line cut off by a kill or still being written,
 and tolerate garbled fields: :func:`read` and the ``*_of`` helpers do.
@@ -192,3 +193,25 @@ class _TornLinesAreExpected(logging.Filter):
 
 
 logging.getLogger("json_lines").addFilter(_TornLinesAreExpected())
+
+
+INTERRUPTIONS = ("KeyboardInterrupt", "Terminated", "Cancelled")
+"""Exception type names of a call stopped by its user, not by an error."""
+
+
+def is_interruption(error: str) -> bool:
+    """Whether a ``session_aborted`` event's ``error`` is an interruption.
+
+    Parameters
+    ----------
+    error : str
+        The event's ``error`` field, which starts with the exception's type name.
+
+    Returns
+    -------
+    bool
+        True for Ctrl-C (:class:`KeyboardInterrupt`), a signal
+        (:class:`pypoolparty.Terminated`) or ``terminate``
+        (:class:`pypoolparty.Cancelled`).
+    """
+    return error.split(":", 1)[0].strip() in INTERRUPTIONS

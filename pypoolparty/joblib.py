@@ -241,6 +241,9 @@ class PoolBackend(ParallelBackendBase):
         if self._pool is None:
             module = importlib.import_module(f"pypoolparty.{self.pool_kind}")
             self._pool = module.Pool(**self.pool_options)
+            # The backend owns this pool and nobody can close it: no
+            # ResourceWarning when the backend is dropped.
+            self._pool._warn_if_unclosed = False
         return self._pool
 
     def _settings(self) -> dict:

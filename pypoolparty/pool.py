@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import sys
+import warnings
 import weakref
 from collections.abc import Iterable
 from typing import Any, Callable
@@ -101,6 +102,10 @@ class Pool(abc.ABC):
     """
 
     default_polling_interval: float = 1.0
+
+    _warn_if_unclosed: bool = True
+    """Whether garbage-collecting this pool while running warns; a copy the
+    package made for itself (``call_group.derived_pool``) does not."""
 
     def __init__(
         self,
@@ -303,6 +308,13 @@ class Pool(abc.ABC):
         if self._state == RUNNING:
             raise ValueError("Pool is still running; call close() or terminate() first")
         self._background.join()
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        # As multiprocessing.Pool: a pool dropped while running is a leak the
+        # user should see (the finalizer of ``__init__`` still cancels its maps).
+        # ``_warn`` is bound now: at interpreter exit, module globals may be gone.
+        if getattr(self, "_state", None) == RUNNING and self._warn_if_unclosed:
+            _warn(f"unclosed running pypoolparty pool {self!r}", ResourceWarning, source=self)
 
     def __enter__(self) -> Pool:
         self._check_running()

@@ -139,7 +139,10 @@ def run_task(func, task, itask, star, max_result_size, cloudpickle):
     record = {"itask": itask, "start": time.time()}
     try:
         value = func(*task) if star else func(task)
-    except (Exception, SystemExit) as error:
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
+        # SystemExit and KeyboardInterrupt raised by the task are its own
+        # exceptions, re-raised on the submit host; the scheduler stops a job
+        # with SIGTERM or SIGKILL, never as a KeyboardInterrupt.
         record["error"] = describe_exception(error)
         record["end"] = time.time()
         return record

@@ -38,7 +38,7 @@ def chatty(x):
     return x * 2
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != SECRET_NAME}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_DIR, env.get("PYTHONPATH")) if p)
     return subprocess.run(
@@ -46,6 +46,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=120,
     )
 
@@ -489,8 +490,16 @@ def test_a_stopped_map_counts_its_chunks_cancelled_if_it_cancelled_their_jobs(
     write_stopped_map(tmp_path / "map-0", cancelled_jobs)
     status = run_cli("status", tmp_path / "map-0")
     assert status.returncode == 0, status.stderr
-    assert "map:      stopped by an error (KeyboardInterrupt:" in status.stdout
+    # Ctrl-C is no error
+    assert "map:      interrupted (KeyboardInterrupt:" in status.stdout
     assert f"chunks:   0 done, {chunks}" in status.stdout
+
+
+def test_status_without_a_work_dir_reads_the_pools_default_one(tmp_path):
+    write_stopped_map(tmp_path / ".pypoolparty" / "map-0", 2)
+    status = run_cli("status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "map:      interrupted (KeyboardInterrupt:" in status.stdout
 
 
 # -- files in the middle of being written -------------------------------------

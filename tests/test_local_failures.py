@@ -1,5 +1,6 @@
 """Full-chain tests of what goes wrong, on pypoolparty.local.Pool."""
 
+import multiprocessing.pool
 import os
 import signal
 import stat
@@ -12,6 +13,7 @@ import zipfile
 import pytest
 from waiting import wait_for
 
+import dummy_queues
 import pypoolparty
 from pypoolparty import event_log
 
@@ -35,6 +37,8 @@ def test_a_task_exception_is_reraised_with_its_type_traceback_index_and_work_dir
     assert info.value.args == ("no key 7",)
     cause = info.value.__cause__
     assert isinstance(cause, pypoolparty.RemoteTraceback)
+    # code written for multiprocessing checks its own class
+    assert isinstance(cause, multiprocessing.pool.RemoteTraceback)
     assert "fail_on_seven" in str(cause) and "KeyError" in str(cause)
     assert "Task 7" in str(cause)
     session_dir = only_session_dir(work_dir)
@@ -45,6 +49,42 @@ def test_a_task_exception_is_reraised_with_its_type_traceback_index_and_work_dir
     assert len(kept) == 10 and "3.failed.pickle" in kept
     with zipfile.ZipFile(os.path.join(session_dir, "exceptions.zip")) as archive:
         assert "KeyError: 'no key 7'" in archive.read("7.txt").decode()
+
+
+class Interrupts:
+    """A task that records each run in ``runs_file``, then raises ``error``."""
+
+    def __init__(self, runs_file, error):
+        self.runs_file, self.error = runs_file, error
+
+    def __call__(self, x):
+        with open(self.runs_file, "a") as file:
+            file.write(f"{x}\n")
+        raise self.error
+
+
+@pytest.mark.parametrize("pool_kind", ["local", "slurm_array"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt("from the task"), SystemExit(3)])
+def test_a_task_raising_keyboard_interrupt_or_system_exit_runs_once_and_reraises_it(
+    pool_kind, error, tmp_path, dummy_queue
+):
+    dummy_queue(pool_kind)
+    runs_file = tmp_path / "runs.txt"
+    pool = dummy_queues.make_pool(
+        pool_kind,
+        1,
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.05,
+        max_num_resubmissions=1,
+    )
+    with pytest.raises(type(error)) as info:
+        pool.map(Interrupts(str(runs_file), error), [5])
+    assert info.value.args == error.args
+    assert isinstance(info.value.__cause__, multiprocessing.pool.RemoteTraceback)
+    assert "Task 0 failed" in str(info.value.__cause__)
+    # the task's own exception: not a scheduler failure to resubmit
+    assert runs_file.read_text() == "5\n"
+    pool.close()
 
 
 def test_the_first_failed_task_is_the_one_raised(tmp_path):

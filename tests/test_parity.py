@@ -125,6 +125,17 @@ def _callbacks(pool):
 SCENARIOS["callbacks"] = _callbacks
 
 
+def _cause(pool):
+    """The class of a re-raised task exception's ``__cause__``."""
+    try:
+        pool.map(fails_on_seven, range(10))
+    except ValueError as error:
+        return f"{type(error.__cause__).__module__}.{type(error.__cause__).__qualname__}"
+
+
+SCENARIOS["task_raises_cause"] = _cause
+
+
 def _lifecycle(pool):
     """What close, join and a closed pool do."""
     result = pool.map_async(square, [3])

@@ -4,6 +4,7 @@ terminated map, concurrent identical calls, and the progress display."""
 
 from __future__ import annotations
 
+import gc
 import glob
 import itertools
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 
 import pytest
 from waiting import wait_for
@@ -152,3 +154,40 @@ def test_verbose_map_prints_progress_lines_to_a_batch_log(tmp_path):
     assert progress[-1].startswith("pypoolparty 6/6 tasks done")
     assert "\r" not in completed.stderr, "no live line when stderr is not a terminal"
     assert any("submitted 3 job(s)" in line for line in lines)
+
+
+def test_a_running_pool_dropped_unclosed_warns_as_multiprocessing_and_stops_its_maps(tmp_path):
+    pool = local.Pool(2, work_dir=str(tmp_path / "work"))
+    background = pool._background
+    with pytest.warns(ResourceWarning, match="unclosed running pypoolparty pool"):
+        del pool
+        gc.collect()
+    # the finalizer that cancels a dropped pool's maps still ran
+    assert background.stop.is_set()
+
+
+@pytest.mark.parametrize("end", ["close", "terminate", "with"])
+def test_a_closed_or_terminated_pool_dropped_does_not_warn(end, tmp_path):
+    pool = local.Pool(2, work_dir=str(tmp_path / "work"))
+    if end == "with":
+        with pool:
+            pass
+    else:
+        getattr(pool, end)()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        del pool
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+def test_the_copies_of_an_executor_do_not_warn_only_the_users_pool(tmp_path):
+    pool = local.Pool(2, work_dir=str(tmp_path / "work"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        with pool.executor() as executor:
+            assert executor.submit(square, 3).result() == 9
+        del executor
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+    pool.close()

@@ -20,6 +20,10 @@ def count_hits(seed_and_darts: tuple[int, int]) -> int:
     return sum(1 for _ in range(num_darts) if rng.random() ** 2 + rng.random() ** 2 <= 1.0)
 
 
+POOLS = ("local", "slurm.array", "slurm", "sge", "htcondor")
+"""The pools ``--pool`` may name: modules ``pypoolparty.<name>``."""
+
+
 def make_pool(name: str):
     module = importlib.import_module(f"pypoolparty.{name}")
     return module.Pool(verbose=True)
@@ -27,16 +31,16 @@ def make_pool(name: str):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", default="local", help="local, slurm.array, slurm, sge, htcondor")
+    parser.add_argument("--pool", default="local", choices=POOLS, help="the pool to run on")
     parser.add_argument("--tasks", type=int, default=100, help="number of tasks")
     parser.add_argument("--darts", type=int, default=20_000, help="darts per task")
     args = parser.parse_args(argv)
 
-    pool = make_pool(args.pool)
     tasks = [(seed, args.darts) for seed in range(args.tasks)]
     print(f"Throwing {args.tasks} x {args.darts} darts with pypoolparty.{args.pool}.Pool ...")
     start = time.monotonic()
-    hits = pool.map(count_hits, tasks)
+    with make_pool(args.pool) as pool:
+        hits = pool.map(count_hits, tasks)
     seconds = time.monotonic() - start
     estimate = 4.0 * sum(hits) / (args.tasks * args.darts)
     print(f"{len(hits)} tasks done in {seconds:.1f} s")

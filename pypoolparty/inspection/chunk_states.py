@@ -187,7 +187,9 @@ class ChunkLedger:
         self.ending = ProcessState("task_failed", f"task {event.get('itask', '?')} raised")
 
     def _on_session_aborted(self, event: dict) -> None:
-        self.ending = ProcessState("stopped", str(event.get("error", "")))
+        error = str(event.get("error", ""))
+        ending = "interrupted" if event_log.is_interruption(error) else "stopped"
+        self.ending = ProcessState(ending, error)
         if event.get("cancelled_jobs"):
             # The map cancelled the jobs of its unfinished chunks as it
             # stopped, and logs no state for them: their last logged states
