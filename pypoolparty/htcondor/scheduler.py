@@ -74,6 +74,9 @@ class HTCondorScheduler(Scheduler):
     def submit(self, submission: Submission) -> list[Job]:
         submit_path = os.path.join(submission.directory, submitfile.SUBMIT_FILE_NAME)
         write_private(submit_path, submitfile.render(submission, self.options).encode())
+        # HTCondor appends to an existing user log and keeps its mode; left to
+        # create it, the schedd makes it world-readable (0644).
+        write_private(submitfile.event_log_path(submission.directory), b"")
         cluster, first_proc = commands.call(
             [self.paths.condor_submit, "-terse", submit_path],
             parse=lambda completed: parsing.submitted_cluster(completed, len(submission.chunks)),

@@ -102,6 +102,15 @@ def test_one_cluster_whose_procs_run_the_chunks(dummy_htcondor, work_dir):
     assert os.path.exists(os.path.join(work_dir, "ppp-test-1", "events.log"))
 
 
+def test_the_event_log_is_private_like_every_file_of_the_session(dummy_htcondor, work_dir):
+    scheduler = make_scheduler()
+    jobs = scheduler.submit(make_submission(work_dir, [0]))
+    wait_until_final(scheduler, jobs)
+    log_path = os.path.join(work_dir, "ppp-test-1", "events.log")
+    assert os.path.getsize(log_path) > 0  # HTCondor (here the dummy) wrote to it
+    assert stat.S_IMODE(os.stat(log_path).st_mode) == 0o600
+
+
 def test_throttle_keeps_procs_materialized_below_the_limit(dummy_htcondor, work_dir):
     dummy_htcondor.set_faults(slots=4)
     scheduler = make_scheduler()
