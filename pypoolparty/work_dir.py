@@ -42,6 +42,7 @@ import dataclasses
 import errno
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -75,6 +76,11 @@ def prepare_base(work_dir: str | None) -> str:
     """Create (0700) and check the directory that holds session directories."""
     base = work_dir if work_dir is not None else os.path.join(os.getcwd(), DEFAULT_BASE_NAME)
     base = os.path.abspath(base)
+    if os.path.exists(base) and not os.path.isdir(base):
+        raise WorkDirError(
+            f"the work_dir {base!r} is a file, not a directory. Pass the path of a directory "
+            "(it is created if missing) on a file system the compute nodes also reach."
+        )
     try:
         os.makedirs(base, mode=0o700, exist_ok=True)
     except OSError as error:
@@ -100,9 +106,17 @@ def check_private(path: str) -> None:
             "pickles in it are code, so pypoolparty does not trust it. Use a work_dir of your own."
         )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        if info.st_mode & stat.S_ISVTX:
+            # A shared directory such as /tmp: it must stay writable by all.
+            advice = (
+                f"It is a shared directory: pass a directory of your own inside it, "
+                f"e.g. work_dir={os.path.join(path, 'pypoolparty-' + _user_name())!r}."
+            )
+        else:
+            advice = f"Run 'chmod 700 {path}' or use another work_dir."
         raise WorkDirError(
             f"the work_dir {path!r} can be written by others (mode {stat.filemode(info.st_mode)}); "
-            f"pickles in it are code. Run 'chmod 700 {path}' or use another work_dir."
+            f"pickles in it are code. {advice}"
         )
 
 
@@ -477,3 +491,10 @@ def remove_base_if_empty(base: str) -> None:
             os.rmdir(base)
         except OSError:
             pass
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers)
+        return str(os.getuid())

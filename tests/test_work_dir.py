@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+import pypoolparty
 from pypoolparty import event_log, work_dir
 from pypoolparty.errors import WorkDirError
 
@@ -45,3 +46,23 @@ def test_write_private_is_atomic_and_private(tmp_path):
     assert work_dir.read_json(path) == {"a": 1}
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert os.listdir(tmp_path) == ["f.json"]
+
+
+def test_a_shared_sticky_directory_is_refused_with_advice_to_use_ones_own(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    with pytest.raises(pypoolparty.WorkDirError) as raised:
+        pypoolparty.local.Pool(1, work_dir=shared).map(abs, [1])
+    message = str(raised.value)
+    assert "shared directory" in message and "directory of your own" in message
+    assert "chmod" not in message  # a shared directory must stay writable by all
+    assert os.listdir(shared) == []  # nothing was prepared
+
+
+def test_a_work_dir_that_is_a_file_says_so(tmp_path):
+    path = tmp_path / "results.txt"
+    path.write_text("not a directory")
+    with pytest.raises(pypoolparty.WorkDirError, match="is a file, not a directory"):
+        pypoolparty.local.Pool(1, work_dir=path).map(abs, [1])
+    assert path.read_text() == "not a directory"
