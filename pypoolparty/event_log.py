@@ -16,6 +16,8 @@ The events and their fields besides ``time`` and ``event``:
                        last], ...]`` (see :func:`consecutive_runs`). Logged
                        before submitting, so a kill in between leaves a
                        submission to recover.
+``submission_rejected`` ``submission``: the scheduler refused it; nothing
+                       found under its name is adopted or cancelled.
 ``submitted``          ``submission``, ``jobs``: one row ``[jobid, ichunk,
                        stdout, stderr]`` per job (see :func:`job_row`), the
                        paths relative to the session directory.
@@ -57,6 +59,7 @@ SESSION_STARTED = "session_started"
 SESSION_RESUMED = "session_resumed"
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
+SUBMISSION_REJECTED = "submission_rejected"
 JOB_STATE = "job_state"
 JOB_FAILED = "job_failed"
 CHUNK_DONE = "chunk_done"

@@ -159,7 +159,8 @@ class Session:
         self.num_submissions = 0
         self.num_done = 0
         self.seen_unknown: set[tuple[str, str]] = set()
-        self.job_name_base = f"{settings.job_name_prefix}-{work_dir.job_name_tag(session_dir.path)}"
+        self.metadata = work_dir.SessionMetadata.read(session_dir)
+        self.job_name_base = f"{settings.job_name_prefix}-{self.metadata.session_id}"
         self.log: event_log.EventLog | None = None
         self.stop = stop
         self.submitting: Submission | None = None
@@ -380,7 +381,14 @@ class Session:
         )
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
-        jobs = self.scheduler.submit(submission)
+        try:
+            jobs = self.scheduler.submit(submission)
+        except SubmissionRejected:
+            # Refused: whatever record the scheduler keeps under this name
+            # (SLURM's FAILED BadConstraints) is never cancelled or adopted.
+            self.submitting = None
+            self.log.write(event_log.SUBMISSION_REJECTED, submission=name)
+            raise
         crash_points.reached("during_submit")
         self._take_jobs(name, jobs)
         self.submitting = None
@@ -589,13 +597,14 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
-        metadata = work_dir.SessionMetadata.read(self.dir)
-        same_scheduler = metadata.scheduler == self.scheduler.name
+        same_scheduler = self.metadata.scheduler == self.scheduler.name
         unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
             if event["event"] == event_log.SUBMITTING:
                 self.num_submissions += 1
                 unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
+            if event["event"] == event_log.SUBMISSION_REJECTED:
+                unrecorded.pop(event.get("submission"), None)
             if event["event"] != event_log.SUBMITTED or not same_scheduler:
                 continue
             unrecorded.pop(event["submission"], None)

@@ -44,6 +44,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import socket
 import stat
@@ -176,16 +177,6 @@ def session_dir_name(fingerprint: str) -> str:
 def is_session_dir_name(name: str) -> bool:
     """Whether ``name`` may be a session directory's (``map-...``)."""
     return name.startswith(SESSION_PREFIX)
-
-
-def job_name_tag(session_path: str) -> str:
-    """The first 8 hex digits of the fingerprint in a session directory's name, for job names.
-
-    >>> job_name_tag("/home/ann/.pypoolparty/map-0123456789abcdef-2")
-    '01234567'
-    """
-    name = os.path.basename(os.path.normpath(session_path))
-    return name[len(SESSION_PREFIX) : len(SESSION_PREFIX) + 8]
 
 
 def outcome_member(ichunk: int, failed: bool = False) -> str:
@@ -374,6 +365,10 @@ class SessionMetadata:
     chunksize: int
     num_chunks: int
     python_path: str
+    session_id: str
+    """Random, 8 hex digits, made when the map starts: the map's job names
+    carry it, so that no other map -- the same function and tasks from
+    another directory or by another user included -- shares them."""
 
     @classmethod
     def of_new_map(
@@ -402,6 +397,7 @@ class SessionMetadata:
             chunksize=chunksize,
             num_chunks=num_chunks,
             python_path=python_path,
+            session_id=secrets.token_hex(4),
         )
 
     def write(self, session_dir: SessionDir) -> None:
@@ -437,6 +433,8 @@ class SessionMetadata:
                 chunksize=max(1, int(metadata["chunksize"])),
                 num_chunks=int(metadata["num_chunks"]),
                 python_path=str(metadata.get("python_path", "")),
+                # Maps started before session ids existed named jobs after the fingerprint.
+                session_id=str(metadata.get("session_id") or metadata["fingerprint"][:8]),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{session_dir.metadata_path!r} lacks {error}") from error

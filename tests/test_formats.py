@@ -142,7 +142,7 @@ def test_every_event_the_map_writes_is_read_back_by_the_command_line(tmp_path, c
     assert ledger.failed_tasks == {0: 2}
     assert ledger.num_jobs_submitted == 3 and ledger.num_scheduler_failures == 1
     assert ledger.stuck[3].reason == "by user"
-    assert ledger.ending.ending == "stopped"
+    assert ledger.ending.ending == "interrupted"  # a Ctrl-C is not "an error"
 
 
 def test_a_session_started_is_the_first_event_of_a_call(tmp_path):
@@ -195,7 +195,7 @@ def test_the_metadata_the_map_writes_is_what_the_command_line_shows(tmp_path):
     assert session.fingerprint == FINGERPRINT
     assert session.tasks_of(2) == range(6, 7) and session.chunk_of(5) == 1
     assert work_dir.SessionMetadata.read(session_dir) == work_dir.SessionMetadata.read(session.dir)
-    assert work_dir.job_name_tag(session_dir.path + "-2") == "01234567"
+    assert len(session.session_id) == 8 and int(session.session_id, 16) >= 0
 
 
 # -- session.lock -------------------------------------------------------------

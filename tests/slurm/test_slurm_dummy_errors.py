@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -80,3 +81,35 @@ def test_a_command_that_vanishes_mid_map_is_a_pool_error_and_the_jobs_are_cancel
     assert not os.path.exists(paths["squeue_path"])
     assert dummy_slurm.jobs(), "the map submitted before squeue vanished"
     assert not [job for job in dummy_slurm.jobs() if job["state"] in ("PENDING", "RUNNING")]
+
+
+def sbatch_that_queues_then_refuses(dummy_slurm, bin_dir) -> dict[str, str]:
+    """Paths whose sbatch leaves a job record but reports a refusal, as real
+    SLURM does for "Requested node configuration is not available"."""
+    bin_dir.mkdir()
+    for name in SLURM_COMMANDS:
+        write_script(bin_dir / name, f'#!/bin/sh\nexec "{dummy_slurm.bin}/{name}" "$@"\n')
+    write_script(
+        bin_dir / "sbatch",
+        f'#!/bin/sh\n"{dummy_slurm.bin}/sbatch" "$@" >/dev/null\n'
+        'echo "sbatch: error: Batch job submission failed: Requested node configuration '
+        'is not available" >&2\nexit 1\n',
+    )
+    return {f"{name}_path": str(bin_dir / name) for name in ("sbatch", "squeue", "scancel")}
+
+
+def test_a_refused_submission_is_never_cancelled_or_adopted_later(dummy_slurm, tmp_path):
+    refusing = sbatch_that_queues_then_refuses(dummy_slurm, tmp_path / "bin")
+    pool = make_pool(pypoolparty.slurm.array.Pool, refusing, tmp_path, max_num_resubmissions=0)
+    with pytest.raises(pypoolparty.SubmissionRejected) as raised:
+        pool.map(abs, range(-3, 0), chunksize=1)
+    assert "cancelled" not in str(raised.value).lower()  # nothing of it was looked up
+    assert dummy_slurm.jobs(), "the wrapper left a record under the refused submission's name"
+
+    pool = make_pool(pypoolparty.slurm.array.Pool, dummy_slurm.paths, tmp_path, keep_work_dir=True)
+    assert pool.map(abs, range(-3, 0), chunksize=1) == [3, 2, 1]
+    (log,) = (tmp_path / "work").glob("map-*/log.jsonl")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["submission"] for e in events if e["event"] == "submission_rejected"]
+    (resumed,) = [e for e in events if e["event"] == "session_resumed"]
+    assert resumed["adopted_jobs"] == 0
