@@ -434,7 +434,7 @@ class SessionMetadata:
                 num_chunks=int(metadata["num_chunks"]),
                 python_path=str(metadata.get("python_path", "")),
                 # Maps started before session ids existed named jobs after the fingerprint.
-                session_id=str(metadata.get("session_id") or metadata["fingerprint"][:8]),
+                session_id=str(metadata.get("session_id") or metadata.get("fingerprint", ""))[:8],
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{session_dir.metadata_path!r} lacks {error}") from error
