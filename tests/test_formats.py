@@ -269,3 +269,17 @@ def test_the_stderr_tail_of_a_failed_job_is_the_same_for_the_map_and_the_command
     (report,) = inspection.scheduler_trouble(session).job_failures
     assert report.stderr_tail == tail_seen_by_the_map
     assert report.stderr_tail.splitlines() == lines[-outcome.STDERR_TAIL_LINES :]
+
+
+def test_a_refused_submission_leaves_its_chunks_not_submitted_for_the_command_line(tmp_path):
+    path = str(tmp_path / "log.jsonl")
+    log = event_log.EventLog(path)
+    log.write(event_log.SESSION_STARTED, resuming=False, pid=1)
+    log.write(event_log.SUBMITTING, submission="s-1", chunks=event_log.consecutive_runs([0, 1]))
+    log.write(event_log.SUBMISSION_REJECTED, submission="s-1")
+    log.write(event_log.SESSION_ABORTED, error="SubmissionRejected: no", cancelled_jobs=0)
+    log.close()
+    ledger = ChunkLedger(num_chunks=3)
+    for event in event_log.read(path):
+        ledger.replay(event)
+    assert ledger.state == ["not_submitted"] * 3  # not "being submitted"

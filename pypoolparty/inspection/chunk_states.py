@@ -84,10 +84,13 @@ class ChunkLedger:
         self.ending: ProcessState | None = None
         """How the last call of the map ended; None if it logged no end."""
         self._failed_since_submitted = bytearray(num_chunks)
+        self._submitting: dict[str, list[int]] = {}
+        """The chunks of each submission the log announced (``submitting``)."""
         self._handlers = {
             event_log.SESSION_STARTED: self._on_session_started,
             event_log.SUBMITTING: self._on_submitting,
             event_log.SUBMITTED: self._on_submitted,
+            event_log.SUBMISSION_REJECTED: self._on_submission_rejected,
             event_log.JOB_STATE: self._on_job_state,
             event_log.JOB_FAILED: self._on_job_failed,
             event_log.CHUNK_DONE: self._on_chunk_done,
@@ -135,9 +138,15 @@ class ChunkLedger:
         self.ending = None
 
     def _on_submitting(self, event: dict) -> None:
-        for ichunk in map(self._chunk, chunks_of_submitting(event)):
-            if ichunk is not None:
-                self._set(ichunk, SUBMITTING)
+        ichunks = [i for i in map(self._chunk, chunks_of_submitting(event)) if i is not None]
+        self._submitting[str(event.get("submission"))] = ichunks
+        for ichunk in ichunks:
+            self._set(ichunk, SUBMITTING)
+
+    def _on_submission_rejected(self, event: dict) -> None:
+        for ichunk in self._submitting.pop(str(event.get("submission")), []):
+            if self.state[ichunk] == SUBMITTING:
+                self._set(ichunk, NOT_SUBMITTED)
 
     def _on_submitted(self, event: dict) -> None:
         for _, value, _, _ in jobs_of(event):
