@@ -250,3 +250,20 @@ def test_executor_batches_submits_into_one_array(tmp_path, prefix):
         assert [f.result() for f in futures] == [divmod(x, 7) for x in range(40)]
     assert len(events(tmp_path, "submitting")) == 1
     wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+
+
+def test_a_refused_array_leaves_a_record_that_the_corrected_call_never_adopts(tmp_path, prefix):
+    """Real SLURM keeps a FAILED/BadConstraints record of a refused array under its name."""
+    refused = make_pool(pypoolparty.slurm.array.Pool, tmp_path, prefix, mem="100G")
+    with pytest.raises(SubmissionRejected) as raised:
+        refused.map(abs, range(-3, 0), chunksize=1)
+    assert "cancelled" not in str(raised.value).lower()
+    assert {state for _, state, _ in queue_of(prefix)} == {"FAILED"}  # a record per task
+
+    corrected = make_pool(pypoolparty.slurm.array.Pool, tmp_path, prefix, keep_work_dir=True)
+    assert corrected.map(abs, range(-3, 0), chunksize=1) == [3, 2, 1]
+    (log,) = (tmp_path / "work").glob("map-*/log.jsonl")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    (resumed,) = [e for e in events if e["event"] == "session_resumed"]
+    assert resumed["adopted_jobs"] == 0
+    assert not [e for e in events if e["event"] == "job_failed"]  # BadConstraints is not ours
