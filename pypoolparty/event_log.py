@@ -9,8 +9,10 @@ environment values or task data.
 The events and their fields besides ``time`` and ``event``:
 
 ``session_started``    ``resuming`` (bool), ``pid``: a call of the map begins.
-``session_resumed``    ``done`` (chunks already done), ``adopted_jobs``: the
-                       call continues an earlier one.
+``session_resumed``    ``done`` (chunks already done), ``adopted_jobs``,
+                       ``reused_results`` (bool: the earlier call finished and
+                       its results are served, ``reuse_results``): the call
+                       continues an earlier one.
 ``submitting``         ``submission`` (its job name), ``chunks``: the chunks
                        about to be submitted, as inclusive runs ``[[first,
                        last], ...]`` (see :func:`consecutive_runs`). Logged
@@ -125,6 +127,45 @@ def first_event_time(path: str) -> float | None:
         return None
     finally:
         events.close()
+
+
+LAST_EVENT_MAX_BYTES = 64 * 1024
+"""How far from its end :func:`last_event` reads a log: more than any one line."""
+
+
+def last_event(path: str) -> dict | None:
+    """The last whole event of the log at ``path``; ``None`` if it has none.
+
+    Reads only the log's end, so that asking is as quick for a map of
+    100,000 tasks as for one of ten. A last line that is cut off (a kill, a
+    line being written) does not count: it is not a whole event.
+    """
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - LAST_EVENT_MAX_BYTES))
+            tail = file.read()
+    except FileNotFoundError:
+        return None
+    for line in reversed(tail.splitlines()):
+        try:
+            event = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(event, dict) and isinstance(event.get("event"), str):
+            return event
+    return None
+
+
+def map_finished(path: str) -> bool:
+    """Whether the last call of the map logged at ``path`` returned every result.
+
+    Such a map's last event is ``session_finished``: nothing is written after
+    it. A map that a task's exception, an error or an interruption stopped,
+    or that is running now, is not finished.
+    """
+    event = last_event(path)
+    return event is not None and event["event"] == SESSION_FINISHED
 
 
 def job_row(jobid: str, ichunk: int, stdout: str, stderr: str) -> list:

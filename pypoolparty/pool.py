@@ -55,8 +55,21 @@ class Pool(abc.ABC):
         that was interrupted continues when called again with the same
         ``work_dir``. Default: ``./.pypoolparty`` in the current directory.
     keep_work_dir : bool
-        Keep the session directory after a successful map. It is always kept
-        when something went wrong, and the error names it.
+        Keep the session directory after a successful map, to look at its
+        logs and outputs (``pypoolparty status``, ``errors``, ``stdout``). It is
+        always kept when something went wrong, and the error names it. A kept
+        directory of a finished map is not a cache: calling the same map again
+        runs it afresh in a directory of its own (see ``reuse_results``).
+    reuse_results : bool
+        Use the work_dir as a cache: a map that already finished in it (same
+        function, tasks, chunking and ``python_path``) returns its stored
+        results without running anything, whatever scheduler ran it. Only the
+        pickled function and tasks are compared: files the function reads,
+        random numbers and the time are not, so ask for it only where the same
+        call must give the same results. Implies ``keep_work_dir``. Continuing
+        an unfinished map (interrupted, stopped by an error, or with tasks that
+        raised) needs no option. Either way, one line on standard error says
+        how many tasks were reused and from which directory.
     verbose : bool
         Show each map's progress on standard error -- tasks done, running,
         pending, in error, held, resubmissions, rate and ETA -- as one live
@@ -115,6 +128,7 @@ class Pool(abc.ABC):
         polling_interval: float | None = None,
         work_dir: str | os.PathLike | None = None,
         keep_work_dir: bool = False,
+        reuse_results: bool = False,
         verbose: bool = False,
         max_num_resubmissions: int = 5,
         command_timeout: float = 60.0,
@@ -133,7 +147,8 @@ class Pool(abc.ABC):
             python_path=_valid_python_path(python_path),
             polling_interval=checks.positive_number("polling_interval", polling_interval),
             work_dir=None if work_dir is None else os.path.abspath(os.fspath(work_dir)),
-            keep_work_dir=bool(keep_work_dir),
+            keep_work_dir=bool(keep_work_dir) or bool(reuse_results),
+            reuse_results=bool(reuse_results),
             verbose=bool(verbose),
             max_num_resubmissions=checks.whole_number(
                 "max_num_resubmissions", max_num_resubmissions, 0

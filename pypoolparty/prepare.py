@@ -3,11 +3,24 @@
 A map is recognised by its fingerprint: the pickled function, the pickled
 tasks, the chunking, and map versus starmap. Its session directory is
 ``<work_dir>/map-<fingerprint>`` (see
-:func:`pypoolparty.work_dir.session_dir_name`). If that directory exists, the
-map was started before and did not finish (or was kept), and the session continues
-it; any other map gets a directory of its own, holding everything the worker
-reads: the function, the tasks, the worker script, ``worker_config.json``
-and ``environment.json``. This module is the one writer of those files.
+:func:`pypoolparty.work_dir.session_dir_name`), or ``map-<fingerprint>-2``,
+``-3``, ... when that one is taken. Which one a map gets:
+
+- a directory of this map that did not finish -- interrupted, stopped by an
+  error, or with tasks that raised -- is continued: the session reuses its
+  finished chunks and adopts its jobs;
+- a directory of this map that finished (its last call returned every
+  result) serves its results only with ``reuse_results=True``, which asks
+  for a cache (the newest such directory, if there are several); otherwise
+  it stays as it is, for inspection, and the map runs afresh in a directory
+  of its own;
+- a directory of an unfinished map that another scheduler started is not
+  continued: :class:`pypoolparty.WorkDirError` says so before anything is
+  submitted, as this scheduler can neither see nor cancel that one's jobs.
+
+A new directory holds everything the worker reads: the function, the tasks,
+the worker script, ``worker_config.json`` and ``environment.json``. This
+module is the one writer of those files.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Callable
 
-from . import chunking, environment, serialization, work_dir
+from . import chunking, environment, event_log, serialization, work_dir
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -44,6 +57,12 @@ class PreparedSession:
     resuming: bool
     """The directory was there already: the map continues an earlier call."""
 
+    finished: bool = False
+    """The earlier call finished; its results are reused (``reuse_results``)."""
+
+    finished_runs: tuple[str, ...] = ()
+    """Directories of finished runs of this map that a new run leaves alone."""
+
 
 @contextlib.contextmanager
 def session_dir(
@@ -57,7 +76,9 @@ def session_dir(
     """Prepare (or find again) this map's session directory, and hold it.
 
     While the ``with`` block runs, the same map started again in this
-    process gets a directory of its own (``map-<fingerprint>-2``).
+    process gets a directory of its own (``map-<fingerprint>-2``). Which
+    directory a map continues, or whose results it reuses, is described in
+    this module's docstring.
 
     Parameters
     ----------
@@ -86,7 +107,8 @@ def session_dir(
     pypoolparty.BadInput
         A command of the scheduler is not found; nothing was submitted.
     pypoolparty.WorkDirError
-        The work_dir cannot be created, trusted or written.
+        The work_dir cannot be created, trusted or written, or it holds this
+        map unfinished from another scheduler.
     """
     function_bytes = serialization.pickle_function(func)
     _check_commands(scheduler)
@@ -95,13 +117,31 @@ def session_dir(
         chunksize = chunking.default_chunksize(len(tasks), parallelism)
     bounds = chunking.chunk_bounds(len(tasks), chunksize)
     base = work_dir.prepare_base(settings.work_dir)
-    session_dir, resuming = _prepare_session_dir(
+    claim = _prepare_session_dir(
         settings, base, tasks, bounds, function_bytes, star, func, scheduler
     )
+    session_dir = work_dir.SessionDir(claim.path)
     try:
-        yield PreparedSession(session_dir, bounds, resuming)
+        yield PreparedSession(
+            session_dir,
+            bounds,
+            claim.resuming,
+            claim.finished,
+            () if claim.resuming else claim.finished_runs,
+        )
     finally:
         _ACTIVE_SESSIONS.release(session_dir.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Claim:
+    path: str
+    resuming: bool
+    """It exists: the map continues there."""
+    finished: bool
+    """Its map finished: its results are reused."""
+    finished_runs: tuple[str, ...]
+    """The map's directories whose map finished."""
 
 
 class _ActiveSessions:
@@ -117,18 +157,46 @@ class _ActiveSessions:
         self._lock = threading.Lock()
         self._paths: set[str] = set()
 
-    def claim_first_free(self, base_path: str) -> str:
+    def claim(self, base_path: str, reuse_results: bool) -> _Claim:
+        """Claim the directory of the map whose first choice is ``base_path``."""
         with self._lock:
-            path, number = base_path, 1
-            while path in self._paths:
-                number += 1
-                path = f"{base_path}-{number}"
-            self._paths.add(path)
-            return path
+            finished, unfinished, free = _candidates(base_path, self._paths)
+            if reuse_results and finished:
+                # The newest run: what the map gave when it last ran.
+                claim = _Claim(finished[-1], True, True, tuple(finished))
+            elif unfinished:
+                claim = _Claim(unfinished[0], True, False, tuple(finished))
+            else:
+                claim = _Claim(free, False, False, tuple(finished))
+            self._paths.add(claim.path)
+            return claim
 
     def release(self, path: str) -> None:
         with self._lock:
             self._paths.discard(path)
+
+
+def _candidates(base_path: str, active: set[str]) -> tuple[list[str], list[str], str]:
+    """The map's existing directories not in ``active``, finished and not, and the first free one.
+
+    The numbered directories ``base_path-2``, ``-3``, ... are looked at up
+    to the first that does not exist.
+    """
+    finished: list[str] = []
+    unfinished: list[str] = []
+    number = 1
+    while True:
+        path = base_path if number == 1 else f"{base_path}-{number}"
+        number += 1
+        if path in active:
+            continue
+        session_dir = work_dir.SessionDir(path)
+        if not session_dir.exists():
+            return finished, unfinished, path
+        if event_log.map_finished(session_dir.log_path):
+            finished.append(path)
+        else:
+            unfinished.append(path)
 
 
 _ACTIVE_SESSIONS = _ActiveSessions()
@@ -163,10 +231,12 @@ def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, fu
             incomplete_tasks_path, tasks, bounds, function_bytes, identity
         )
         name = work_dir.session_dir_name(fingerprint)
-        path = _ACTIVE_SESSIONS.claim_first_free(os.path.join(base, name))
-        session_dir = work_dir.SessionDir(path)
-        if session_dir.exists():
-            return session_dir, True
+        claim = _ACTIVE_SESSIONS.claim(os.path.join(base, name), settings.reuse_results)
+        session_dir = work_dir.SessionDir(claim.path)
+        if claim.resuming:
+            if not claim.finished:
+                _check_same_scheduler(session_dir, scheduler)
+            return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
         _write_session_files(settings, session_dir, function_bytes, star)
@@ -180,16 +250,35 @@ def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, fu
             num_chunks=len(bounds),
             python_path=settings.python_path,
         ).write(session_dir)
-        return session_dir, False
+        return claim
     except BaseException as error:
         if session_dir is not None:
             _ACTIVE_SESSIONS.release(session_dir.path)
-        if isinstance(error, OSError):
+        if isinstance(error, OSError) and not isinstance(error, WorkDirError):
             raise WorkDirError.from_os_error(base, error) from error
         raise
     finally:
         if os.path.exists(incomplete_tasks_path):
             os.remove(incomplete_tasks_path)
+
+
+def _check_same_scheduler(session_dir: work_dir.SessionDir, scheduler: Scheduler) -> None:
+    """Refuse to continue a map that another scheduler started.
+
+    Its jobs may still be queued or running there, and this scheduler can
+    neither see nor cancel them: continuing would run its chunks twice.
+    """
+    started_on = work_dir.SessionMetadata.read(session_dir).scheduler
+    if started_on in (scheduler.name, "?"):
+        return
+    raise WorkDirError(
+        f"the session directory {session_dir.path!r} holds this map unfinished, started on "
+        f"{started_on}; this pool runs on {scheduler.name}, which can neither see nor cancel "
+        f"{started_on}'s jobs, so it does not continue the map. Continue it with a "
+        f"{started_on} pool, or start it afresh on {scheduler.name} with another work_dir "
+        f"(or remove that directory first: pypoolparty clean --unfinished "
+        f"{os.path.dirname(session_dir.path)}). Nothing was submitted."
+    )
 
 
 def _write_session_files(

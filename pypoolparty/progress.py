@@ -530,6 +530,23 @@ def shown(total_tasks: int, verbose: bool) -> Iterator[Progress | None]:
         logger.setLevel(previous_level)
 
 
+def announce(message: str, verbose: bool) -> None:
+    """Say ``message`` on standard error as one line, verbose or not.
+
+    For what a user must hear of even without ``verbose`` (a map reusing
+    finished work). When verbose, it is a log record like the others, so it
+    gets their form and does not land in the middle of the progress line.
+    """
+    if verbose:
+        logger.info("%s", message)
+        return
+    try:
+        sys.stderr.write(f"{PREFIX}: {message}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # no or a closed standard error
+        pass
+
+
 class _LineClearingHandler(logging.StreamHandler):
     """Writes log records on a line of their own, not after the progress line."""
 

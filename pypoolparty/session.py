@@ -62,10 +62,12 @@ def run_map(
 ) -> list | None:
     """Run one map: the entry point the Pool calls.
 
-    A map that was started before and did not finish (or was kept) is
-    continued: its finished chunks are not run again and its jobs still in
-    the queue are adopted (see :mod:`pypoolparty.prepare` for how a map is
-    recognised).
+    A map that was started before and did not finish is continued: its
+    finished chunks are not run again and its jobs still in the queue are
+    adopted. A map that finished before returns its stored results only with
+    ``settings.reuse_results``; otherwise it runs afresh (see
+    :mod:`pypoolparty.prepare` for how a map is recognised). Either reuse is
+    announced by one line on standard error.
 
     Parameters
     ----------
@@ -114,6 +116,8 @@ def run_map(
             stop=stop,
             on_chunk_done=on_chunk_done,
             withdrawals=withdrawals,
+            reusing_results=prepared.finished,
+            finished_runs=prepared.finished_runs,
         )
         return session.run()
 
@@ -146,6 +150,8 @@ class Session:
         stop: threading.Event | None = None,
         on_chunk_done: Callable[[int, list], None] | None = None,
         withdrawals: Withdrawals | None = None,
+        reusing_results: bool = False,
+        finished_runs: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler
@@ -166,6 +172,8 @@ class Session:
         self.submitting: Submission | None = None
         self.on_chunk_done = on_chunk_done
         self.withdrawals = withdrawals
+        self.reusing_results = reusing_results
+        self.finished_runs = finished_runs
 
     def run(self) -> list:
         self.dir.acquire_lock()
@@ -180,6 +188,8 @@ class Session:
                     )
                     if self.resuming:
                         self._restore()
+                    else:
+                        self._note_finished_runs()
                     self._babysit(display)
                 except BaseException as error:
                     self._abort(error)
@@ -597,7 +607,9 @@ class Session:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
-        same_scheduler = self.metadata.scheduler == self.scheduler.name
+        # A finished map's last call cancelled whatever of it was left in the
+        # queue: there is nothing to adopt, and nothing to ask a scheduler.
+        adopting = self.metadata.scheduler == self.scheduler.name and not self.reusing_results
         unrecorded: dict[str, list[int]] = {}
         for event in event_log.read(self.dir.log_path):
             if event["event"] == event_log.SUBMITTING:
@@ -605,7 +617,7 @@ class Session:
                 unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
             if event["event"] == event_log.SUBMISSION_REJECTED:
                 unrecorded.pop(event.get("submission"), None)
-            if event["event"] != event_log.SUBMITTED or not same_scheduler:
+            if event["event"] != event_log.SUBMITTED or not adopting:
                 continue
             unrecorded.pop(event["submission"], None)
             for jobid, ichunk, stdout, stderr in event_log.jobs_of(event):
@@ -616,18 +628,40 @@ class Session:
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True
-        if same_scheduler:
+        if adopting:
             for name, ichunks in unrecorded.items():
                 self._recover(name, ichunks)
         adopted = sum(1 for c in self.chunks if not c.done and c.job is not None)
-        self.log.write(event_log.SESSION_RESUMED, done=self.num_done, adopted_jobs=adopted)
-        logger.info(
-            "continuing the map in %s: %d of %d chunks done, %d job(s) adopted",
-            self.dir.path,
-            self.num_done,
-            len(self.chunks),
-            adopted,
+        self.log.write(
+            event_log.SESSION_RESUMED,
+            done=self.num_done,
+            adopted_jobs=adopted,
+            reused_results=self.reusing_results,
         )
+        progress.announce(self._reuse_line(adopted), self.settings.verbose)
+
+    def _reuse_line(self, adopted: int) -> str:
+        """The one line that says how much finished work this call reuses, and from where."""
+        done = sum(stop - start for c, (start, stop) in zip(self.chunks, self.bounds) if c.done)
+        total = self.bounds[-1][1]
+        if self.reusing_results:
+            return (
+                f"reusing the stored results of {done} of {total} tasks of this map, which "
+                f"finished on {self.metadata.scheduler} in {self.dir.path} (reuse_results=True)"
+            )
+        return (
+            f"continuing this map from {self.dir.path}: reusing {done} of {total} tasks done "
+            f"before, {adopted} job(s) of the earlier call adopted"
+        )
+
+    def _note_finished_runs(self) -> None:
+        if self.finished_runs:
+            logger.info(
+                "%s holds a finished run of this map, kept for inspection; this call runs it "
+                "afresh in %s (reuse_results=True would return its stored results)",
+                self.finished_runs[-1],
+                self.dir.path,
+            )
 
     def _recover(self, name: str, ichunks: list[int]) -> None:
         """Adopt the jobs of a submission whose ids the predecessor, killed

@@ -37,7 +37,8 @@ class MapSettings:
     directories; ``None``: ``./.pypoolparty``."""
 
     keep_work_dir: bool
-    """Keep the session directory after a successful map."""
+    """Keep the session directory after a successful map (also true with
+    ``reuse_results``: a cache is kept)."""
 
     verbose: bool
     """Show the progress display and log what happens on standard error."""
@@ -58,3 +59,8 @@ class MapSettings:
 
     max_result_size: int | None
     """Largest pickled result of one task, in bytes; ``None``: no limit."""
+
+    reuse_results: bool = False
+    """Return the stored results of a finished run of the same map in the
+    work_dir instead of running it again (a cache); without it, a finished
+    run's directory is left alone and the map runs afresh."""
