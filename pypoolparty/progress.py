@@ -120,16 +120,81 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def format_rate(tasks_per_second: float | None) -> str:
-    """A rate in the unit that makes its number at least 1: per second, minute or hour.
+RATE_UNITS = {"s": 1, "min": 60, "h": 3600}
+"""The units of a rate, finest first, and their seconds."""
+
+RATE_UNIT_KEPT_DOWN_TO = 0.5
+"""A rate's unit is kept while its number stays at least this (``0.6 tasks/s``)..."""
+
+RATE_UNIT_KEPT_UP_TO = 120
+"""... and, but for seconds, below this (``119 tasks/min``; 2 tasks/s switch to seconds)."""
+
+
+def natural_rate_unit(tasks_per_second: float) -> str:
+    """The coarsest unit -- second, minute, hour -- that makes the rate's number at least 1.
 
     Maps of long tasks finish a few tasks an hour; ``0.0 tasks/s`` would say
     nothing about them.
+
+    Examples
+    --------
+    >>> natural_rate_unit(1.4), natural_rate_unit(0.9), natural_rate_unit(0.001)
+    ('s', 'min', 'h')
+    """
+    for unit, seconds in RATE_UNITS.items():
+        if tasks_per_second * seconds >= 1:
+            return unit
+    return "h"
+
+
+def choose_rate_unit(tasks_per_second: float | None, previous: str | None) -> str | None:
+    """The unit to show a rate in, given the unit it was shown in until now.
+
+    A rate near a unit's border (1 task/s, 1 task/min) would flip between
+    ``1.0 tasks/s`` and ``59.0 tasks/min`` from one redraw to the next; so the
+    previous unit is kept while the number stays between
+    :data:`RATE_UNIT_KEPT_DOWN_TO` and :data:`RATE_UNIT_KEPT_UP_TO`, and only
+    a rate that leaves that band gets its natural unit
+    (:func:`natural_rate_unit`).
+
+    Parameters
+    ----------
+    tasks_per_second : float or None
+        The rate; ``None``, zero or not finite: the previous unit stays.
+    previous : str or None
+        ``s``, ``min`` or ``h``; ``None`` before the first rate.
+
+    Returns
+    -------
+    str or None
+        The unit, ``None`` while there was never a rate to choose it by.
+
+    Examples
+    --------
+    >>> choose_rate_unit(0.9, "s"), choose_rate_unit(0.9, None), choose_rate_unit(0.4, "s")
+    ('s', 'min', 'min')
+    """
+    if tasks_per_second is None or not math.isfinite(tasks_per_second) or tasks_per_second <= 0:
+        return previous
+    if previous is not None:
+        value = tasks_per_second * RATE_UNITS[previous]
+        not_too_small = value >= RATE_UNIT_KEPT_DOWN_TO or previous == "h"
+        not_too_large = value < RATE_UNIT_KEPT_UP_TO or previous == "s"
+        if not_too_small and not_too_large:
+            return previous
+    return natural_rate_unit(tasks_per_second)
+
+
+def format_rate(tasks_per_second: float | None, unit: str | None = None) -> str:
+    """A rate in ``unit``; by default the one that makes its number at least 1.
 
     Parameters
     ----------
     tasks_per_second : float or None
         The rate; ``None`` while it is not known yet.
+    unit : str, optional
+        ``s``, ``min`` or ``h``; default :func:`natural_rate_unit` (a display
+        that redraws keeps its unit with :func:`choose_rate_unit`).
 
     Returns
     -------
@@ -142,18 +207,17 @@ def format_rate(tasks_per_second: float | None) -> str:
     '12.3 tasks/s'
     >>> format_rate(0.05)
     '3.0 tasks/min'
+    >>> format_rate(0.9, unit="s")
+    '0.9 tasks/s'
     >>> format_rate(None)
     '? tasks/s'
     """
     if tasks_per_second is None or not math.isfinite(tasks_per_second):
-        return "? tasks/s"
+        return f"? tasks/{unit or 's'}"
     if tasks_per_second <= 0:
-        return "0 tasks/s"
-    for factor, unit in ((1, "s"), (60, "min")):
-        value = tasks_per_second * factor
-        if value >= 1:
-            return f"{_number(value)} tasks/{unit}"
-    return f"{_number(tasks_per_second * 3600)} tasks/h"
+        return f"0 tasks/{unit or 's'}"
+    unit = unit or natural_rate_unit(tasks_per_second)
+    return f"{_number(tasks_per_second * RATE_UNITS[unit])} tasks/{unit}"
 
 
 def _number(value: float) -> str:
@@ -192,6 +256,7 @@ def format_line(
     tasks_per_second: float | None,
     elapsed: float,
     with_elapsed: bool,
+    rate_unit: str | None = None,
 ) -> str:
     """The text of one progress line.
 
@@ -215,6 +280,8 @@ def format_line(
     with_elapsed : bool
         Append the elapsed time (for plain lines in a log, which have no other
         clock; a live line does not need it).
+    rate_unit : str, optional
+        The rate's unit (see :func:`format_rate`).
 
     Returns
     -------
@@ -235,7 +302,7 @@ def format_line(
     parts = [
         f"{PREFIX} {counts.done}/{total_tasks} tasks done",
         timing,
-        format_rate(tasks_per_second),
+        format_rate(tasks_per_second, rate_unit),
         f"{counts.running} running",
         f"{counts.pending} pending",
     ]
@@ -379,6 +446,7 @@ class Progress:
         self.line_interval = line_interval
         self.started = clock()
         self._rate = RateMeter()
+        self._rate_unit: str | None = None  # kept across redraws, see choose_rate_unit
         self._counts: Counts | None = None
         self._last_output: float | None = None  # time of the last redraw or plain line
         self._drawn_text = ""  # what the live line shows now
@@ -450,12 +518,15 @@ class Progress:
 
     def _text(self, now: float, with_elapsed: bool) -> str:
         assert self._counts is not None
+        rate = self._rate.rate(now)
+        self._rate_unit = choose_rate_unit(rate, self._rate_unit)
         return format_line(
             self._counts,
             self.total_tasks,
-            self._rate.rate(now),
+            rate,
             now - self.started,
             with_elapsed=with_elapsed,
+            rate_unit=self._rate_unit,
         )
 
     def _draw(self, now: float) -> None:

@@ -192,6 +192,10 @@ class Session:
                         self._note_finished_runs()
                     self._babysit(display)
                 except BaseException as error:
+                    # The last progress line comes before the message saying
+                    # why the map stopped, never after it.
+                    if display is not None:
+                        display.close()
                     self._abort(error)
                     raise
             results = self._finish()

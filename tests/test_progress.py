@@ -100,6 +100,31 @@ def test_rates_use_the_unit_that_makes_the_number_at_least_one(rate, text):
     assert progress.format_rate(rate) == text
 
 
+@pytest.mark.parametrize(
+    "rate, previous, unit",
+    [
+        (1.4, None, "s"),
+        (0.92, None, "min"),
+        (0.92, "s", "s"),  # near the border: the unit shown so far stays
+        (0.5, "s", "s"),
+        (0.49, "s", "min"),  # far below it: the natural unit
+        (1.4, "min", "min"),  # 84 tasks/min
+        (2.0, "min", "s"),  # 120 tasks/min
+        (1000.0, "s", "s"),
+        (0.9 / 60, "min", "min"),
+        (0.4 / 60, "min", "h"),
+        (5 / 3600, "h", "h"),
+        (1.9 / 60, "h", "h"),  # 114 tasks/h
+        (3 / 60, "h", "min"),
+        (0.0, "min", "min"),  # no rate to choose by: keep the unit
+        (None, "s", "s"),
+        (None, None, None),
+    ],
+)
+def test_a_rate_keeps_its_unit_until_it_leaves_the_band_around_it(rate, previous, unit):
+    assert progress.choose_rate_unit(rate, previous) == unit
+
+
 def test_remaining_time_is_remaining_tasks_over_rate_and_unknown_without_a_rate():
     assert progress.estimate_remaining(100, 40, 2.0) == 30.0
     assert progress.estimate_remaining(100, 40, None) is None
@@ -220,6 +245,25 @@ def test_terminal_line_is_redrawn_in_place_and_ends_with_a_newline_on_close():
         "\rpypoolparty 10/100 tasks done | ETA 9s | 10.0 tasks/s | 4 running | 86 pending"
         "\n"
     )
+
+
+def test_a_rate_near_a_units_border_does_not_flip_units_between_redraws():
+    display, clock, stream = make()
+    # The rate over the first sample: 1.4, 0.9, 1.4, 0.95 tasks/s.
+    for now, done in ((0.0, 0), (10.0, 14), (20.0, 18), (30.0, 42), (40.0, 38)):
+        clock.now = now
+        display.update(done, 4, 100 - done, 0, 0, 0, 0)
+    rates = [frame.split(" | ")[2] for frame in frames(stream)]
+    assert rates == ["? tasks/s", "1.4 tasks/s", "0.9 tasks/s", "1.4 tasks/s", "0.9 tasks/s"]
+
+
+def test_a_rate_that_falls_far_gets_a_coarser_unit():
+    display, clock, stream = make()
+    for now, done in ((0.0, 0), (10.0, 14), (1000.0, 20)):
+        clock.now = now
+        display.update(done, 4, 100 - done, 0, 0, 0, 0)
+    rates = [frame.split(" | ")[2] for frame in frames(stream)]
+    assert rates == ["? tasks/s", "1.4 tasks/s", "1.2 tasks/min"]
 
 
 def test_terminal_redraws_at_most_ten_times_a_second():
