@@ -7,11 +7,14 @@
     pypoolparty stdout   WORK_DIR TASK       the stdout of the job that ran task TASK
     pypoolparty stderr   WORK_DIR TASK       ... its stderr
     pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
+    pypoolparty clean    WORK_DIR [--dry-run] [--unfinished]
+                                             remove the directories of maps that are over
 
 WORK_DIR is the work_dir given to the Pool (every map in it) or one map's
 ``map-...`` directory; without it, ``./.pypoolparty``, a Pool's default.
-Nothing is written into it. Exit codes: 0 done, 1 the
-output asked for is not in the work_dir, 2 a usage error or not a work_dir.
+Nothing is written into it, but for ``clean`` (see :mod:`pypoolparty.cleaning`).
+Exit codes: 0 done, 1 the output asked for is not in the work_dir (or a
+directory could not be removed), 2 a usage error or not a work_dir.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import inspection, progress
+from . import cleaning, inspection, progress
 from .version import __version__
-from .work_dir import DEFAULT_BASE_NAME
+from .work_dir import DEFAULT_BASE_NAME, is_session_dir_name
 
 EXIT_OK = 0
 EXIT_NOT_RECORDED = 1
@@ -107,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="pypoolparty",
         description="Look into a pypoolparty work_dir, while its map runs or after.",
         epilog="WORK_DIR: the work_dir given to the Pool (by default ./.pypoolparty), "
-        "or one of its map-... directories. Nothing is written into it.",
+        "or one of its map-... directories. Nothing is written into it, but for 'clean'.",
     )
     parser.add_argument("--version", action="version", version=f"pypoolparty {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -132,11 +135,43 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write it; - for stdout"
     )
+    clean = _add_command(
+        commands,
+        "clean",
+        _clean,
+        "remove the directories of finished maps (and, if asked, of unfinished ones)",
+        description=CLEAN_DESCRIPTION,
+    )
+    clean.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="only list what would be removed and how much space it takes",
+    )
+    clean.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="also remove maps that did not finish (interrupted, stopped by an error, a task "
+        "raised) and that no live process holds; calling such a map again would have "
+        "continued it",
+    )
     return parser
 
 
-def _add_command(commands, name: str, function, summary: str) -> argparse.ArgumentParser:
-    command = commands.add_parser(name, help=summary, description=summary)
+CLEAN_DESCRIPTION = (
+    "Remove the session directories of maps that are over. By default, those of finished "
+    "maps: kept with keep_work_dir=True, or caches made with reuse_results=True. With "
+    "--unfinished, also those of maps that did not finish and that no live process holds "
+    "(abandoned: interrupted, stopped by an error, or a task raised); calling such a map "
+    "again would have continued it. A directory a live process holds is never removed, nor "
+    "one whose lock a process on another host holds. --dry-run lists what would go."
+)
+
+
+def _add_command(
+    commands, name: str, function, summary: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=summary, description=description or summary)
     command.add_argument(
         "work_dir",
         metavar="WORK_DIR",
@@ -324,3 +359,73 @@ def _write_trace(trace: inspection.ChromeTrace, file: TextIO) -> None:
     for number, event in enumerate(trace.events()):
         file.write((",\n" if number else "") + json.dumps(event))
     file.write("\n]}\n")
+
+
+# -- clean ------------------------------------------------------------------
+
+CLEAN_KIND_LABELS = {
+    cleaning.FINISHED: "finished",
+    cleaning.UNFINISHED: "unfinished",
+    cleaning.RUNNING: "running",
+}
+
+
+def _clean(args: argparse.Namespace) -> int:
+    sessions = _sessions_to_clean(args.work_dir)
+    if not sessions:
+        print(f"pypoolparty clean: no maps in {args.work_dir}", file=sys.stderr)
+        return EXIT_OK
+    freed = removed = 0
+    failed = False
+    for verdict in cleaning.survey(sessions, unfinished=args.unfinished):
+        if not verdict.removable:
+            print(f"kept          {_describe_verdict(verdict)}{_why_kept(verdict)}")
+            continue
+        if args.dry_run:
+            print(f"would remove  {_describe_verdict(verdict)}")
+        else:
+            try:
+                if not cleaning.remove(verdict):
+                    print(f"kept          {_describe_verdict(verdict)}: it changed meanwhile")
+                    continue
+            except OSError as error:
+                print(f"pypoolparty clean: cannot remove {verdict.session.path}: {error}")
+                failed = True
+                continue
+            print(f"removed       {_describe_verdict(verdict)}")
+        removed += 1
+        freed += verdict.size
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {removed} map director{'y' if removed == 1 else 'ies'}, "
+        f"{cleaning.format_size(freed)}"
+    )
+    return EXIT_NOT_RECORDED if failed else EXIT_OK
+
+
+def _sessions_to_clean(path: str) -> list[inspection.SessionInfo]:
+    """The maps at ``path``; none if it does not exist or holds no map directories."""
+    if not os.path.exists(path):
+        return []
+    try:
+        return inspection.find_sessions(path)
+    except inspection.NotAWorkDir:
+        if os.path.isdir(path) and not any(map(is_session_dir_name, os.listdir(path))):
+            return []
+        raise
+
+
+def _describe_verdict(verdict: cleaning.Verdict) -> str:
+    session = verdict.session
+    detail = f": {verdict.detail}" if verdict.detail else ""
+    return (
+        f"{session.path} ({CLEAN_KIND_LABELS[verdict.kind]}{detail}; "
+        f"{cleaning.format_size(verdict.size)}): {session.function}, {session.kind} of "
+        f"{session.num_tasks} tasks on {session.scheduler}"
+    )
+
+
+def _why_kept(verdict: cleaning.Verdict) -> str:
+    if verdict.kind == cleaning.UNFINISHED:
+        return "; --unfinished removes it (calling the map again would continue it)"
+    return ""
