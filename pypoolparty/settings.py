@@ -58,3 +58,11 @@ class MapSettings:
 
     max_result_size: int | None
     """Largest pickled result of one task, in bytes; ``None``: no limit."""
+
+    pending_warning_after: float = 600.0
+    """Seconds a job may wait for a reason that does not clear by itself
+    before the map says so on standard error (see :mod:`pypoolparty.pending`)."""
+
+    pending_timeout: float | None = None
+    """Seconds a job may wait for such a reason before the map ends with
+    :class:`pypoolparty.PendingTimeout`; ``None``: wait for good."""
