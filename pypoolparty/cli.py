@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import cleaning, inspection, progress
+from . import cleaning, inspection, pending, progress
 from .version import __version__
 from .work_dir import DEFAULT_BASE_NAME, is_session_dir_name
 
@@ -60,6 +60,13 @@ ALWAYS_SHOWN_STATES = (
     inspection.NOT_SUBMITTED,
 )
 """Shown even when zero, so a reader finds them in the same place every time."""
+
+LOOK_UP_COMMANDS = {
+    "slurm": "squeue -j ID, scontrol show job ID",
+    "sge": "qstat -j JOB",
+    "htcondor": "condor_q -better-analyze CLUSTER.PROC",
+}
+"""How a user looks a job id of each scheduler up."""
 
 ENDING_LABELS = {
     "finished": "finished",
@@ -218,6 +225,30 @@ def _print_status(status: inspection.SessionStatus) -> None:
     hidden = len(status.stuck) - inspection.MAX_LISTED_STUCK_CHUNKS
     if hidden > 0:
         print(f"  ... and {hidden} more held, in error or in an unknown state")
+    _print_jobs(status)
+
+
+def _print_jobs(status: inspection.SessionStatus) -> None:
+    """Why pending jobs wait, and the ids of the jobs in the queue, as last logged."""
+    for waiting in status.pending_reasons[: pending.MAX_LISTED_REASONS]:
+        reason = waiting.reason or "no reason given yet"
+        if waiting.blocked:
+            reason += " (does not clear by itself)"
+        ids = pending.compact_job_ids(waiting.jobids)
+        print(f"  waiting:  {len(waiting.jobids)} job(s) for {reason}: {ids}")
+    hidden = status.pending_reasons[pending.MAX_LISTED_REASONS :]
+    if hidden:
+        count = sum(len(waiting.jobids) for waiting in hidden)
+        print(f"  waiting:  ... and {count} job(s) for {len(hidden)} other reason(s)")
+    listed = [
+        f"{CHUNK_STATE_LABELS[state]} {pending.compact_job_ids(jobids)}"
+        for state, jobids in status.jobids_by_state.items()
+    ]
+    if listed:
+        print(f"  job ids:  {'; '.join(listed)}")
+        look_up = LOOK_UP_COMMANDS.get(status.session.scheduler)
+        if look_up:
+            print(f"  look up:  {look_up}")
 
 
 def _describe_map(session: inspection.SessionInfo) -> str:

@@ -96,6 +96,19 @@ class ResubmissionsExhausted(PoolError):
     """
 
 
+class PendingTimeout(PoolError):
+    """Jobs waited ``pending_timeout`` seconds for a reason that does not clear by itself.
+
+    Such a job can start only once someone acts: nodes down, drained or
+    reserved, a partition down, a request beyond a partition's or an
+    account's limits, no queue or machine that matches it (see
+    :mod:`pypoolparty.pending`). The map's jobs are cancelled and its
+    finished work kept; the message names the scheduler's reasons and the
+    jobs. Once the cause is fixed, calling the same map with the same
+    work_dir continues it. Raised only if ``pending_timeout`` is set.
+    """
+
+
 class SchedulerError(PoolError):
     """A scheduler command failed in a way the map cannot get past.
 

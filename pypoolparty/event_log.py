@@ -27,7 +27,10 @@ The events and their fields besides ``time`` and ``event``:
                        :class:`pypoolparty.scheduler.JobState` value, or
                        ``gone`` when the job left the queue),
                        ``scheduler_state``, ``reason``: a change seen in a
-                       job's state.
+                       job's state (or in why it is pending), and
+                       ``blocked`` (true, only when it is) for a job pending
+                       for a reason that does not clear by itself (see
+                       :mod:`pypoolparty.pending`).
 ``job_failed``         ``jobid``, ``ichunk``, ``attempt`` (the chunk's
                        submissions in this call, this one included),
                        ``reason``: a job failed for scheduler reasons.

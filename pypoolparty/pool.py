@@ -100,6 +100,18 @@ class Pool(abc.ABC):
         Largest pickled result of one task, in bytes. A larger one is an error
         of its task (it would fill the work_dir and this process's memory).
         ``None``: no limit.
+    pending_warning_after : float
+        Seconds a job may wait for a reason that does not clear by itself --
+        nodes down or drained, a partition down, a request beyond a
+        partition's or an account's limits, no queue or machine that
+        matches -- before the map says so on standard error, once, verbose or
+        not, with the scheduler's reasons and the job ids. Waiting for free
+        resources, a start time or another job never counts. See "My jobs
+        stay pending" in the README.
+    pending_timeout : float, optional
+        Seconds a job may wait for such a reason before the map ends with
+        :class:`pypoolparty.PendingTimeout`, cancelling its jobs and keeping
+        its finished work. ``None``: wait until someone fixes the cause.
 
     Raises
     ------
@@ -137,6 +149,8 @@ class Pool(abc.ABC):
         environment: str | list[str] = "default",
         job_name_prefix: str = "ppp",
         max_result_size: int | None = None,
+        pending_warning_after: float = 600.0,
+        pending_timeout: float | None = None,
     ) -> None:
         if polling_interval is None:
             polling_interval = self.default_polling_interval
@@ -159,6 +173,12 @@ class Pool(abc.ABC):
             environment=Selection.parse(environment),
             job_name_prefix=_valid_job_name_prefix(job_name_prefix),
             max_result_size=checks.optional_whole_number("max_result_size", max_result_size, 1),
+            pending_warning_after=checks.non_negative_number(
+                "pending_warning_after", pending_warning_after
+            ),
+            pending_timeout=None
+            if pending_timeout is None
+            else checks.non_negative_number("pending_timeout", pending_timeout),
         )
         self.retry_policy = RetryPolicy(
             timeout=checks.positive_number("command_timeout", command_timeout),

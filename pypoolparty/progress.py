@@ -66,6 +66,10 @@ class Counts:
         Resubmissions so far, as the session counts them.
     failed_tasks : int
         Tasks that raised an exception.
+    pending_reasons : tuple of (str, int)
+        Pending tasks by the scheduler's reason their job waits (``Priority``,
+        ``BeginTime``, ...), the most common first; tasks whose reason is not
+        known are not in it.
     """
 
     done: int
@@ -75,6 +79,7 @@ class Counts:
     held: int
     resubmissions: int
     failed_tasks: int
+    pending_reasons: tuple[tuple[str, int], ...] = ()
 
 
 def format_duration(seconds: float | None) -> str:
@@ -265,7 +270,8 @@ def format_line(
     the estimate is what a person looks for. Running and pending are always
     shown; in error, held, resubmitted and failed only when not zero, to keep
     the line short in the usual case. Once every task is done, the estimate
-    gives way to the time the map took.
+    gives way to the time the map took. Pending tasks are followed by the
+    scheduler's reasons, the :data:`MAX_SHOWN_REASONS` most common ones.
 
     Parameters
     ----------
@@ -292,6 +298,9 @@ def format_line(
     --------
     >>> format_line(Counts(12, 4, 80, 0, 0, 0, 0), 100, 0.5, 30.0, False)
     'pypoolparty 12/100 tasks done | ETA 2m56s | 30.0 tasks/min | 4 running | 80 pending'
+    >>> counts = Counts(0, 0, 10, 0, 0, 0, 0, (("Priority", 6), ("BeginTime", 4)))
+    >>> format_line(counts, 10, None, 5.0, False).split(" | ")[-1]
+    '10 pending (6 Priority, 4 BeginTime)'
     """
     finished = counts.done >= total_tasks
     if finished:
@@ -304,7 +313,7 @@ def format_line(
         timing,
         format_rate(tasks_per_second, rate_unit),
         f"{counts.running} running",
-        f"{counts.pending} pending",
+        f"{counts.pending} pending{_reasons(counts.pending_reasons)}",
     ]
     for value, label in (
         (counts.in_error, "in error"),
@@ -317,6 +326,20 @@ def format_line(
     if with_elapsed and not finished:
         parts.append(f"elapsed {format_duration(elapsed)}")
     return " | ".join(parts)
+
+
+MAX_SHOWN_REASONS = 3
+"""Pending reasons a progress line names; it counts the tasks of the others."""
+
+
+def _reasons(pending_reasons: tuple[tuple[str, int], ...]) -> str:
+    if not pending_reasons:
+        return ""
+    shown = [f"{count} {reason}" for reason, count in pending_reasons[:MAX_SHOWN_REASONS]]
+    others = sum(count for _, count in pending_reasons[MAX_SHOWN_REASONS:])
+    if others:
+        shown.append(f"{others} other")
+    return f" ({', '.join(shown)})"
 
 
 def truncate(text: str, width: int) -> str:
@@ -464,8 +487,9 @@ class Progress:
         held: int,
         resubmissions: int,
         failed_tasks: int,
+        pending_reasons: tuple[tuple[str, int], ...] = (),
     ) -> None:
-        """Show the current counts: tasks, except ``resubmissions``.
+        """Show the current counts: tasks, except ``resubmissions`` (see :class:`Counts`).
 
         On a terminal the line is redrawn at most every 0.1 s, and always when
         the last task is done. Otherwise a plain line is written at the first
@@ -475,7 +499,16 @@ class Progress:
         if self._closed:
             return
         now = self.clock()
-        self._counts = Counts(done, running, pending, in_error, held, resubmissions, failed_tasks)
+        self._counts = Counts(
+            done,
+            running,
+            pending,
+            in_error,
+            held,
+            resubmissions,
+            failed_tasks,
+            tuple(pending_reasons),
+        )
         self._rate.add(now, done)
         if self.is_terminal:
             just_finished = done >= self.total_tasks and self._drawn_done != done

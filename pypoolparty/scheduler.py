@@ -55,7 +55,15 @@ class JobStatus:
     """The scheduler's own word for it, e.g. ``NODE_FAIL``, ``Eqw``, ``5``."""
 
     reason: str = ""
-    """The scheduler's reason, e.g. ``NodeDown`` or a HoldReason, if any."""
+    """The scheduler's reason, e.g. ``NodeDown`` or a HoldReason, if any; for a
+    pending job, why it waits (``Priority``, ``BeginTime``, ...)."""
+
+    blocked: bool = False
+    """Pending for a reason that does not clear by itself -- nodes down or
+    drained, a request beyond a partition's or an account's limits, no queue
+    or machine that matches -- so someone must act (see
+    :mod:`pypoolparty.pending`). Waiting for free resources, a start time or
+    a dependency is not blocked."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +214,19 @@ class Scheduler(abc.ABC):
         """How many jobs could run at once on the target, if the scheduler
         tells (used only for the default chunk size); ``None`` if unknown."""
         return None
+
+    def pending_reasons(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """Why ``jobs`` wait, for schedulers whose :meth:`query` does not tell.
+
+        Called for jobs that :meth:`query` reports pending without a reason,
+        once they have waited a while, and at most once a minute
+        (:mod:`pypoolparty.pending`): never one call per job. Returns a
+        pending :class:`JobStatus` with :attr:`JobStatus.reason` and
+        :attr:`JobStatus.blocked` for each job it can tell about; the session
+        shows and logs it in place of the poll's. The default tells nothing
+        (SLURM's ``squeue`` already gives the reason with every poll).
+        """
+        return {}
 
     def explain(self, job: Job) -> str:
         """More words on why ``job`` is in error, if the scheduler has them

@@ -26,6 +26,7 @@ import cloudpickle
 from . import (
     crash_points,
     event_log,
+    pending,
     prepare,
     progress,
     work_dir,
@@ -33,6 +34,7 @@ from . import (
 from .commands import CommandFailed, CommandNotFound, PermanentError
 from .errors import (
     Cancelled,
+    PendingTimeout,
     ResubmissionsExhausted,
     SchedulerError,
     SchedulerUnavailable,
@@ -174,6 +176,9 @@ class Session:
         self.withdrawals = withdrawals
         self.reusing_results = reusing_results
         self.finished_runs = finished_runs
+        self.pending = pending.PendingWatch(
+            scheduler, settings.pending_warning_after, settings.pending_timeout
+        )
 
     def run(self) -> list:
         self.dir.acquire_lock()
@@ -314,6 +319,7 @@ class Session:
     def _poll(self) -> None:
         live = [c for c in self.chunks if not c.done and c.job is not None]
         statuses = self.scheduler.query([c.job for c in live])
+        statuses = self.pending.refine([c.job for c in live], statuses)
         now = time.monotonic()
         failed: list[Chunk] = []
         for chunk in live:
@@ -325,6 +331,7 @@ class Session:
                 failed.append(chunk)
         if failed:
             self._resubmit(failed)
+        self.pending.check()
 
     def _error_reason(self, chunk: Chunk, status: JobStatus | None, now: float) -> str:
         """Why ``chunk``'s job counts as failed now, or '' if it does not."""
@@ -362,6 +369,7 @@ class Session:
             state=status.state.value if status else "gone",
             scheduler_state=status.scheduler_state if status else "",
             reason=status.reason if status else "",
+            **({"blocked": True} if status is not None and status.blocked else {}),
         )
         if status is not None and status.state == JobState.UNKNOWN:
             key = (status.scheduler_state, status.reason)
@@ -567,7 +575,7 @@ class Session:
             ) from error
         if isinstance(error, PermanentError):
             raise SchedulerError(f"{error}\n{_capitalized(where)}") from error
-        if isinstance(error, (ResubmissionsExhausted, SubmissionRejected)):
+        if isinstance(error, (ResubmissionsExhausted, SubmissionRejected, PendingTimeout)):
             raise type(error)(f"{error}\n{_capitalized(where)}") from None
         if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):
             raise type(error)(f"map interrupted: {where}") from error
@@ -679,7 +687,7 @@ class Session:
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.dir.path)
 
-    def _task_counts(self) -> dict[str, int]:
+    def _task_counts(self) -> dict:
         """Tasks by the state of their chunk, for the progress display."""
         counts = dict.fromkeys(("done", "running", "pending", "in_error", "held"), 0)
         by_state = {
@@ -696,7 +704,22 @@ class Session:
                 key = by_state.get(chunk.status.state, "pending")
             counts[key] += stop - start
         resubmissions = sum(max(0, c.num_submissions - 1) for c in self.chunks)
-        return {**counts, "resubmissions": resubmissions, "failed_tasks": self.num_failed_tasks}
+        return {
+            **counts,
+            "resubmissions": resubmissions,
+            "failed_tasks": self.num_failed_tasks,
+            "pending_reasons": self._pending_reasons(),
+        }
+
+    def _pending_reasons(self) -> tuple[tuple[str, int], ...]:
+        """Pending tasks by the reason their job waits, the most common first."""
+        by_reason: dict[str, int] = {}
+        for chunk, (start, stop) in zip(self.chunks, self.bounds):
+            reason = "" if chunk.done else pending.shown_reason(chunk.status)
+            if reason:
+                label = pending.label(reason)
+                by_reason[label] = by_reason.get(label, 0) + stop - start
+        return tuple(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
 
 
 _WAITING = (JobState.PENDING, JobState.HELD)

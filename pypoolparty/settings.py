@@ -64,3 +64,10 @@ class MapSettings:
     """Return the stored results of a finished run of the same map in the
     work_dir instead of running it again (a cache); without it, a finished
     run's directory is left alone and the map runs afresh."""
+    pending_warning_after: float = 600.0
+    """Seconds a job may wait for a reason that does not clear by itself
+    before the map says so on standard error (see :mod:`pypoolparty.pending`)."""
+
+    pending_timeout: float | None = None
+    """Seconds a job may wait for such a reason before the map ends with
+    :class:`pypoolparty.PendingTimeout`; ``None``: wait for good."""

@@ -54,6 +54,10 @@ def reap(state, processes):
             slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
 
 
+NEVER_STARTED_REASONS = ("JobHeldUser", "JobHeldAdmin", "PartitionNodeLimit")
+"""Reasons of a pending job that the runner never clears by itself."""
+
+
 def start_pending(state, processes):
     settings = slurm_state.faults()
     finished = {
@@ -63,7 +67,10 @@ def start_pending(state, processes):
     for job in list(state["jobs"]):  # start() may remove a job
         if len(running) >= settings["slots"]:
             return
-        if job["state"] != "PENDING" or job["reason"] in ("JobHeldUser", "JobHeldAdmin"):
+        if job["state"] != "PENDING" or job["reason"] in NEVER_STARTED_REASONS:
+            continue
+        if job.get("begin", 0.0) > time.time():
+            job["reason"] = "BeginTime"
             continue
         if job["after"] and job["after"] not in finished and job["after"] in all_ids(state):
             job["reason"] = "Dependency"

@@ -215,3 +215,51 @@ def total_cpus(completed: Completed) -> int | None:
     if completed.returncode != 0:
         raise TransientError(completed.describe())
     return parse_total_cpus(completed.stdout)
+
+
+# ----------------------------------------------- why idle jobs do not start
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchSummary:
+    """One row of ``condor_q -better-analyze:summary``: an autocluster of idle jobs.
+
+    HTCondor groups jobs with the same requirements (an autocluster) and
+    names one of them, ``jobid``, for the group.
+    """
+
+    jobid: str
+    requirements_matches: int
+    """Slots whose attributes satisfy the job's requirements."""
+
+    available: int
+    """Of those, slots that would run the job now."""
+
+
+def parse_match_summary(stdout: str) -> list[MatchSummary]:
+    """The rows of ``condor_q -better-analyze:summary CLUSTER ...``.
+
+    Columns: JobId, Members/Idle, Matches Requirements, Machine Rejects Job,
+    Running Users Job, Serving Other User, Available, Owner; the counts may
+    read ``N/M`` (``1/1`` running this user's jobs). Header lines and anything
+    else that is not such a row are skipped.
+    """
+    rows = []
+    for line in stdout.splitlines():
+        fields = line.split()
+        if (
+            len(fields) >= 7
+            and re.fullmatch(r"\d+\.\d+", fields[0])
+            and re.fullmatch(r"\d+/\d+", fields[1])
+            and all(re.fullmatch(r"\d+(/\d+)?", field) for field in fields[2:7])
+        ):
+            matches, available = (int(fields[i].split("/")[0]) for i in (2, 6))
+            rows.append(MatchSummary(fields[0], matches, available))
+    return rows
+
+
+def match_summary(completed: Completed) -> list[MatchSummary]:
+    """:func:`parse_match_summary` of a ``condor_q -better-analyze:summary`` that succeeded."""
+    if completed.returncode != 0:
+        raise TransientError(completed.describe())
+    return parse_match_summary(completed.stdout)

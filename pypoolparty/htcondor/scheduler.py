@@ -192,6 +192,33 @@ class HTCondorScheduler(Scheduler):
             return JobStatus(JobState.PENDING, "not materialized yet")
         return None  # gone without a word in the log: the session decides
 
+    # ------------------------------------------------------ pending reasons
+    def pending_reasons(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """Whether any slot can run ``jobs``: one ``condor_q -better-analyze:summary``.
+
+        The analysis answers per autocluster (jobs with the same
+        requirements), naming one job for each. A job of a cluster it names
+        gets that answer; the procs of one map all ask for the same, so a job
+        of a cluster it does not name gets the answer all rows agree on.
+        """
+        clusters = sorted({_cluster_of(job) for job in jobs})
+        if not clusters:
+            return {}
+        rows = commands.ask(
+            [self.paths.condor_q, *map(str, clusters), "-better-analyze:summary"],
+            parsing.match_summary,
+            self.policy.timeout,
+        )
+        by_cluster = {int(row.jobid.split(".")[0]): states.idle_status(row) for row in rows or ()}
+        agreed = set(by_cluster.values())
+        common = agreed.pop() if len(agreed) == 1 else None
+        answer = {}
+        for job in jobs:
+            status = by_cluster.get(_cluster_of(job), common)
+            if status is not None:
+                answer[job.jobid] = status
+        return answer
+
     # ------------------------------------------------------------- cancel
     def cancel(self, jobs: Sequence[Job]) -> None:
         if not jobs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..scheduler import JobState, JobStatus
-from . import eventlog
+from . import eventlog, parsing
 
 USER_REQUEST_HOLD_CODE = 1
 """HoldReasonCode of ``condor_hold`` by a person: left alone, never resubmitted."""
@@ -73,3 +73,16 @@ def status_after_event(event: eventlog.Event, removed_by_us: bool) -> JobStatus 
         state = JobState.ENDED if removed_by_us else JobState.ERROR
         return JobStatus(state, f"{name} (removed)", reason or "removed from the queue")
     return None
+
+
+def idle_status(summary: parsing.MatchSummary) -> JobStatus:
+    """An idle job's state, given the match analysis of its autocluster.
+
+    No slot that satisfies its requirements: nothing but a change of the
+    request or of the pool lets it start.
+    """
+    if summary.requirements_matches == 0:
+        reason = "no slot matches the job's requirements"
+        return JobStatus(JobState.PENDING, "1 (Idle)", reason, blocked=True)
+    reason = f"waiting for a free slot ({summary.requirements_matches} match)"
+    return JobStatus(JobState.PENDING, "1 (Idle)", reason)

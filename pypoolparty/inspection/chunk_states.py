@@ -74,6 +74,11 @@ class ChunkLedger:
         self.failed_tasks: dict[int, int] = {}
         """Failed tasks of each done chunk that has any."""
         self.stuck: dict[int, StuckChunk] = {}
+        self.jobid: list[str | None] = [None] * num_chunks
+        """The latest job of each chunk, as logged when it was submitted."""
+        self.waiting: dict[int, tuple[str, bool]] = {}
+        """Why the job of each pending chunk waits, and whether that is for
+        a reason that does not clear by itself (``job_state``'s ``blocked``)."""
         self.num_jobs_submitted = 0
         self.num_scheduler_failures = 0
         self.num_resubmissions = 0
@@ -126,6 +131,7 @@ class ChunkLedger:
     def _set(self, ichunk: int, state: str) -> None:
         self.state[ichunk] = state
         self.stuck.pop(ichunk, None)
+        self.waiting.pop(ichunk, None)
 
     def _note_failed_tasks(self, ichunk: int, count: int) -> None:
         if count:
@@ -149,10 +155,11 @@ class ChunkLedger:
                 self._set(ichunk, NOT_SUBMITTED)
 
     def _on_submitted(self, event: dict) -> None:
-        for _, value, _, _ in jobs_of(event):
+        for jobid, value, _, _ in jobs_of(event):
             ichunk = self._chunk(value)
             if ichunk is None:
                 continue
+            self.jobid[ichunk] = jobid
             self.num_jobs_submitted += 1
             if self._failed_since_submitted[ichunk]:
                 self.num_resubmissions += 1
@@ -165,6 +172,8 @@ class ChunkLedger:
             return
         state = str(event.get("state", UNKNOWN))
         self._set(ichunk, state if state in CHUNK_STATES else UNKNOWN)
+        if state == PENDING:
+            self.waiting[ichunk] = (str(event.get("reason", "")), event.get("blocked") is True)
         if state in STUCK_STATES:
             self.stuck[ichunk] = StuckChunk(
                 ichunk=ichunk,

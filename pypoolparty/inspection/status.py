@@ -9,12 +9,40 @@ from collections.abc import Iterator
 from .. import archive, event_log, work_dir
 from ..outcome import failed_tasks
 from ..work_dir import SessionInfo
-from .chunk_states import CHUNK_STATES, DONE, ChunkLedger, StuckChunk
+from .chunk_states import (
+    CHUNK_STATES,
+    DONE,
+    ERROR,
+    HELD,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    UNKNOWN,
+    ChunkLedger,
+    StuckChunk,
+)
 from .outcomes import archived_chunks, unfolded_outcomes
 from .process import ProcessState, state_from_lock
 
 MAX_LISTED_STUCK_CHUNKS = 10
 """Stuck chunks a report names one by one; it counts the others."""
+
+JOB_STATES_LISTED = (RUNNING, PENDING, QUEUED, HELD, ERROR, UNKNOWN)
+"""Chunk states whose jobs a report lists by id: those a user may look up in
+the queue (as last logged)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingReason:
+    """The jobs that wait for one reason, as last logged."""
+
+    reason: str
+    """The scheduler's words, e.g. ``Priority``; '' if it gave none yet."""
+
+    blocked: bool
+    """The reason does not clear by itself (see :mod:`pypoolparty.pending`)."""
+
+    jobids: list[str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +63,10 @@ class SessionStatus:
     last_event: str
     process: ProcessState
     stuck: list[StuckChunk]
+    pending_reasons: list[PendingReason] = dataclasses.field(default_factory=list)
+    """Pending jobs by reason, the most common first."""
+    jobids_by_state: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """The jobs of the chunks in :data:`JOB_STATES_LISTED`, by their chunk's state."""
 
     @property
     def num_chunks_left(self) -> int:
@@ -133,4 +165,26 @@ def _summarize(session: SessionInfo, ledger: ChunkLedger) -> SessionStatus:
         last_event=ledger.last_event,
         process=ledger.ending or state_from_lock(session, ledger.num_calls),
         stuck=sorted(ledger.stuck.values(), key=lambda s: s.ichunk),
+        pending_reasons=_pending_reasons(ledger),
+        jobids_by_state=_jobids_by_state(ledger),
     )
+
+
+def _pending_reasons(ledger: ChunkLedger) -> list[PendingReason]:
+    groups: dict[tuple[str, bool], list[str]] = {}
+    for ichunk, (reason, blocked) in ledger.waiting.items():
+        jobid = ledger.jobid[ichunk]
+        if ledger.state[ichunk] == PENDING and jobid is not None:
+            # SLURM says "None" for a job it has not looked at yet.
+            reason = "" if reason.strip() == "None" else reason.strip()
+            groups.setdefault((reason, blocked), []).append(jobid)
+    found = [PendingReason(reason, blocked, ids) for (reason, blocked), ids in groups.items()]
+    return sorted(found, key=lambda p: (not p.blocked, -len(p.jobids), p.reason))
+
+
+def _jobids_by_state(ledger: ChunkLedger) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for jobid, state in zip(ledger.jobid, ledger.state):
+        if jobid is not None and state in JOB_STATES_LISTED:
+            found.setdefault(state, []).append(jobid)
+    return found

@@ -93,6 +93,53 @@ ERROR_REASONS = frozenset(
         "SystemFailure",
     }
 )
+# Pending for a reason that does not clear by itself (see "JOB REASON CODES"
+# in squeue(1) and slurm.schedmd.com/job_reason_codes.html): the partition is
+# down or the request is beyond what it allows, the nodes it needs are down,
+# drained or reserved, or the account or QOS may not use it. A limit on what
+# runs at once (AssocMaxJobsLimit, QOSMaxJobsPerUserLimit, AssocGrp*Limit,
+# JobArrayTaskLimit) clears when other jobs end and is not here.
+BLOCKED_REASONS = frozenset(
+    {
+        "PartitionDown",
+        "PartitionInactive",
+        "PartitionConfig",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "NodeDown",
+        "FrontEndDown",
+        "ReqNodeNotAvail",
+        "AccountNotAllowed",
+        "QOSNotAllowed",
+    }
+)
+# The request itself exceeds a per-job or per-node maximum (or is below a
+# minimum) of the association or QOS, e.g. QOSMaxWallDurationPerJobLimit;
+# or a budget of minutes is used up (AssocGrpCPUMinutesLimit), which only
+# an administrator's reset or slow decay clears.
+BLOCKED_REASON_PATTERN = re.compile(
+    r"^(Assoc|QOS)(Max\w*Per(Job|Node)\w*|Min\w*|Grp\w*(?<!Run)Minutes\w*)$"
+)
+# squeue prints the scheduler's own words instead of the code for some of them.
+BLOCKED_REASON_WORDS = ("Nodes required for job are DOWN, DRAINED",)
+
+
+def is_blocked(reason: str) -> bool:
+    """Whether a pending job's reason (``squeue %r``) does not clear by itself.
+
+    ``ReqNodeNotAvail, UnavailableNodes:n[1-4]`` counts by its code, before
+    the comma.
+
+    >>> is_blocked("PartitionTimeLimit"), is_blocked("Priority")
+    (True, False)
+    """
+    reason = reason.strip()
+    code = reason.split(",", 1)[0].strip()
+    return (
+        code in BLOCKED_REASONS
+        or BLOCKED_REASON_PATTERN.match(code) is not None
+        or reason.startswith(BLOCKED_REASON_WORDS)
+    )
 
 
 def job_state(state: str, reason: str = "") -> JobState:
@@ -230,7 +277,9 @@ def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str
     found: dict[str, JobStatus] = {}
     whole_arrays: dict[str, JobStatus] = {}
     for record in records:
-        status = JobStatus(job_state(record.state, record.reason), record.state, record.reason)
+        state = job_state(record.state, record.reason)
+        blocked = state is JobState.PENDING and is_blocked(record.reason)
+        status = JobStatus(state, record.state, record.reason, blocked)
         if record.task_indices is None:
             if record.jobid in wanted:
                 found[record.jobid] = status

@@ -154,6 +154,82 @@ def parse_qstat_j_error_reasons(text: str) -> dict[int, str]:
     return reasons
 
 
+# Lines of qstat -j's "scheduling info" that do not clear by themselves: a
+# queue an administrator disabled or whose execution daemon is gone, a queue
+# the job may not use, a fixed attribute no host or queue offers. Whatever
+# else a line says (a full queue, a start time, a dependency, a consumable
+# or a load value, a resource quota) may clear as other jobs end.
+BLOCKING_SCHEDULING_INFO = (
+    "dropped because it is disabled",
+    "dropped because it is temporarily not available",
+    "dropped because it is in error state",
+    "because it is not contained in its hard queue list",
+    "has no permission for",
+    "is not allowed to run in any queue",
+    "because job requests unknown resource",
+    "because it offers only hf:",
+    "because it offers only qf:",
+    "because it offers only gf:",
+)
+
+
+def parse_qstat_j_scheduling_info(text: str) -> dict[str, list[str]]:
+    """The ``scheduling info`` lines of ``qstat -j N1,N2,...``, by job number.
+
+    Grid Engine writes them only with ``schedd_job_info true`` in its
+    scheduler configuration (``qconf -ssconf``); a job it has not looked at
+    yet, or a site that turned them off, has none.
+    """
+    found: dict[str, list[str]] = {}
+    job_number = None
+    lines: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("job_number:"):
+            job_number = line.partition(":")[2].strip()
+            lines = None
+        elif line.startswith("scheduling info:") and job_number is not None:
+            lines = found.setdefault(job_number, [])
+            _add_scheduling_info(lines, line.partition(":")[2])
+        elif lines is not None and line[:1].isspace():
+            _add_scheduling_info(lines, line)
+        else:
+            lines = None
+    return found
+
+
+def _add_scheduling_info(lines: list[str], text: str) -> None:
+    text = text.strip()
+    if text and not text.startswith("(Collecting of scheduler job information"):
+        lines.append(text)
+
+
+def scheduling_info_blocks(lines: list[str]) -> bool:
+    """Whether a job whose ``scheduling info`` is ``lines`` can start only once someone acts.
+
+    Every line must say so: a queue disabled for all is no reason for a job
+    that waits for its start time in another queue.
+    """
+    return bool(lines) and all(
+        any(words in line for words in BLOCKING_SCHEDULING_INFO) for line in lines
+    )
+
+
+def pending_reason(lines: list[str]) -> str:
+    """The words to show for a pending job's ``scheduling info``.
+
+    For a job that may still start, the first line that says why it waits;
+    for one that cannot, every line (each queue's reason), shortened.
+    """
+    if scheduling_info_blocks(lines):
+        return _shortened("; ".join(lines))
+    waiting = [line for line in lines if not any(w in line for w in BLOCKING_SCHEDULING_INFO)]
+    return _shortened(waiting[0] if waiting else "")
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_qstat_g_c(text: str, queue_name: str | None = None) -> int | None:
     """Usable slots from ``qstat -g c``: TOTAL minus unusable (``cdsuE``) slots.
 
@@ -240,6 +316,15 @@ def parse_qdel(completed: Completed) -> None:
 def parse_qstat_j(completed: Completed) -> dict[int, str]:
     """:func:`parse_qstat_j_error_reasons` of a ``qstat -j JOB``, whatever its exit code."""
     return parse_qstat_j_error_reasons(completed.stdout)
+
+
+def parse_qstat_j_pending(completed: Completed) -> dict[str, list[str]]:
+    """:func:`parse_qstat_j_scheduling_info` of a ``qstat -j N1,N2,...``.
+
+    qstat exits 1 when some of the jobs are gone, and still describes the
+    others: its exit code does not matter.
+    """
+    return parse_qstat_j_scheduling_info(completed.stdout)
 
 
 def usable_slots(completed: Completed, queue_name: str | None = None) -> int | None:

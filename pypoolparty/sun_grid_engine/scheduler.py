@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .. import commands
 from ..event_log import consecutive_runs
-from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission, SubmissionRejected
 from ..work_dir import write_private
 from . import parsing
 from .options import QsubOptions
@@ -161,6 +161,38 @@ class GridEngineScheduler(Scheduler):
             self.policy.timeout,
         )
         return max(slots // self.options.slots, 1) if slots else None
+
+    def pending_reasons(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """Why ``jobs`` wait, from the ``scheduling info`` of one ``qstat -j N1,N2,...``.
+
+        One call for all their job numbers (an array job's tasks share one).
+        Grid Engine writes the reasons only with ``schedd_job_info true`` in
+        its scheduler configuration; without, or without an answer, nothing
+        is known.
+        """
+        job_numbers = sorted({job.jobid.partition(".")[0] for job in jobs}, key=int)
+        if not job_numbers:
+            return {}
+        found = commands.ask(
+            [self.paths.qstat, "-j", ",".join(job_numbers)],
+            parsing.parse_qstat_j_pending,
+            self.policy.timeout,
+        )
+        by_number = {
+            number: JobStatus(
+                JobState.PENDING,
+                "qw",
+                parsing.pending_reason(lines),
+                parsing.scheduling_info_blocks(lines),
+            )
+            for number, lines in (found or {}).items()
+            if lines
+        }
+        return {
+            job.jobid: by_number[number]
+            for job in jobs
+            if (number := job.jobid.partition(".")[0]) in by_number
+        }
 
     def explain(self, job: Job) -> str:
         """Grid Engine's error reason for ``job`` (from ``qstat -j``), if it has one."""
