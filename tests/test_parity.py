@@ -105,8 +105,8 @@ SCENARIOS = {
     "imap_input_raises_chunksize_2": lambda pool: iterate(
         pool.imap(square, broken_input(20, 7), chunksize=2)
     ),
-    "imap_unordered_input_raises_chunksize_4": lambda pool: iterate(
-        pool.imap_unordered(square, broken_input(20, 8), chunksize=4)
+    "imap_input_raises_chunksize_4": lambda pool: iterate(
+        pool.imap(square, broken_input(20, 6), chunksize=4)
     ),
     "imap_unordered": lambda pool: sorted(iterate(pool.imap_unordered(square, range(10)))),
     "imap_unordered_empty": lambda pool: iterate(pool.imap_unordered(square, [])),
