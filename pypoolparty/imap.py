@@ -1,16 +1,29 @@
 """``imap`` and ``imap_unordered``: results while the map still runs.
 
-The input is read lazily, a *window* of ``read_ahead`` tasks at a time, in a
-background thread; each window runs as a map of its own (so each is resumed
-on its own after an interruption). A new window is read only while fewer than
-two windows of tasks are waiting to be consumed, which bounds both the input
-read ahead and the results held in memory.
+The input is read lazily, in a thread of its own, a chunk at a time as
+:mod:`multiprocessing` reads it (``chunksize`` tasks, or one without it).
+The tasks read are sent as *windows*, each run as a map of its own (so each
+is resumed on its own after an interruption): a window is sent once it holds
+``read_ahead`` tasks, once the input has ended, or once its first task has
+waited ``batch_window`` seconds, whichever comes first, so a slow or blocking
+input still has its first tasks run. No more is read while two windows of
+tasks wait to be consumed, which bounds both the input read ahead and the
+results held in memory.
+
+The reading thread is the only one that calls the user's iterable, and it is
+a daemon thread that :meth:`pypoolparty.pool.Pool.terminate` does not wait
+for: an input blocked for ever cannot hold up ``terminate``, a ``with``
+block's end or the interpreter's exit. Windows are sent by another thread,
+which the pool does wait for, and which sends nothing once the pool is
+terminated.
 
 Each chunk's results are handed over as soon as the session archives them:
 ``imap`` yields them in input order, ``imap_unordered`` as chunks finish. As
 in :mod:`multiprocessing`, a task that raised raises at its place in the
-iteration (which can go on), and an exception of the input iterable is
-raised after the results of the tasks read before it.
+iteration (which can go on), and an exception of the input iterable drops the
+chunk it interrupted and is raised after the results of the whole chunks read
+before it -- in ``imap_unordered`` too, after all of them -- once every
+window's map has ended.
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ DEFAULT_READ_AHEAD = 10_000
 
 WINDOWS_AHEAD = 2
 STOP_CHECK_INTERVAL = 0.2
-"""Seconds between two looks at the pool's stop event while the reader waits."""
+"""Seconds between two looks at the pool's stop event while a thread waits."""
 
 
 class IMapIterator(Iterator):
@@ -49,11 +62,16 @@ class IMapIterator(Iterator):
         ordered: bool,
         read_ahead: int,
         background: Background,
+        chunksize: int | None = None,
+        batch_window: float = 1.0,
     ) -> None:
         self._run_window = run_window
         self._ordered = ordered
-        self._read_ahead = read_ahead
         self._background = background
+        self._batch_window = batch_window
+        # The input is read as multiprocessing reads it: a chunk at a time.
+        self._read_size = chunksize or 1
+        self._window_size = -(-read_ahead // self._read_size) * self._read_size
         self._condition = threading.Condition()
         self._by_position: dict[int, tuple[bool, Any]] = {}
         self._arrived: collections.deque[tuple[bool, Any]] = collections.deque()
@@ -61,8 +79,18 @@ class IMapIterator(Iterator):
         self._length: int | None = None
         self._fatal: tuple[int, BaseException] | None = None
         self._finished = False
+        # Between the reader and the sender (under ``_condition``):
+        self._num_read = 0
+        self._unsent: list = []
+        self._unsent_since = 0.0
+        self._input_ended = False
+        self._input_error: BaseException | None = None
+        self._num_windows_running = 0
         iterator = iter(iterable)
-        background.start(lambda: self._read(iterator))
+        reader = threading.Thread(target=self._read, args=(iterator,), daemon=True)
+        reader.name = f"pypoolparty-imap-reader-{reader.name}"
+        reader.start()
+        background.start(self._send)
 
     # -- the consumer's side ------------------------------------------------
 
@@ -107,39 +135,108 @@ class IMapIterator(Iterator):
     def _exhausted(self) -> bool:
         return self._length is not None and self._consumed >= self._length
 
-    # -- the producers' side ----------------------------------------------
+    # -- the reader: the only thread that calls the user's iterable ----------
 
     def _read(self, iterator: Iterator) -> None:
-        """Read windows of tasks and start a map for each, until the input ends."""
-        position = 0
-        try:
-            while self._wait_for_room(position):
-                window, error = _read_window(iterator, self._read_ahead)
-                if window:
-                    self._start_window(position, window)
-                    position += len(window)
-                if error is not None:
-                    self._put(position, (False, error))
-                    self._end_input(position + 1)
-                    return
-                if len(window) < self._read_ahead:
-                    self._end_input(position)
-                    return
-            self._fail(position, self._stopped_error())
-        except BaseException as error:  # the consumer must not wait for ever
-            self._fail(position, error)
+        """Read the input a chunk at a time into ``_unsent``, until it ends.
 
-    def _wait_for_room(self, position: int) -> bool:
+        Runs in a daemon thread nobody waits for: the iterable may block for
+        ever. What it reads once the pool is terminated is dropped.
+        """
+        try:
+            while self._wait_for_room():
+                chunk = list(itertools.islice(iterator, self._read_size))
+                with self._condition:
+                    if self._background.stop.is_set():
+                        return
+                    first = not self._unsent
+                    if first:
+                        self._unsent_since = time.monotonic()
+                    self._unsent.extend(chunk)
+                    self._num_read += len(chunk)
+                    self._input_ended = len(chunk) < self._read_size
+                    # Wake the sender only when it has something to decide.
+                    if first or self._input_ended or len(self._unsent) >= self._window_size:
+                        self._condition.notify_all()
+                    if self._input_ended:
+                        return
+        except BaseException as error:  # the input's own, raised where it broke
+            with self._condition:
+                self._input_error = error
+                self._input_ended = True
+                self._condition.notify_all()
+
+    def _wait_for_room(self) -> bool:
         """Wait until fewer than two windows of tasks wait to be consumed.
 
         Returns ``False`` if the pool was terminated meanwhile.
         """
         with self._condition:
-            while position - self._consumed >= WINDOWS_AHEAD * self._read_ahead:
+            while self._num_read - self._consumed >= WINDOWS_AHEAD * self._window_size:
                 if self._background.stop.is_set():
                     return False
                 self._condition.wait(STOP_CHECK_INTERVAL)
         return not self._background.stop.is_set()
+
+    # -- the sender: a thread of the pool's, never in the user's code ---------
+
+    def _send(self) -> None:
+        """Start a map for each window of tasks read, until the input ends."""
+        position = 0
+        try:
+            while True:
+                window = self._next_window()
+                if window is None:
+                    break
+                self._start_window(position, window)
+                position += len(window)
+            if self._background.stop.is_set():
+                self._fail(position, self._stopped_error())
+                return
+            self._end(position)
+        except BaseException as error:  # the consumer must not wait for ever
+            self._fail(position, error)
+
+    def _next_window(self) -> list | None:
+        """The next window of tasks to send; ``None`` once there is none or on stop."""
+        with self._condition:
+            while not self._background.stop.is_set():
+                waited = time.monotonic() - self._unsent_since
+                if len(self._unsent) >= self._window_size or (
+                    self._unsent and (self._input_ended or waited >= self._batch_window)
+                ):
+                    window = self._unsent[: self._window_size]
+                    del self._unsent[: self._window_size]
+                    # Tasks left over of a full window start the next one now.
+                    self._unsent_since = time.monotonic()
+                    return window
+                if self._input_ended:
+                    return None
+                timeout = STOP_CHECK_INTERVAL
+                if self._unsent:
+                    timeout = min(timeout, self._batch_window - waited)
+                self._condition.wait(timeout)
+        return None
+
+    def _end(self, length: int) -> None:
+        """Once every window's map has ended: end the iteration, or raise the input's error.
+
+        Waiting for the maps means that when the user sees the end or the
+        input's exception, nothing of this ``imap`` runs or waits any more.
+        """
+        with self._condition:
+            while self._num_windows_running and not self._background.stop.is_set():
+                self._condition.wait(STOP_CHECK_INTERVAL)
+            error = self._input_error
+        if self._background.stop.is_set():
+            self._fail(length, self._stopped_error())
+            return
+        if error is not None:
+            self._put(length, (False, error))
+            length += 1
+        with self._condition:
+            self._length = length
+            self._condition.notify_all()
 
     def _start_window(self, start: int, tasks: list) -> None:
         delivered: set[int] = set()
@@ -158,7 +255,13 @@ class IMapIterator(Iterator):
                 missing = [i for i in range(len(tasks)) if i not in delivered]
                 if missing:
                     self._fail(start + missing[0], error)
+            finally:
+                with self._condition:
+                    self._num_windows_running -= 1
+                    self._condition.notify_all()
 
+        with self._condition:
+            self._num_windows_running += 1
         self._background.start(run)
 
     def _put(self, position: int, value: tuple[bool, Any]) -> None:
@@ -169,11 +272,6 @@ class IMapIterator(Iterator):
                 self._arrived.append(value)
             self._condition.notify_all()
 
-    def _end_input(self, length: int) -> None:
-        with self._condition:
-            self._length = length
-            self._condition.notify_all()
-
     def _fail(self, position: int, error: BaseException) -> None:
         with self._condition:
             if self._fatal is None or position < self._fatal[0]:
@@ -182,13 +280,3 @@ class IMapIterator(Iterator):
 
     def _stopped_error(self) -> BaseException:
         return Cancelled("the pool was terminated while imap was reading its input")
-
-
-def _read_window(iterator: Iterator, size: int) -> tuple[list, BaseException | None]:
-    """Up to ``size`` tasks, and the exception that ended the input early, if any."""
-    window: list = []
-    try:
-        window.extend(itertools.islice(iterator, size))
-    except Exception as error:
-        return window, error
-    return window, None

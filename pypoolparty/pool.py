@@ -290,17 +290,39 @@ class Pool(abc.ABC):
         chunksize: int | None = None,
         *,
         read_ahead: int = DEFAULT_READ_AHEAD,
+        batch_window: float | None = None,
     ) -> IMapIterator:
         """Like :meth:`map`, but return an iterator over the results, in order,
         each as soon as its chunk is done.
 
-        The input is read lazily in windows of ``read_ahead`` tasks, each run
-        as a map of its own, with at most two windows waiting to be consumed.
+        The input is read lazily, in a thread of its own, a chunk at a time
+        (``chunksize`` tasks, or one), and sent in windows, each run as a map
+        of its own, with at most two windows of tasks waiting to be consumed.
         A task that raised raises when the iteration reaches it; the
-        iteration can go on. ``next(timeout)`` raises
-        :class:`multiprocessing.TimeoutError` when no result comes in time.
+        iteration can go on. If the input raises, the results of the whole
+        chunks read before come first, then its exception (as in
+        :mod:`multiprocessing`, the chunk it interrupted is dropped).
+        ``next(timeout)`` raises :class:`multiprocessing.TimeoutError` when
+        no result comes in time. :meth:`terminate` does not wait for an input
+        that blocks.
+
+        Parameters
+        ----------
+        read_ahead : int
+            Tasks per window: a window is sent once it holds this many.
+        batch_window : float, optional
+            Longest time in seconds a task read waits for its window to fill
+            before the tasks read so far are sent, so that a slow or blocking
+            input still has its first tasks run. Default: the pool's
+            ``polling_interval``.
+
+        Raises
+        ------
+        pypoolparty.BadInput
+            If ``chunksize`` or ``read_ahead`` is not a whole number >= 1, or
+            ``batch_window`` not a number >= 0 (a ``ValueError``).
         """
-        return self._imap(func, iterable, chunksize, read_ahead, ordered=True)
+        return self._imap(func, iterable, chunksize, read_ahead, batch_window, ordered=True)
 
     def imap_unordered(
         self,
@@ -309,9 +331,14 @@ class Pool(abc.ABC):
         chunksize: int | None = None,
         *,
         read_ahead: int = DEFAULT_READ_AHEAD,
+        batch_window: float | None = None,
     ) -> IMapIterator:
-        """Like :meth:`imap`, but yield results as chunks finish, in any order."""
-        return self._imap(func, iterable, chunksize, read_ahead, ordered=False)
+        """Like :meth:`imap`, but yield results as chunks finish, in any order.
+
+        An exception of the input comes after the results of every task read
+        before it.
+        """
+        return self._imap(func, iterable, chunksize, read_ahead, batch_window, ordered=False)
 
     def executor(self, *, batch_window: float | None = None):
         """A :class:`concurrent.futures.Executor` whose calls run as this pool's jobs.
@@ -398,17 +425,30 @@ class Pool(abc.ABC):
         )
         return result
 
-    def _imap(self, func, iterable, chunksize, read_ahead, ordered: bool) -> IMapIterator:
+    def _imap(
+        self, func, iterable, chunksize, read_ahead, batch_window, ordered: bool
+    ) -> IMapIterator:
         self._check_running()
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
         chunksize = checks.optional_whole_number("chunksize", chunksize, 1)
         read_ahead = checks.whole_number("read_ahead", read_ahead, 1)
+        if batch_window is None:
+            batch_window = self.settings.polling_interval
+        batch_window = checks.non_negative_number("batch_window", batch_window)
 
         def run_window(tasks: list, on_chunk_done) -> None:
             self._run(func, tasks, chunksize, star=False, on_chunk_done=on_chunk_done)
 
-        return IMapIterator(run_window, iterable, ordered, read_ahead, self._background)
+        return IMapIterator(
+            run_window,
+            iterable,
+            ordered,
+            read_ahead,
+            self._background,
+            chunksize=chunksize,
+            batch_window=batch_window,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}()"

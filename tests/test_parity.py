@@ -100,6 +100,14 @@ SCENARIOS = {
     # ends its imap. Ours always behaves as multiprocessing's with chunksize=1.
     "imap_task_raises": lambda pool: iterate(pool.imap(fails_on_seven, range(10), chunksize=1)),
     "imap_input_raises": lambda pool: iterate(pool.imap(square, broken_input(6, 4))),
+    # The chunk whose reading the input's exception interrupted is dropped
+    # (see also test_imap_input.py, for every chunksize).
+    "imap_input_raises_chunksize_2": lambda pool: iterate(
+        pool.imap(square, broken_input(20, 7), chunksize=2)
+    ),
+    "imap_input_raises_chunksize_4": lambda pool: iterate(
+        pool.imap(square, broken_input(20, 6), chunksize=4)
+    ),
     "imap_unordered": lambda pool: sorted(iterate(pool.imap_unordered(square, range(10)))),
     "imap_unordered_empty": lambda pool: iterate(pool.imap_unordered(square, [])),
     "imap_unordered_task_raises": lambda pool: sorted(
