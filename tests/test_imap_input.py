@@ -316,7 +316,6 @@ def test_the_interpreter_exits_while_an_imaps_input_blocks(tmp_path):
         """
         import queue, sys
         from pypoolparty import local
-from waiting import wait_for
 
         def blocking():
             yield 3
