@@ -23,6 +23,7 @@ from .errors import (
     SubmissionRejected,
     TaskError,
     Terminated,
+    UnknownOption,
     Unpicklable,
     WorkDirError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "SubmissionRejected",
     "TaskError",
     "Terminated",
+    "UnknownOption",
     "Unpicklable",
     "WorkDirError",
     "__version__",
