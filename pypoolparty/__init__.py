@@ -24,6 +24,7 @@ from .errors import (
     SubmissionRejected,
     TaskError,
     Terminated,
+    UnknownOption,
     Unpicklable,
     WorkDirError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "SubmissionRejected",
     "TaskError",
     "Terminated",
+    "UnknownOption",
     "Unpicklable",
     "WorkDirError",
     "__version__",

@@ -28,6 +28,16 @@ class Unpicklable(TypeError, BadInput):
     """
 
 
+class UnknownOption(TypeError, BadInput):
+    """A Pool was given an option it does not have; nothing was made or submitted.
+
+    Also a :class:`TypeError`, which is what Python raises for an unexpected
+    keyword argument. The message suggests the near misses, or, for a name
+    another tool uses (see :data:`pypoolparty.signatures.GUESSES`), what to
+    write here.
+    """
+
+
 class WorkDirError(PoolError, OSError):
     """The work_dir cannot be created, written, or trusted.
 

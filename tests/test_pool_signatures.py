@@ -1,15 +1,18 @@
-"""Every Pool shows its own options and the common ones in its signature and help()."""
+"""Every Pool shows its own options and the common ones in its signature and help(),
+and answers an option name it does not have with the near miss or the name to use."""
 
 from __future__ import annotations
 
 import inspect
 import pydoc
+import re
 
 import pytest
 
 import pypoolparty
 import pypoolparty.slurm.array
-from pypoolparty import pool
+from pypoolparty import pool, signatures
+from pypoolparty.scheduler import SubmissionRejected
 
 COMMON_OPTIONS = [
     name
@@ -23,6 +26,13 @@ OWN_OPTIONS = {
     pypoolparty.sun_grid_engine.Pool: ["queue_name", "qsub_path"],
     pypoolparty.htcondor.Pool: ["request_memory", "condor_q_path"],
     pypoolparty.local.Pool: ["missing_result_grace_period"],
+}
+
+SCHEDULER_POOLS = {
+    "local": pypoolparty.local.Pool,
+    "slurm": pypoolparty.slurm.array.Pool,
+    "sge": pypoolparty.sun_grid_engine.Pool,
+    "htcondor": pypoolparty.htcondor.Pool,
 }
 
 
@@ -60,3 +70,123 @@ def test_the_signature_accepts_what_the_pool_accepts(tmp_path):
     assert built.settings.polling_interval == 0.5
     with pytest.raises(TypeError):
         inspect.signature(pypoolparty.slurm.array.Pool).bind(no_such_option=1)
+
+
+# ------------------------------------------------------- docstrings
+
+
+@pytest.mark.parametrize("pool_class", list(OWN_OPTIONS), ids=lambda c: c.__module__)
+def test_help_documents_every_option_of_the_signature(pool_class):
+    documented = {
+        name
+        for names, _ in signatures._parameter_entries(inspect.getdoc(pool_class))
+        for name in names
+    }
+    assert documented == set(inspect.signature(pool_class).parameters)
+
+
+def test_help_shows_the_scheduler_options_and_the_aliases():
+    text = pydoc.render_doc(pypoolparty.sun_grid_engine.Pool, renderer=pydoc.plaintext)
+    assert " |  queue_name : str, optional" in text
+    assert " |  work_dir : str, optional" in text
+    assert "Also accepted as ``queue``" in text
+    assert "Also accepted as ``processes``" in text
+
+
+# ------------------------------------------------ wrong option names
+
+
+@pytest.mark.parametrize("pool_class", list(OWN_OPTIONS), ids=lambda c: c.__module__)
+def test_a_typo_names_the_pool_and_the_near_miss(pool_class, tmp_path):
+    with pytest.raises(pypoolparty.UnknownOption) as raised:
+        pool_class(work_dri=str(tmp_path))
+    message = str(raised.value)
+    assert message.startswith(f"{signatures.public_name(pool_class)}() got an unexpected")
+    assert "did you mean 'work_dir'" in message
+    # what code written for Python's own error catches
+    assert isinstance(raised.value, TypeError)
+    assert isinstance(raised.value, pypoolparty.BadInput)
+
+
+def test_the_issue_s_typo_suggests_partition_on_slurm():
+    with pytest.raises(TypeError, match=r"pypoolparty\.slurm\.array\.Pool\(\) .* 'partiton'; "):
+        pypoolparty.slurm.array.Pool(partiton="short")
+    with pytest.raises(TypeError, match="did you mean 'partition'"):
+        pypoolparty.slurm.array.Pool(partiton="short")
+
+
+def test_a_name_far_from_any_option_points_to_help():
+    with pytest.raises(pypoolparty.UnknownOption) as raised:
+        pypoolparty.htcondor.Pool(zzzzzz=1)
+    assert str(raised.value).endswith("help(pypoolparty.htcondor.Pool) lists its options.")
+    assert "did you mean" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "pool_class, name, value, advice",
+    [
+        (pypoolparty.sun_grid_engine.Pool, "partition", "short", "queue_name='NAME'"),
+        (pypoolparty.sun_grid_engine.Pool, "walltime", "1:00:00", "resources={'h_rt'"),
+        (pypoolparty.slurm.array.Pool, "queue", "short", "partition='NAME'"),
+        (pypoolparty.slurm.array.Pool, "slurm_partition", "short", "partition='NAME'"),
+        (pypoolparty.slurm.array.Pool, "timeout_min", 60, "time=MINUTES"),
+        (pypoolparty.slurm.Pool, "mem_gb", 4, "mem='4G'"),
+        (pypoolparty.slurm.Pool, "request_memory", "4GB", "mem="),
+        (pypoolparty.htcondor.Pool, "cores", 2, "request_cpus=N"),
+        (pypoolparty.htcondor.Pool, "memory", "4GB", "request_memory="),
+        (pypoolparty.htcondor.Pool, "mem", "4G", "request_memory="),
+        (pypoolparty.local.Pool, "initializer", print, "start of the task function"),
+        (pypoolparty.local.Pool, "maxtasksperchild", 1, "chunksize of map"),
+        (pypoolparty.local.Pool, "walltime", "1:00:00", "processes on this machine"),
+        (pypoolparty.sun_grid_engine.Pool, "slurm_array_parallelism", 2, "num_simultaneously"),
+    ],
+)
+def test_another_tool_s_name_is_answered_with_ours(pool_class, name, value, advice):
+    with pytest.raises(pypoolparty.UnknownOption) as raised:
+        pool_class(**{name: value})
+    message = str(raised.value)
+    assert f"{signatures.public_name(pool_class)}() has no option {name!r}" in message
+    assert advice in message
+
+
+@pytest.mark.parametrize("pool_class", list(OWN_OPTIONS), ids=lambda c: c.__module__)
+def test_multiprocessing_s_processes_is_the_limit_of_running_tasks(pool_class):
+    assert pool_class(processes=3).num_simultaneously_running_tasks == 3
+
+
+def test_an_option_given_twice_is_refused():
+    with pytest.raises(pypoolparty.UnknownOption, match="twice, also as 'processes'"):
+        pypoolparty.local.Pool(4, processes=2)
+    with pytest.raises(pypoolparty.UnknownOption, match="'queue_name' twice"):
+        pypoolparty.sun_grid_engine.Pool(queue_name="all.q", queue="all.q")
+
+
+def test_multiprocessing_s_positional_initializer_is_refused_with_the_reason():
+    with pytest.raises(pypoolparty.UnknownOption, match="initializer and initargs are not"):
+        pypoolparty.local.Pool(2, print, ("setting up",))
+
+
+def test_grid_engine_takes_queue_as_its_queue(dummy_sge, tmp_path):
+    # The dummy knows only all.q, as a cell knows its queues: a queue it does
+    # not know reaches qsub and is refused there.
+    pool = pypoolparty.sun_grid_engine.Pool(
+        queue="no_such.q", work_dir=str(tmp_path / "work"), **dummy_sge.paths
+    )
+    with pytest.raises(SubmissionRejected, match='unknown queue "no_such.q"'):
+        pool.map(abs, [-1])
+    pool = pypoolparty.sun_grid_engine.Pool(
+        queue="all.q", work_dir=str(tmp_path / "work"), polling_interval=0.05, **dummy_sge.paths
+    )
+    assert pool.map(abs, [-1, -2]) == [1, 2]
+
+
+@pytest.mark.parametrize("scheduler, pool_class", SCHEDULER_POOLS.items())
+def test_the_advice_names_only_options_the_pool_has(scheduler, pool_class):
+    parameters = inspect.signature(pool_class).parameters
+    for name, guess in signatures.GUESSES.items():
+        advice = guess.advice_for(scheduler)
+        if isinstance(advice, signatures.Alias):
+            assert advice.option in parameters, name
+        elif advice is not None:
+            for option in re.findall(r"(?:^|\s)(\w+)=", advice):
+                assert option in parameters, (name, advice)

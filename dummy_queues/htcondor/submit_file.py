@@ -64,6 +64,8 @@ def _parse_queue(line: str, number: int):
 def expand(value: str, macros: dict) -> str:
     def replace(match):
         name = match.group(1)
+        if name.upper() == "DOLLAR":  # predefined: a literal "$"
+            return "$"
         for key, macro in macros.items():
             if key.lower() == name.lower():
                 return str(macro)

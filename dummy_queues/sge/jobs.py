@@ -30,6 +30,20 @@ def unable(reason):
     return Rejected(f"Unable to run job: {reason}\nExiting.")
 
 
+def output_path(path_list):
+    """The path of ``-o``/``-e``, a list ``[host:]path,...`` as qsub reads it.
+
+    A path without ``host:`` is for every host, so two of them are refused;
+    the dummy, being one host, takes the first path.
+    """
+    if path_list is None:
+        return None
+    paths = path_list.split(",")
+    if sum(":" not in path for path in paths) > 1:
+        raise Rejected("ERROR! two files are specified for the same host", 1)
+    return paths[0].split(":", 1)[-1]
+
+
 def new_job(options, script, script_arguments):
     """The job for a qsub call, or raise :class:`Rejected` with qsub's message."""
     name = options.get("-N") or os.path.basename(script)
@@ -65,8 +79,8 @@ def new_job(options, script, script_arguments):
         "arguments": script_arguments,
         "shell": options.get("-S", "/bin/sh"),
         "cwd": cwd,
-        "stdout": options.get("-o"),
-        "stderr": options.get("-e"),
+        "stdout": output_path(options.get("-o")),
+        "stderr": output_path(options.get("-e")),
         "join": options.get("-j", "n").lower().startswith("y"),
         "queue": state.QUEUE,
         "parallel_environment": parallel_environment,

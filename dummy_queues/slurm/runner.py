@@ -6,6 +6,7 @@ from ``faults.json`` are drawn here, when a job would start.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -118,12 +119,26 @@ def start(state, job, settings, processes):
     return True
 
 
+def expand_pattern(pattern, job, task, jobid):
+    """sbatch's filename pattern: %A, %a, %j, %x and %% in one pass, as slurmd
+    does; a pattern with a backslash is taken as it is (sbatch(1))."""
+    if "\\" in pattern:
+        return pattern.replace("\\", "")
+    values = {
+        "%": "%",
+        "A": str(job["array_job_id"]),
+        "a": task,
+        "j": jobid.split("_")[0],
+        "x": job["name"],
+    }
+    return re.sub(r"%([%Aajx])", lambda match: values[match.group(1)], pattern)
+
+
 def launch(job):
     def path(pattern):
         task = "4294967294" if job["task"] is None else str(job["task"])
         jobid = slurm_state.jobid_of(job)
-        pattern = pattern.replace("%A", str(job["array_job_id"])).replace("%a", task)
-        return os.path.join(job["chdir"], pattern.replace("%j", jobid.split("_")[0]))
+        return os.path.join(job["chdir"], expand_pattern(pattern, job, task, jobid))
 
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
     if job["export"] != "NONE":

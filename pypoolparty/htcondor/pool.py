@@ -12,7 +12,7 @@ from .options import checked_options
 from .scheduler import CommandPaths, HTCondorScheduler
 
 
-@with_inherited_options
+@with_inherited_options(scheduler="htcondor")
 class Pool(BasePool):
     """Run ``func`` over many tasks as the procs of one HTCondor cluster.
 

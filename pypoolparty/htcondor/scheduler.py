@@ -78,7 +78,9 @@ class HTCondorScheduler(Scheduler):
         # create it, the schedd makes it world-readable (0644).
         write_private(submitfile.event_log_path(submission.directory), b"")
         cluster, first_proc = commands.call(
-            [self.paths.condor_submit, "-terse", submit_path],
+            # -file: a bare argument with "=" would be read as a submit
+            # command (condor_submit(1): <submit-variable>=<value>).
+            [self.paths.condor_submit, "-terse", "-file", submit_path],
             parse=lambda completed: parsing.submitted_cluster(completed, len(submission.chunks)),
             policy=self.policy,
             before_retry=lambda: self._find_submitted_cluster(submission),

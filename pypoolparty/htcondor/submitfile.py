@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..scheduler import Submission
+from ..scheduler import Submission, SubmissionRejected
 
 if TYPE_CHECKING:
     from .options import ClusterOptions
@@ -53,6 +53,27 @@ def quote_arguments(arguments: Sequence[str]) -> str:
     return '"' + " ".join(quoted) + '"'
 
 
+def literal(value: str) -> str:
+    """``value`` as the literal right-hand side of a submit command.
+
+    condor_submit expands macros (``$(name)``, ``$$(name)``) in every value;
+    the predefined ``$(DOLLAR)`` is a ``$`` (condor_submit(1)), so writing
+    each ``$`` as that keeps a path such as ``/data/$(run)`` as it is. A
+    line break would end the command.
+
+    Raises
+    ------
+    SubmissionRejected
+        ``value`` holds a line break. Nothing was submitted.
+    """
+    if "\n" in value or "\r" in value:
+        raise SubmissionRejected(
+            f"HTCondor cannot take a path with a line break in a submit file: {value!r}. "
+            "Nothing was submitted; pass a work_dir (and python_path) without one."
+        )
+    return value.replace("$", "$(DOLLAR)")
+
+
 def classad_string(text: str) -> str:
     if "\n" in text:
         raise ValueError(f"a ClassAd string cannot hold a newline: {text!r}")
@@ -62,8 +83,11 @@ def classad_string(text: str) -> str:
 def render(submission: Submission, options: ClusterOptions) -> str:
     """The submit description of one cluster, one proc per chunk, in order."""
     directory = submission.directory
-    stdout_path, stderr_path = job_output_paths(directory, f"$({CHUNK_MACRO})")
-    arguments = submission.worker.arguments(ichunk=f"$({CHUNK_MACRO})")
+    chunk = f"$({CHUNK_MACRO})"
+    stdout_path, stderr_path = job_output_paths(literal(directory), chunk)
+    # Every argument is a literal but the chunk macro (paths are absolute).
+    arguments = submission.worker.arguments(ichunk=chunk)
+    arguments = [a if a == chunk else literal(a) for a in arguments]
     lines = [
         f"universe = {options.universe}",
         f"executable = {arguments[0]}",
@@ -71,8 +95,8 @@ def render(submission: Submission, options: ClusterOptions) -> str:
         # The worker sets its environment itself, from a private file: secrets
         # must not travel through the schedd's job ads.
         "getenv = False",
-        f"initialdir = {directory}",
-        f"log = {event_log_path(directory)}",
+        f"initialdir = {literal(directory)}",
+        f"log = {literal(event_log_path(directory))}",
         f"output = {stdout_path}",
         f"error = {stderr_path}",
         # The work_dir is on a shared file system; nothing to transfer.

@@ -9,7 +9,7 @@ from ..signatures import with_inherited_options
 from .scheduler import LocalScheduler
 
 
-@with_inherited_options
+@with_inherited_options(scheduler="local")
 class Pool(pool.Pool):
     """A pool whose jobs are processes on this machine; no cluster needed.
 
@@ -21,10 +21,14 @@ class Pool(pool.Pool):
     ----------
     num_simultaneously_running_tasks : int, optional
         Worker processes at once. Default: the number of CPUs.
+    polling_interval : float, optional
+        Seconds between two looks at the processes and the result files.
+        Default: 0.05 s, as a local disk shows files at once.
+    missing_result_grace_period : float
+        Seconds to wait for the result file of a process that ended: 2 s,
+        as a local disk shows files at once.
     **options
-        The common options of :class:`pypoolparty.pool.Pool`. The defaults
-        differ in two places: ``polling_interval`` is 0.05 s and
-        ``missing_result_grace_period`` 2 s, as a local disk shows files at once.
+        The common options of :class:`pypoolparty.pool.Pool`.
     """
 
     default_polling_interval = 0.05

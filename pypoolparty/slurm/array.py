@@ -17,12 +17,9 @@ from .scheduler import ArrayScheduler
 __all__ = ["Pool"]
 
 
-@with_inherited_options
+@with_inherited_options(scheduler="slurm")
 class Pool(SlurmPool):
     """Run ``func`` over many tasks as one SLURM job array; task ``i`` runs chunk ``i``.
-
-    Takes the options of :class:`pypoolparty.slurm.pool.SlurmPool`,
-    and:
 
     Parameters
     ----------

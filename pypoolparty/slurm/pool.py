@@ -97,7 +97,7 @@ class SlurmPool(pool.Pool):
         )
 
 
-@with_inherited_options
+@with_inherited_options(scheduler="slurm")
 class Pool(SlurmPool):
     __doc__ = (
         "Run ``func`` over many tasks as SLURM jobs, one ``sbatch`` per chunk.\n\n"

@@ -44,6 +44,14 @@ CANCEL_BATCH_SIZE = 2000
 # SLURM's own default MaxArraySize, for sites where scontrol does not answer.
 DEFAULT_MAX_ARRAY_SIZE = 1001
 TASK_ID_VARIABLE = "SLURM_ARRAY_TASK_ID"
+# Characters no escaping gets through sbatch: their names, and why (see check_path).
+UNUSABLE_IN_PATHS = {
+    "\\": (
+        "a backslash",
+        "a backslash in --output makes sbatch stop expanding filename patterns "
+        "(sbatch(1)), so the jobs' output files cannot be named",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,11 +112,15 @@ class SlurmScheduler(Scheduler):
         ``--export=NONE``: the worker sets its environment itself from a
         private file; the submitting environment may hold secrets.
         """
+        check_path(directory)
+        # --chdir takes the path as it is; --output and --error are filename
+        # patterns, in which only the stem's own %a may be a pattern.
+        output = f"{escape_pattern(directory)}/{stem}"
         return [
             f"--job-name={job_name}",
             f"--chdir={directory}",
-            f"--output={os.path.join(directory, stem)}.stdout",
-            f"--error={os.path.join(directory, stem)}.stderr",
+            f"--output={output}.stdout",
+            f"--error={output}.stderr",
             "--export=NONE",
             *self.options.arguments(),
         ]
@@ -368,6 +380,33 @@ def cancel_selectors(jobids: Sequence[str]) -> list[str]:
             singles.add(jobid)
     grouped = [f"{a}_[{parsing.index_expression(i)}]" for a, i in sorted(tasks.items())]
     return sorted(singles) + grouped
+
+
+def escape_pattern(path: str) -> str:
+    """``path`` as a literal in sbatch's filename patterns (``--output``, ``--error``).
+
+    sbatch replaces ``%A``, ``%a``, ``%j``, ``%x``, ... in these and reads
+    ``%%`` as one ``%`` (sbatch(1), "filename pattern"), so a directory named
+    ``100%a`` must be written ``100%%a``.
+    """
+    return path.replace("%", "%%")
+
+
+def check_path(directory: str) -> None:
+    """Refuse a submission directory that sbatch's options cannot name.
+
+    Raises
+    ------
+    SubmissionRejected
+        ``directory`` holds a character of :data:`UNUSABLE_IN_PATHS`.
+        Nothing was submitted.
+    """
+    for character, (name, why) in UNUSABLE_IN_PATHS.items():
+        if character in directory:
+            raise SubmissionRejected(
+                f"SLURM cannot take a work_dir whose path holds {name}: {why} "
+                f"(in {directory!r}). Nothing was submitted; pass a work_dir without it."
+            )
 
 
 def _current_user() -> str:

@@ -11,7 +11,7 @@ from .options import checked_options
 from .scheduler import CommandPaths, GridEngineScheduler
 
 
-@with_inherited_options
+@with_inherited_options(scheduler="sge")
 class Pool(pool.Pool):
     """Run ``func`` over many tasks as the tasks of one ``qsub -t`` array job per map.
 

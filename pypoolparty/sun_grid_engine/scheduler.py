@@ -11,6 +11,7 @@ import dataclasses
 import os
 import pwd
 import re
+import shlex
 from collections.abc import Sequence
 
 from .. import commands
@@ -19,6 +20,8 @@ from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission, Submiss
 from ..work_dir import write_private
 from . import parsing
 from .options import QsubOptions
+
+QSUB_PATH_LIST_SPECIALS = ",:$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +65,6 @@ class GridEngineScheduler(Scheduler):
 
     def submit(self, submission: Submission) -> list[Job]:
         """Submit one array job with a task per chunk; return a job per task."""
-        if ":" in submission.directory:
-            # qsub reads -o/-e as [host:]path
-            raise SubmissionRejected(
-                f"Grid Engine cannot write job output to a path with ':': {submission.directory}"
-            )
         args = self.qsub_command(submission, write_job_script(submission))
         try:
             job_number = commands.call(
@@ -95,7 +93,11 @@ class GridEngineScheduler(Scheduler):
         args += ["-S", "/bin/sh", "-cwd"]
         # The job number in the file names tells which job ran, even after it
         # left the queue (see find_job_number).
-        args += ["-o", f"{stem}.$JOB_ID.$TASK_ID.out", "-e", f"{stem}.$JOB_ID.$TASK_ID.err"]
+        if qsub_can_name(submission.directory):
+            args += ["-o", f"{stem}.$JOB_ID.$TASK_ID.out", "-e", f"{stem}.$JOB_ID.$TASK_ID.err"]
+        else:
+            # The job script sends its output to the same files itself.
+            args += ["-o", "/dev/null", "-e", "/dev/null"]
         return args + self.options.arguments() + [script_path]
 
     def qstat(self) -> list[parsing.QstatEntry]:
@@ -236,15 +238,35 @@ def write_job_script(submission: Submission) -> str:
     command = submission.worker.shell_command(
         ichunk_from_env="SGE_TASK_ID", chunk_list_path=chunk_list_path
     )
+    redirect = ""
+    if not qsub_can_name(submission.directory):
+        # The names qsub -o/-e would give, built by the shell, whose quoting
+        # holds any path.
+        names = shlex.quote(f"{stem}.") + '"$JOB_ID.$SGE_TASK_ID"'
+        redirect = f"umask 077\nexec >{names}.out 2>{names}.err\n"
     script_path = f"{stem}.sh"
     write_private(
         script_path,
         "#!/bin/sh\n"
         f"# pypoolparty array job {submission.job_name}: task t runs the chunk on line t\n"
         f"# of {os.path.basename(chunk_list_path)}.\n"
-        f"exec {command}\n".encode(),
+        f"{redirect}exec {command}\n".encode(),
     )
     return script_path
+
+
+def qsub_can_name(directory: str) -> bool:
+    """Whether qsub's ``-o``/``-e`` can name files in ``directory``.
+
+    qsub reads them as a list of ``[host:]path`` separated by ``,`` and
+    replaces ``$HOME``, ``$USER``, ``$JOB_ID``, ... in them, with no way to
+    escape ``,``, ``:`` or ``$`` (qsub(1), ``-o``). A directory holding one
+    of these gets its job output from the job script instead. That loses
+    what Grid Engine itself writes before the script starts, and its error
+    state (``Eqw``, "can't open output file") when a node cannot reach the
+    directory: such a job ends without a result instead.
+    """
+    return not any(character in directory for character in QSUB_PATH_LIST_SPECIALS)
 
 
 def task_ranges(jobids) -> list[str]:

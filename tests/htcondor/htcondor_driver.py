@@ -43,6 +43,12 @@ def always_killed(x):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def square_and_say_so(x):
+    print(f"stdout of task {x}")
+    print(f"stderr of task {x}", file=sys.stderr)
+    return x * x
+
+
 def sleep_long(x):
     time.sleep(600)
     return x
@@ -61,6 +67,8 @@ def run(scenario: str, work_dir: str, options: dict) -> list:
     if scenario == "sleep_long":
         print(json.dumps({"started": True}), flush=True)
         return pool.map(sleep_long, range(4))
+    if scenario == "say_squares":
+        return pool.map(square_and_say_so, range(3), chunksize=1)
     if scenario == "one_task":
         return pool.map(square, [7])
     raise SystemExit(f"unknown scenario {scenario!r}")
