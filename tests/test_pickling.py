@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import uuid
 import zipfile
 
@@ -295,3 +296,85 @@ def assert_an_unloadable_result_fails_its_task_alone(pool, tmp_path) -> None:
         next(iterator)
     assert_unloadable_result_error(raised.value, name, work)
     assert list(iterator) == [30, 40]
+
+
+# -- the pieces ----------------------------------------------------------------
+
+
+class CannotBeSubclassed(Exception):
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("no subclasses")
+
+
+@pytest.mark.parametrize(
+    "original",
+    [RuntimeError("r"), KeyError("k"), OSError(2, "gone"), ModuleNotFoundError("m", name="m")],
+)
+def test_an_error_of_two_types_keeps_its_message_and_survives_pickling(original):
+    import pickle
+
+    from pypoolparty.errors import also_of_type
+
+    error = also_of_type(TaskError, original, "task 3: what happened", itask=3, remote_type="x")
+    assert isinstance(error, type(original)) and isinstance(error, TaskError)
+    assert str(error) == "task 3: what happened"
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and copy.itask == 3 and str(copy) == str(error)
+
+
+def test_an_error_whose_type_cannot_be_combined_is_the_pypoolparty_error_alone():
+    from pypoolparty.errors import also_of_type
+
+    error = also_of_type(Unpicklable, CannotBeSubclassed("c"), "task 0 cannot be pickled")
+    assert type(error) is Unpicklable
+    assert str(error) == "task 0 cannot be pickled"
+
+
+@pytest.mark.parametrize(
+    "source, guarded",
+    [
+        ('x = 1\nif __name__ == "__main__":\n    print(x)\n', True),
+        ("if '__main__' == __name__:\n    pass\n", True),
+        ('def f():\n    if __name__ == "__main__":\n        pass\n', False),
+        ('if __name__ != "__main__":\n    pass\n', False),
+        ("print(1)\n", False),
+        ("this is not python\n", False),
+    ],
+)
+def test_only_a_script_with_a_main_block_counts_as_guarded(source, guarded, tmp_path):
+    from pypoolparty import worker
+
+    path = tmp_path / "script.py"
+    path.write_text(source)
+    assert worker.has_main_guard(str(path)) is guarded
+
+
+def test_the_same_code_in_two_files_is_given_no_file_name():
+    from pypoolparty.serialization import CodeFiles, code_key
+
+    first = compile("def f(x):\n    return x\n", "/one/a.py", "exec").co_consts[0]
+    second = compile("def f(x):\n    return x\n", "/two/b.py", "exec").co_consts[0]
+    code_files = CodeFiles()
+    code_files.record(first)
+    assert code_files.files == {code_key(first): "/one/a.py"}
+    code_files.record(second)
+    code_files.record(first)
+    assert code_files.files == {}
+
+
+def test_pickles_are_cloudpickles_own_and_both_sides_key_code_alike():
+    """The bytes (and so the fingerprint of a map) do not depend on file names."""
+    import cloudpickle
+
+    from pypoolparty import serialization, worker
+
+    def outer(x):
+        return (lambda y: y + 1)(x)
+
+    code_files = serialization.CodeFiles()
+    assert serialization.dumps(outer, code_files) == cloudpickle.dumps(outer)
+    (inner,) = [c for c in outer.__code__.co_consts if isinstance(c, types.CodeType)]
+    keys = {serialization.code_key(outer.__code__), serialization.code_key(inner)}
+    assert set(code_files.files) == keys
+    assert set(code_files.files.values()) == {__file__}
+    assert worker.code_key(outer.__code__) == serialization.code_key(outer.__code__)
