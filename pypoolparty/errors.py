@@ -9,6 +9,7 @@ and the interruptions :class:`KeyboardInterrupt` and :class:`Terminated`.
 from __future__ import annotations
 
 import errno
+import functools
 import multiprocessing.pool
 
 
@@ -24,7 +25,10 @@ class Unpicklable(TypeError, BadInput):
     """The function or a task cannot be pickled; nothing was submitted.
 
     Also a :class:`TypeError`, which is what :mod:`multiprocessing` raises
-    for objects such as locks and open files.
+    for objects such as locks and open files. Where pickling failed with
+    another exception (a ``__reduce__`` raising ``RuntimeError``, say), the
+    error raised is also an instance of that exception's type, as
+    :mod:`multiprocessing` would raise it: see :func:`also_of_type`.
     """
 
 
@@ -86,8 +90,12 @@ class TaskError(PoolError):
     """A task failed and its own exception cannot be rebuilt here.
 
     Raised instead of the task's exception when that exception could not be
-    pickled on the worker or unpickled here, or when a result could not be
-    pickled or was too large.
+    pickled on the worker or unpickled here, when a result could not be
+    pickled on the worker or unpickled on the submit host, or when it was too
+    large. Where the failure was an exception of its own (the
+    ``ModuleNotFoundError`` of a result whose class this process cannot
+    import, say), the error is also an instance of that exception's type
+    (:func:`also_of_type`).
     """
 
     def __init__(self, message: str, itask: int, remote_type: str) -> None:
@@ -158,3 +166,88 @@ class Cancelled(PoolError):
     """The pool was terminated (``terminate()`` or leaving its ``with`` block)
     while this map ran: its jobs were cancelled and its work_dir kept, so
     calling the same map again continues it."""
+
+
+def also_of_type(error_class: type, original: BaseException, *args, **attributes) -> BaseException:
+    """An ``error_class(*args)`` that is also an instance of ``type(original)``.
+
+    So ``except RuntimeError`` still catches a pickling failure that
+    :mod:`multiprocessing` would have raised as the ``RuntimeError`` itself,
+    while the message says what failed and what to do. The combined class is
+    made once per pair of classes; its ``str`` is the message in ``args``.
+
+    Parameters
+    ----------
+    error_class : type
+        A pypoolparty error, e.g. :class:`Unpicklable` or :class:`TaskError`.
+    original : BaseException
+        The exception that caused it.
+    *args
+        The arguments of ``error_class``.
+    **attributes
+        Set on the error (``itask``, ``remote_type`` of :class:`TaskError`).
+
+    Returns
+    -------
+    BaseException
+        An instance of both classes; of ``error_class`` alone where
+        ``type(original)`` cannot be combined with it (a layout conflict, a
+        class that forbids subclasses, an ``__init__`` that needs other
+        arguments).
+    """
+    combined = _combined_class(error_class, type(original))
+    if combined is not None:
+        try:
+            error = combined(*args)
+            for name, value in attributes.items():
+                setattr(error, name, value)
+            return error
+        except Exception:  # an __init__ or __setattr__ of the original type refused
+            pass
+    error = error_class.__new__(error_class, *args)
+    BaseException.__init__(error, *args)
+    for name, value in attributes.items():
+        setattr(error, name, value)
+    return error
+
+
+@functools.lru_cache(maxsize=256)
+def _combined_class(error_class: type, original_class: type) -> type | None:
+    if issubclass(error_class, original_class):
+        return None
+    try:
+        return type(
+            error_class.__name__,
+            (error_class, original_class),
+            {
+                "__module__": error_class.__module__,
+                "__qualname__": error_class.__qualname__,
+                "__doc__": error_class.__doc__,
+                # The message, not the original type's formatting (KeyError quotes it).
+                "__str__": BaseException.__str__,
+                "__init__": _init_as_base_exception,
+                "__reduce__": _reduce_combined,
+                "_pypoolparty_classes": (error_class, original_class),
+            },
+        )
+    except TypeError:  # a layout conflict, or a class that cannot be subclassed
+        return None
+
+
+def _init_as_base_exception(self, *args) -> None:
+    # The original type's __init__ may want other arguments (UnicodeError's
+    # five): the message is all this error holds.
+    BaseException.__init__(self, *args)
+
+
+def _reduce_combined(self):
+    return _rebuild_combined, (*self._pypoolparty_classes, self.args, dict(vars(self)))
+
+
+def _rebuild_combined(
+    error_class: type, original_class: type, args: tuple, attributes: dict
+) -> BaseException:
+    combined = _combined_class(error_class, original_class)
+    error = (combined or error_class)(*args)
+    vars(error).update(attributes)
+    return error

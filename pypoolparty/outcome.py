@@ -17,10 +17,13 @@ by design) writes one outcome per chunk, a pickled dict of plain data::
 
 An error is a dict::
 
-    kind       raised, unpicklable_result or result_too_large
+    kind       raised, unpicklable_result, result_too_large, or
+               unloadable_result: the submit host could not unpickle the
+               result (set by the reducer, :func:`mark_unloadable_results`)
     type       the exception's module and qualified name
     message    str(exception)
-    traceback  the remote traceback, formatted ('' for result_too_large)
+    traceback  the remote traceback, formatted ('' for result_too_large;
+               the submit host's for unloadable_result)
     exception  the pickled exception, or None if it does not pickle
 
 The reducer keeps each failed task as text in ``exceptions.zip``, written by
@@ -36,11 +39,12 @@ import dataclasses
 import io
 import pickle
 import re
+import traceback as traceback_module
 from typing import Any
 
 import cloudpickle
 
-from .errors import RemoteTraceback, TaskError
+from .errors import RemoteTraceback, TaskError, also_of_type
 
 STDERR_TAIL_LINES = 15
 """Lines of a failed job's stderr shown with it: the end, where the error is."""
@@ -92,6 +96,69 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"an outcome file must not refer to {module}.{name}")
+
+
+def mark_unloadable_results(outcome: dict) -> int:
+    """Turn each result of ``outcome`` this process cannot unpickle into an error of its task.
+
+    The job could import what the result is made of; this process may not
+    (a class from a module only the compute nodes have). Such a task fails
+    like any task, with a message that says why and what to do, instead of
+    the whole map failing on a bare ``ModuleNotFoundError`` when the results
+    are read. Each result is unpickled once and dropped, so memory does not
+    grow.
+
+    Returns
+    -------
+    int
+        How many results were turned into errors (``outcome`` is changed in place).
+    """
+    if outcome.get("setup_error") is not None:
+        return 0
+    count = 0
+    for task in outcome.get("tasks", ()):
+        if "result" not in task:
+            continue
+        try:
+            cloudpickle.loads(task["result"])
+        except Exception as error:
+            del task["result"]
+            task["error"] = _unloadable_result(error, str(outcome.get("host", "?")))
+            count += 1
+    return count
+
+
+def _unloadable_result(error: Exception, host: str) -> dict:
+    if isinstance(error, ImportError) and error.name:
+        cause = (
+            f"the result refers to the module {error.name!r}, which the job on host {host} "
+            "imported but this process cannot"
+        )
+        fix = (
+            f"Make {error.name!r} importable here too (install it, or add its directory to "
+            "sys.path or PYTHONPATH before the map), or return plain Python types (numbers, "
+            "strings, lists, dicts, numpy arrays) instead"
+        )
+    else:
+        cause = f"the result, pickled by the job on host {host}, cannot be unpickled here"
+        fix = (
+            "Return objects this process can rebuild (plain Python types, or classes of "
+            "modules importable here)"
+        )
+    try:
+        pickled = pickle.dumps(error)
+        pickle.loads(pickled)
+    except Exception:
+        pickled = None
+    return {
+        "kind": "unloadable_result",
+        "type": f"{type(error).__module__}.{type(error).__qualname__}",
+        "message": f"{cause}: {error}. {fix}.",
+        "traceback": "".join(
+            traceback_module.format_exception(type(error), error, error.__traceback__)
+        ),
+        "exception": pickled,
+    }
 
 
 # -- exceptions.zip's text ----------------------------------------------------
@@ -155,13 +222,17 @@ def exception_for(failure: TaskFailure, num_failed_tasks: int, session_dir: str)
         "(exceptions.zip) and all finished results; calling the same map again with "
         "the same work_dir runs only the chunks that failed or did not finish."
     )
-    exception = _rebuild(error) if error.get("kind") == "raised" else None
+    original = _rebuild(error)
+    exception = original if error.get("kind") == "raised" else None
     if exception is None:
-        exception = TaskError(
-            f"task {failure.itask}: {error['type']}: {error['message']}",
-            itask=failure.itask,
-            remote_type=error["type"],
-        )
+        message = f"task {failure.itask}: {error['type']}: {error['message']}"
+        attributes = {"itask": failure.itask, "remote_type": error["type"]}
+        if original is None:
+            exception = TaskError(message, **attributes)
+        else:
+            # A result that could not be pickled or unpickled: also of the
+            # type of what failed, as multiprocessing would raise it.
+            exception = also_of_type(TaskError, original, message, **attributes)
     cause = RemoteTraceback(f"\n{error['traceback']}\n{where}" if error["traceback"] else where)
     exception.__cause__ = cause
     if hasattr(exception, "add_note"):
@@ -194,9 +265,13 @@ def task_values(outcome: dict, bounds: tuple[int, int], session_dir: str) -> lis
         ]
     values = []
     for task in outcome["tasks"]:
-        if "error" in task:
-            failure = TaskFailure(task["itask"], task["error"], host)
-            values.append((False, exception_for(failure, 1, session_dir)))
-        else:
-            values.append((True, cloudpickle.loads(task["result"])))
+        error = task.get("error")
+        if error is None:
+            try:
+                values.append((True, cloudpickle.loads(task["result"])))
+                continue
+            except Exception as unloadable:  # archived by an earlier call, unloadable since
+                error = _unloadable_result(unloadable, str(host))
+        failure = TaskFailure(task["itask"], error, host)
+        values.append((False, exception_for(failure, 1, session_dir)))
     return values

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import multiprocessing.process
 import os
 import shutil
 import sys
@@ -110,7 +111,9 @@ def session_dir(
         The work_dir cannot be created, trusted or written, or it holds this
         map unfinished from another scheduler.
     """
-    function_bytes = serialization.pickle_function(func)
+    _refuse_while_a_worker_imports_main()
+    code_files = serialization.CodeFiles()
+    function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
     if chunksize is None:
         parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
@@ -118,7 +121,7 @@ def session_dir(
     bounds = chunking.chunk_bounds(len(tasks), chunksize)
     base = work_dir.prepare_base(settings.work_dir)
     claim = _prepare_session_dir(
-        settings, base, tasks, bounds, function_bytes, star, func, scheduler
+        settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
     )
     session_dir = work_dir.SessionDir(claim.path)
     try:
@@ -220,7 +223,26 @@ def _capacity(scheduler: Scheduler) -> int | None:
         return None
 
 
-def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, func, scheduler):
+def _refuse_while_a_worker_imports_main() -> None:
+    """No map from a script the worker imports as ``__mp_main__`` (its top level).
+
+    The worker sets the flag :mod:`multiprocessing`'s spawn sets while it
+    imports a child's main module, for the same reason: a script whose map
+    is not under ``if __name__ == "__main__":`` would otherwise submit its
+    map again from every job.
+    """
+    if getattr(multiprocessing.process.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "a pypoolparty map was started while a pypoolparty worker imported the "
+            "submitting script as __mp_main__: the map would run again from every job. "
+            'Put the code that starts maps under if __name__ == "__main__":, as '
+            "multiprocessing requires for its spawn start method."
+        )
+
+
+def _prepare_session_dir(
+    settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
+):
     incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
     session_dir = None
     try:
@@ -228,7 +250,7 @@ def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, fu
             ["starmap" if star else "map", settings.python_path, repr(settings.environment)]
         )
         fingerprint = serialization.write_tasks(
-            incomplete_tasks_path, tasks, bounds, function_bytes, identity
+            incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
         )
         name = work_dir.session_dir_name(fingerprint)
         claim = _ACTIVE_SESSIONS.claim(os.path.join(base, name), settings.reuse_results)
@@ -239,7 +261,7 @@ def _prepare_session_dir(settings, base, tasks, bounds, function_bytes, star, fu
             return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
-        _write_session_files(settings, session_dir, function_bytes, star)
+        _write_session_files(settings, session_dir, function_bytes, star, code_files)
         work_dir.SessionMetadata.of_new_map(
             fingerprint=fingerprint,
             scheduler=scheduler.name,
@@ -282,7 +304,11 @@ def _check_same_scheduler(session_dir: work_dir.SessionDir, scheduler: Scheduler
 
 
 def _write_session_files(
-    settings: MapSettings, session_dir: work_dir.SessionDir, function_bytes: bytes, star: bool
+    settings: MapSettings,
+    session_dir: work_dir.SessionDir,
+    function_bytes: bytes,
+    star: bool,
+    code_files: serialization.CodeFiles,
 ) -> None:
     """What the worker reads besides the tasks (see :mod:`pypoolparty.worker`)."""
     work_dir.write_private(session_dir.function_path, function_bytes)
@@ -295,6 +321,8 @@ def _write_session_files(
             "sys_path": [entry or os.getcwd() for entry in sys.path],
             "working_directory": os.getcwd(),
             "max_result_size": settings.max_result_size,
+            "code_files": code_files.files,
+            "main": _main_module(),
         },
     )
     work_dir.write_json(
@@ -304,3 +332,25 @@ def _write_session_files(
             "never_overwrite": list(environment.HOST_AND_JOB_PATTERNS),
         },
     )
+
+
+def _main_module() -> dict:
+    """The submitting script, as :mod:`multiprocessing`'s spawn finds it for its children.
+
+    ``path`` is the script's file, ``name`` the module's name when it was
+    started as ``python -m NAME``; both None in an interactive session, a
+    notebook or ``python -c``, which have no file to import. ``argv`` is
+    ``sys.argv``, which the worker sets as spawn does (the file is private).
+    """
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py") or not os.path.isfile(path):
+        path = None
+    return {
+        "path": os.path.abspath(path) if path else None,
+        "name": name if name and name != "__main__" else None,
+        # As spawn gives its children the parent's sys.argv: a script may read
+        # it at its top level.
+        "argv": list(sys.argv),
+    }

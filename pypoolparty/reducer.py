@@ -16,7 +16,7 @@ import os
 import pickle
 
 from . import archive, crash_points, work_dir
-from .outcome import TaskFailure, describe_failure, failed_tasks
+from .outcome import TaskFailure, describe_failure, failed_tasks, mark_unloadable_results
 from .scheduler import Job
 from .work_dir import SessionDir
 
@@ -77,6 +77,10 @@ class Reducer:
                 logger.warning("outcome of chunk %d is unreadable (%s); ignoring it", ichunk, error)
                 _remove(path)
                 continue
+            if mark_unloadable_results(outcome):
+                # Archived as failed: a later call runs the chunk again, once
+                # this process can unpickle what it returns.
+                raw = pickle.dumps(outcome, protocol=4)
             failed = failed_tasks(outcome, first_itask=self.bounds[ichunk][0])
             # A chunk with failed tasks is kept apart: a later call of the
             # same map runs it again rather than reusing its failures.

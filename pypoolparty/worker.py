@@ -7,8 +7,15 @@ the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
 
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
-submitter's ``sys.path``, the result size limit), ``environment.json`` (the
-variables to set), ``function.pickle`` and its chunk in ``tasks.zip``. It
+submitter's ``sys.path``, the result size limit, the file names of the
+pickled code, the submitting script), ``environment.json`` (the variables to
+set), ``function.pickle`` and its chunk in ``tasks.zip``.
+
+As a :mod:`multiprocessing` worker, it makes the submitting script's objects
+available as ``__main__`` (and ``__mp_main__``) before the tasks run: see
+:func:`install_main_module`. Code pickled by value gets the name of its file
+back (cloudpickle writes ``<dynamic-code>``), so the tracebacks name the
+user's file: see :class:`Loader`. It
 writes one file, ``outcomes/<ichunk>.pickle``, atomically (write, then
 rename), holding every task's result or exception with its traceback, the
 host name, and start and end times.
@@ -19,14 +26,21 @@ could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
 """
 
 import argparse
+import ast
 import fnmatch
+import hashlib
+import importlib.util
+import io
 import json
+import multiprocessing.process
 import os
 import pickle
+import runpy
 import socket
 import sys
 import time
 import traceback
+import types
 import zipfile
 
 OUTCOME_FORMAT = 1
@@ -42,7 +56,8 @@ def main(argv=None):
     apply_environment(read_json(os.path.join(session_dir, "environment.json")))
     extend_sys_path(config.get("sys_path", []))
     enter_working_directory(config.get("working_directory"))
-    outcome = run_chunk(session_dir, ichunk, config)
+    main_module = import_main_module(config.get("main") or {})
+    outcome = run_chunk(session_dir, ichunk, config, main_module)
     write_outcome(session_dir, ichunk, outcome)
     return 0
 
@@ -91,9 +106,13 @@ def apply_environment(exported):
 
 
 def extend_sys_path(submitter_sys_path):
-    """Let the worker import what the submitting process could import."""
+    """Let the worker import what the submitting process could import.
+
+    Entries that are files (a ``.zip`` or an ``.egg`` on ``PYTHONPATH``) are
+    importable too, so they are kept as well as directories.
+    """
     for entry in submitter_sys_path:
-        if entry and entry not in sys.path and os.path.isdir(entry):
+        if entry and entry not in sys.path and os.path.exists(entry):
             sys.path.append(entry)
 
 
@@ -104,7 +123,193 @@ def enter_working_directory(path):
         os.chdir(path)
 
 
-def run_chunk(session_dir, ichunk, config):
+# -- the submitting script as __main__ -----------------------------------------
+
+
+def import_main_module(main):
+    """The submitting script, run as ``__mp_main__`` as multiprocessing's spawn does.
+
+    ``main`` holds the script's ``path`` (or the ``name`` of a module run as
+    ``python -m NAME``), as the submitter recorded it. Only a script with an
+    ``if __name__ == "__main__":`` block is run: that block is skipped, as in
+    spawn, and the rest was written to be imported. A script without one is
+    its program from top to bottom, and running it on every job would run the
+    program again (submit its maps, overwrite its files), so it is not run;
+    nor is anything in an interactive session, a notebook or ``python -c``.
+
+    While it runs, multiprocessing's flag for "a child imports its main
+    module" is set, so that starting a process or a pypoolparty map at its
+    top level fails as under spawn. If running it fails (it reads a file this
+    node does not have, say), a line on stderr says so and the tasks run
+    without it.
+
+    Returns
+    -------
+    types.ModuleType
+        The module named ``__mp_main__``: the script's namespace, or empty.
+    """
+    module = types.ModuleType("__mp_main__")
+    if main.get("argv"):
+        # The tasks and the script see the submitter's arguments, as under spawn.
+        sys.argv[:] = main["argv"]
+    path = main.get("path")
+    name = main.get("name")
+    if name:
+        spec = _find_spec(name)
+        path = spec.origin if spec is not None else None
+    if not (path and os.path.isfile(path) and has_main_guard(path)):
+        return module
+    process = multiprocessing.process.current_process()
+    inheriting = getattr(process, "_inheriting", False)
+    process._inheriting = True
+    try:
+        if name:
+            namespace = runpy.run_module(name, run_name="__mp_main__", alter_sys=True)
+        else:
+            namespace = runpy.run_path(path, run_name="__mp_main__")
+    except (Exception, SystemExit) as error:
+        print(
+            f"pypoolparty worker: the submitting script {path} could not be imported as "
+            f"__mp_main__ ({type(error).__name__}: {error}); the tasks run without it, so "
+            "__main__ holds only the objects of the script that they use.",
+            file=sys.stderr,
+        )
+        return module
+    finally:
+        process._inheriting = inheriting
+    module.__dict__.update(namespace)
+    return module
+
+
+def _find_spec(name):
+    try:
+        return importlib.util.find_spec(name)
+    except Exception:
+        return None
+
+
+def has_main_guard(path):
+    """Whether the script at ``path`` has an ``if __name__ == "__main__":`` at its top level."""
+    try:
+        with open(path, "rb") as file:
+            tree = ast.parse(file.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.If) and _is_main_test(node.test) for node in tree.body)
+
+
+def _is_main_test(test):
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    constants = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and constants == ["__main__"]
+
+
+def install_main_module(module, loader):
+    """Make ``module`` ``__main__`` and ``__mp_main__``, holding the objects the tasks use.
+
+    The function and the tasks carry the script's functions and classes by
+    value (cloudpickle). Pickling them by reference, as a
+    ``multiprocessing.Pool`` started inside a task does, looks them up in
+    ``__main__`` and wants the very same objects: so those are put there,
+    over whatever running the script defined. A child the task starts with
+    spawn finds the script through ``__file__``, as in multiprocessing.
+    """
+    module.__dict__.update(loader.main_objects())
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+
+
+class Loader:
+    """Unpickles the function and the tasks as cloudpickle does, with two additions.
+
+    Code objects get their file names back, from ``code_files`` (recorded by
+    the submitter, keyed by :func:`code_key`): cloudpickle writes
+    ``<dynamic-code>`` so that its bytes do not depend on where the script
+    lives, and tracebacks would name no file. Setting the name when the code
+    object is made, rather than rewriting traceback text, also serves the
+    task's own logging, warnings and ``inspect``, and lets tracebacks show
+    the source line where the node sees the file.
+
+    And the functions and classes of ``__main__`` it makes are remembered,
+    for :func:`install_main_module`.
+    """
+
+    def __init__(self, code_files):
+        self.code_files = code_files
+        self._functions = []
+        self._classes = []
+
+    def loads(self, data):
+        return _Unpickler(io.BytesIO(data), self).load()
+
+    def make_code(self, *args):
+        code = types.CodeType(*args)
+        filename = self.code_files.get(code_key(code))
+        return code.replace(co_filename=filename) if filename else code
+
+    def made_function(self, function):
+        self._functions.append(function)
+        return function
+
+    def made_class(self, cls):
+        self._classes.append(cls)
+        return cls
+
+    def main_objects(self):
+        """Name -> object of ``__main__``, as the first pickle that held it made it."""
+        found = {}
+        for function in self._functions:
+            if function.__globals__.get("__name__") == "__main__":
+                for name, value in function.__globals__.items():
+                    if not name.startswith("__"):
+                        found.setdefault(name, value)
+        for obj in self._functions + self._classes:
+            name = getattr(obj, "__qualname__", "")
+            if getattr(obj, "__module__", None) == "__main__" and name.isidentifier():
+                found.setdefault(name, obj)
+        return found
+
+
+def code_key(code):
+    """What identifies a code object on both sides of a pickle, its file name apart.
+
+    A copy of ``pypoolparty.serialization.code_key``: the two must agree.
+    """
+    name = getattr(code, "co_qualname", code.co_name)
+    digest = hashlib.sha256(code.co_code).hexdigest()[:16]
+    return f"{name}:{code.co_firstlineno}:{digest}"
+
+
+class _Unpickler(pickle.Unpickler):
+    _CLOUDPICKLE = "cloudpickle.cloudpickle"
+
+    def __init__(self, file, loader):
+        super().__init__(file)
+        self.loader = loader
+
+    def find_class(self, module, name):
+        found = super().find_class(module, name)
+        if module != self._CLOUDPICKLE:
+            return found
+        if name == "_builtin_type":
+            return lambda type_name: (
+                self.loader.make_code if type_name == "CodeType" else found(type_name)
+            )
+        if name == "_make_function":
+            return lambda *args: self.loader.made_function(found(*args))
+        if name in ("_make_skeleton_class", "_make_skeleton_enum"):
+            return lambda *args: self.loader.made_class(found(*args))
+        return found
+
+
+# -- running the tasks --------------------------------------------------------
+
+
+def run_chunk(session_dir, ichunk, config, main_module=None):
     outcome = {
         "format": OUTCOME_FORMAT,
         "ichunk": ichunk,
@@ -117,10 +322,14 @@ def run_chunk(session_dir, ichunk, config):
     try:
         import cloudpickle
 
+        loader = Loader(config.get("code_files") or {})
         with open(os.path.join(session_dir, "function.pickle"), "rb") as file:
-            func = cloudpickle.load(file)
+            func = loader.loads(file.read())
         with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
-            first_itask, tasks = pickle.loads(archive.read(f"{ichunk}.pickle"))
+            first_itask, tasks = loader.loads(archive.read(f"{ichunk}.pickle"))
+        install_main_module(
+            main_module if main_module is not None else types.ModuleType("__mp_main__"), loader
+        )
     except Exception as error:
         outcome["setup_error"] = describe_exception(error)
         outcome["end"] = time.time()
