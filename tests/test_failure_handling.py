@@ -15,47 +15,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import pytest
+from failing_maps import (
+    HOUR_OF_GRACE_WOULD_HANG,
+    events_after_resume,
+    map_arguments,
+    running_jobs_logged,
+)
 from session_logs import session_events
 from waiting import wait_for
 
 from dummy_queues import POOL_KINDS, POOLS, pool_paths
-
-SCRIPT = """
-import importlib, os, sys, time
-
-pool_module, paths, work_dir, gate, scenario = sys.argv[1:6]
-
-def wait_at_gate(x):
-    # The test opens the gate (removes the file) before the map is continued.
-    while os.path.exists(gate):
-        time.sleep(0.05)
-    return x + 100
-
-def dies_on_first_attempt(x):
-    mark = os.path.join(os.path.dirname(gate), f"ran-{x}")
-    if x == 1 and not os.path.exists(mark):
-        open(mark, "w").close()
-        os._exit(3)  # the worker dies without a result: the job fails
-    return x + 100
-
-if __name__ == "__main__":
-    module = importlib.import_module(pool_module)
-    pool = module.Pool(
-        work_dir=work_dir,
-        polling_interval=0.05,
-        missing_result_grace_period=3600,
-        keep_work_dir=True,
-        **eval(paths),
-    )
-    func = wait_at_gate if scenario == "gate" else dies_on_first_attempt
-    print(pool.map(func, range(6), chunksize=1))
-"""
-
-HOUR_OF_GRACE_WOULD_HANG = 120
-"""Seconds a subprocess may take; a map waiting the grace period takes an hour."""
 
 
 @pytest.fixture
@@ -64,25 +35,7 @@ def dummy(pool_kind, dummy_queue):
 
 
 def arguments(tmp_path, pool_kind: str, scenario: str) -> list[str]:
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    module = POOLS[pool_kind][0]
-    gate = tmp_path / "gate"
-    work_dir = tmp_path / "work"
-    paths = repr(pool_paths(pool_kind))
-    return [sys.executable, str(script), module, paths, str(work_dir), str(gate), scenario]
-
-
-def running_jobs_logged(work_dir) -> bool:
-    return any(
-        e["event"] == "job_state" and e.get("state") == "running" for e in session_events(work_dir)
-    )
-
-
-def events_after_resume(work_dir) -> list[dict]:
-    events = session_events(work_dir)
-    resumed = max(i for i, e in enumerate(events) if e["event"] == "session_resumed")
-    return events[resumed:]
+    return map_arguments(tmp_path, POOLS[pool_kind][0], pool_paths(pool_kind), scenario)
 
 
 @pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))

@@ -61,6 +61,11 @@ _WORK_DIR_FIX = (
     "directory) on the execution host: pass a work_dir on a file system every "
     "execution host mounts, that you may write there, without ':' in its path."
 )
+_INTERPRETER_FIX = (
+    "The job's shell could not run the interpreter (exit status 127: not found, "
+    "126: not executable): pass a python_path that exists and is executable on "
+    "every execution host; the job's standard error names the path."
+)
 _SHELL_FIX = (
     "The execution host has no such shell or interpreter: pass a python_path "
     "that exists on every execution host."
@@ -271,11 +276,20 @@ class AccountingRecord:
     """The exit status and its words, e.g. ``139 (Segmentation fault)``."""
 
     def status(self) -> JobStatus:
-        """Ended (the result file decides) for exit 0, failed for anything else."""
+        """Ended (the result file decides) for exit 0, failed for anything else.
+
+        The job script starts the interpreter with ``exec``, so the shell's exit
+        status 127 (not found) or 126 (not executable) says the interpreter
+        cannot be run on that host: no resubmission cures that.
+        """
         word = f"exit_status {self.exit_status}"
-        if self.failed.split(" ", 1)[0] == "0" and self.exit_status.split(" ", 1)[0] == "0":
+        code = self.exit_status.split(" ", 1)[0]
+        if self.failed.split(" ", 1)[0] == "0" and code == "0":
             return JobStatus(JobState.ENDED, "qacct", word)
-        return failed("qacct", _join_words(word, f"failed {self.failed}"))
+        reason = _join_words(word, f"failed {self.failed}")
+        if code in ("126", "127"):
+            return incurable("qacct", reason, _INTERPRETER_FIX)
+        return failed("qacct", reason)
 
 
 def parse_qacct(text: str) -> dict[int, AccountingRecord]:
