@@ -15,9 +15,9 @@ from the jobs alone and rebuilds the state by reading it from its start.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import logging
 import os
+import pwd
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -241,9 +241,10 @@ class HTCondorScheduler(Scheduler):
 
 
 def _current_user() -> str | None:
+    """The name HTCondor gives this process's user (not $USER, which sudo keeps)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no name for this uid (a container)
         return None
 
 

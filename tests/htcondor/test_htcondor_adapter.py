@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import stat
 import sys
 
@@ -147,7 +147,7 @@ def test_held_procs_are_errors_with_hold_reason_and_cancel_leaves_nothing(dummy_
 
 
 def test_a_users_hold_is_reported_as_held(dummy_htcondor, work_dir):
-    me = getpass.getuser()  # another user's condor_hold is an admin's: an error
+    me = pwd.getpwuid(os.getuid()).pw_name  # another user's condor_hold is an admin's: an error
     dummy_htcondor.set_faults(
         error_probability=1.0,
         error_states=[{"HoldReason": f"via condor_hold (by user {me})", "HoldReasonCode": 1}],
