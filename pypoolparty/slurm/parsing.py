@@ -335,6 +335,29 @@ def job_explanation(completed: Completed) -> str:
     return " ".join(word for word in completed.stdout.split() if word.startswith(wanted))
 
 
+INTERPRETER_FIX = (
+    "The job's shell could not run the interpreter (exit code 127: not found, "
+    "126: not executable): pass a python_path that exists and is executable on "
+    "every compute node; the job's standard error names the path."
+)
+
+
+def failed_job_status(status: JobStatus, completed: Completed) -> JobStatus:
+    """``status`` of a FAILED job, made incurable if ``scontrol show job`` says why.
+
+    The job script starts the interpreter as its only command, so the shell's
+    exit code 127 (not found) or 126 (not executable) means the
+    ``python_path`` cannot be run on that node: no resubmission cures that.
+    Any other exit code (the worker could not write its result, a signal)
+    leaves ``status`` as it is.
+    """
+    match = re.search(r"\bExitCode=(\d+):(\d+)", completed.stdout)
+    if match is None or match.group(1) not in ("126", "127"):
+        return status
+    reason = f"{status.reason}; ExitCode={match.group(1)}:{match.group(2)}"
+    return incurable(status.scheduler_state, reason, INTERPRETER_FIX)
+
+
 def scontrol_config(completed: Completed) -> dict[str, str]:
     """Parse ``scontrol show config`` into ``{name: value}``."""
     if completed.returncode != 0:

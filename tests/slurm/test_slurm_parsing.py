@@ -311,3 +311,13 @@ def test_total_cpus_of_named_partitions():
 def test_cancel_selectors_group_the_tasks_of_an_array():
     jobids = ["7_3", "7_0", "7_1", "12", "7_9", "8_2", "11"]
     assert cancel_selectors(jobids) == ["11", "12", "7_[0-1,3,9]", "8_[2]"]
+
+
+def test_a_failed_job_whose_shell_could_not_run_the_interpreter_cannot_be_cured():
+    failed = parsing.job_status("FAILED", "NonZeroExitCode")
+    assert failed.state is JobState.ERROR and failed.curable
+    status = parsing.failed_job_status(failed, completed(sample("scontrol_show_job_exit_127.txt")))
+    assert not status.curable and "ExitCode=127:0" in status.reason
+    assert "python_path" in status.fix
+    held = completed(sample("scontrol_show_job_held.txt"))  # ExitCode=0:0
+    assert parsing.failed_job_status(failed, held) is failed

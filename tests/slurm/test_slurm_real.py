@@ -22,6 +22,7 @@ from failing_maps import (
 from real_schedulers import REPO_DIR, require_scheduler
 from waiting import wait_for
 
+import pypoolparty
 import pypoolparty.slurm
 import pypoolparty.slurm.array
 from pypoolparty.errors import ResubmissionsExhausted
@@ -341,3 +342,28 @@ def test_a_job_held_by_an_admin_is_cancelled_and_resubmitted(tmp_path, prefix):
     assert outcome["results"] == [0, -1, -2, -3]
     (failure,) = events(tmp_path, "job_failed")
     assert failure["jobid"] == last[0] and "JobHeldAdmin" in failure["reason"]
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_missing_interpreter_ends_the_map_at_once(pool_class, tmp_path, prefix):
+    # Issue 17, item 4: the interpreter exists where the pool is made, not
+    # where the jobs run; a resubmission would fail the same way.
+    interpreter = tmp_path / "python3"
+    interpreter.symlink_to(sys.executable)
+    pool = make_pool(
+        pool_class,
+        tmp_path,
+        prefix,
+        python_path=str(interpreter),
+        max_num_resubmissions=5,
+        missing_result_grace_period=3600,
+    )
+    interpreter.unlink()
+    with pytest.raises(pypoolparty.JobCannotRun) as raised:
+        pool.map(abs, range(2))
+    message = str(raised.value)
+    assert "ExitCode=127:0" in message and "python_path" in message
+    assert str(interpreter) in message  # the job's stderr names it
+    assert "call the same map" not in message
+    assert len(events(tmp_path, "submitting")) == 1
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
