@@ -236,3 +236,22 @@ def test_a_work_dir_the_job_user_cannot_enter_ends_the_map_at_once(condor_user, 
         events = [json.loads(line) for line in file if line.strip()]
     assert [e["event"] for e in events].count("submitting") == 1  # never resubmitted
     assert_left_the_queue(batch)
+
+
+def test_a_proc_that_exited_non_zero_is_resubmitted_at_once(condor_user, job_python, shared_dir):
+    # Issue 17, item 22: HTCondor says how the job ended; with an hour of grace
+    # for late results, a map that waited for it would not end in time.
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "exits_once",
+        batch_name=batch,
+        keep_work_dir=True,
+        missing_result_grace_period=3600,
+    )
+    assert outcome.get("results") == [1000, 1001], stderr
+    failures = session_events(shared_dir, "job_failed")
+    assert len(failures) == 2 and all("exit code 3" in f["reason"] for f in failures)
+    assert_left_the_queue(batch)
