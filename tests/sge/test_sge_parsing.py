@@ -184,7 +184,7 @@ def test_an_output_path_that_does_not_exist_cannot_be_cured_by_resubmitting():
     [
         ("error: can't chdir to /nonexistent/wd: No such file or directory", False),
         ('unable to find shell "/nonexistent/shell"', False),
-        ('error: can\'t open output file "/root/forbidden.out": Permission denied', False),
+        ('error: can\'t open output file "/home/bob/forbidden.out": Permission denied', False),
         ('error: can\'t open output file "/nfs/out": Stale file handle', True),
         ("exit_status of job start = 100", True),
         ("", True),
