@@ -15,6 +15,7 @@ from . import htcondor, local, sge, slurm, sun_grid_engine
 from .errors import (
     BadInput,
     Cancelled,
+    JobCannotRun,
     PendingTimeout,
     PoolError,
     RemoteTraceback,
@@ -33,6 +34,7 @@ from .version import __version__
 __all__ = [
     "BadInput",
     "Cancelled",
+    "JobCannotRun",
     "PendingTimeout",
     "PoolError",
     "RemoteTraceback",

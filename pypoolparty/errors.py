@@ -154,6 +154,19 @@ class SubmissionRejected(SchedulerError):
     behind them must change before the map can run."""
 
 
+class JobCannotRun(SchedulerError):
+    """The scheduler failed a job in a way no resubmission can cure.
+
+    For example HTCondor held it because the job cannot enter its initial
+    working directory (HoldReasonCode 14, a permission or path problem),
+    or cannot start its executable; SLURM says its request can never be
+    met (``BadConstraints``, ``InvalidAccount``). Raised at the first such
+    job, instead of resubmitting it: the map's other jobs are cancelled and
+    its finished work is kept. The message holds the scheduler's reason and
+    what to change; calling the map again only helps after that change.
+    """
+
+
 class Terminated(BaseException):
     """The submitting process received SIGTERM during a map.
 

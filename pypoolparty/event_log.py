@@ -33,7 +33,9 @@ The events and their fields besides ``time`` and ``event``:
                        :mod:`pypoolparty.pending`).
 ``job_failed``         ``jobid``, ``ichunk``, ``attempt`` (the chunk's
                        submissions in this call, this one included),
-                       ``reason``: a job failed for scheduler reasons.
+                       ``reason``: a job failed for scheduler reasons;
+                       with ``fix`` (what the user must change) when no
+                       resubmission can cure it and the map ended there.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
 ``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),
@@ -43,8 +45,14 @@ The events and their fields besides ``time`` and ``event``:
 ``session_finished``   ``num_chunks``: every task succeeded.
 ``session_failed``     ``reason``, ``itask`` (the first failed task).
 ``session_aborted``    ``error`` (``"<exception type name>: <message>"``),
-                       ``cancelled_jobs``: the call stopped on an error or an
-                       interruption (:func:`is_interruption`).
+                       ``cancelled_jobs``, optional ``cancelled_submission``:
+                       the call stopped on an error or an interruption
+                       (:func:`is_interruption`). ``cancelled_jobs`` counts
+                       the jobs it cancelled: when it is above 0, that is
+                       every job of every unfinished chunk, and the jobs
+                       found under ``cancelled_submission``, the job name of
+                       a submission the stop cut short. A later call
+                       submits those chunks again at once.
 
 Readers must expect a last line cut off by a kill or still being written,
 and tolerate garbled fields: :func:`read` and the ``*_of`` helpers do.

@@ -86,8 +86,9 @@ class Pool(abc.ABC):
         Seconds a scheduler may keep failing (timeouts, errors, garbage
         output) before the map gives up. Finished results are kept.
     missing_result_grace_period : float
-        Seconds to wait for the result file of a job that left the queue,
-        for shared file systems that show files late.
+        Seconds to wait for the result file of a job that left the queue
+        without the scheduler saying it failed, for shared file systems that
+        show files late. A job the scheduler reports failed is handled at once.
     environment : str or list of str
         Which environment variables of this process the worker sets:
         ``"default"`` (all but those that belong to this host or job, such as

@@ -21,6 +21,11 @@ import shlex
 from collections.abc import Sequence
 
 # Adapters raise it from here; it lives with the errors a map's caller sees.
+# Classifying failures: :class:`JobStatus` says whether a job failed
+# (:attr:`JobState.ERROR`, handled at once) or just ended (the result file
+# decides, after a grace period), and :attr:`JobStatus.fix` whether a
+# resubmission may cure the failure. Every adapter fills both from its
+# parsing through :func:`failed` and :func:`incurable`; the session only reads them.
 from .errors import SubmissionRejected as SubmissionRejected
 
 
@@ -34,13 +39,19 @@ class JobState(enum.Enum):
     """Started (also completing, suspended, transferring)."""
 
     HELD = "held"
-    """Held on purpose by the user: left alone and reported, never resubmitted."""
+    """Held on purpose by the job's own user (``scontrol hold``, ``qhold``,
+    ``condor_hold``): left alone and reported, never resubmitted. A hold by
+    the system or an admin is an :attr:`ERROR`, not this."""
 
     ERROR = "error"
-    """The scheduler says the job failed or will never run: cancel and resubmit."""
+    """The scheduler says the job failed or will never run: handled at once,
+    without waiting for a late result file. Cancelled and resubmitted if
+    :attr:`JobStatus.fix` is empty; else the map ends (see :class:`JobStatus`)."""
 
     ENDED = "ended"
-    """The scheduler says the job ended; the result file decides success."""
+    """The scheduler says the job ended without saying that it failed (exit
+    code 0, or no exit code known): the result file decides success, after
+    the grace period for late files."""
 
     UNKNOWN = "unknown"
     """A state this adapter does not know: keep waiting and log it."""
@@ -64,6 +75,63 @@ class JobStatus:
     or machine that matches -- so someone must act (see
     :mod:`pypoolparty.pending`). Waiting for free resources, a start time or
     a dependency is not blocked."""
+
+    fix: str = ""
+    """Only for :attr:`JobState.ERROR`: what the user must change, when no
+    resubmission can cure this failure (a permission or path hold, a missing
+    interpreter, a request the cluster can never satisfy). Empty for a failure
+    a resubmission may cure (a node failure, an eviction, a preemption, a
+    vanished job, a hold by the system or an admin). Adapters fill it from
+    their parsing, through :func:`incurable`; the session ends the map at the
+    first job with a fix, with the scheduler's reason and this text."""
+
+    @property
+    def curable(self) -> bool:
+        """Whether resubmitting the job may help (always true but for ERROR with a fix)."""
+        return not self.fix
+
+
+def failed(scheduler_state: str, reason: str = "") -> JobStatus:
+    """A job the scheduler reports as failed for a reason a resubmission may cure.
+
+    Parameters
+    ----------
+    scheduler_state : str
+        The scheduler's own word, e.g. ``NODE_FAIL`` or ``5 (Held)``.
+    reason : str
+        The scheduler's reason, if it gives one.
+
+    Returns
+    -------
+    JobStatus
+        In :attr:`JobState.ERROR`, without a fix: the session cancels the job
+        and resubmits its chunk at once, counting a resubmission.
+    """
+    return JobStatus(JobState.ERROR, scheduler_state, reason)
+
+
+def incurable(scheduler_state: str, reason: str, fix: str) -> JobStatus:
+    """A job that failed in a way no resubmission can cure.
+
+    Parameters
+    ----------
+    scheduler_state : str
+        The scheduler's own word, e.g. ``5 (Held)``.
+    reason : str
+        The scheduler's reason, in its own words.
+    fix : str
+        What the user must change, one or two sentences, e.g. "Make the
+        work_dir readable to the user the jobs run as".
+
+    Returns
+    -------
+    JobStatus
+        In :attr:`JobState.ERROR` with ``fix``: the session ends the map at
+        once with :class:`pypoolparty.errors.JobCannotRun`.
+    """
+    if not fix:
+        raise ValueError("an incurable failure needs a fix")
+    return JobStatus(JobState.ERROR, scheduler_state, reason, fix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +277,19 @@ class Scheduler(abc.ABC):
         schedulers whose jobs cannot outlive the process that submitted them.
         """
         return []
+
+    def how_ended(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """How ``jobs``, which have left the queue without a result so far, ended.
+
+        Asked by the session at most once per poll, only for jobs that
+        vanished from :meth:`query`'s answer and whose result has not
+        arrived: a scheduler that keeps records of finished jobs (Grid
+        Engine's ``qacct``) tells a failed job (:func:`failed`, handled at
+        once) from one that ended well (:attr:`JobState.ENDED`, whose result
+        may be late on a shared file system). Jobs it does not know are left
+        out; they wait ``missing_result_grace_period``. The default knows none.
+        """
+        return {}
 
     def capacity(self) -> int | None:
         """How many jobs could run at once on the target, if the scheduler

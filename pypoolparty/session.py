@@ -34,6 +34,7 @@ from . import (
 from .commands import CommandFailed, CommandNotFound, PermanentError
 from .errors import (
     Cancelled,
+    JobCannotRun,
     PendingTimeout,
     ResubmissionsExhausted,
     SchedulerError,
@@ -320,11 +321,15 @@ class Session:
         live = [c for c in self.chunks if not c.done and c.job is not None]
         statuses = self.scheduler.query([c.job for c in live])
         statuses = self.pending.refine([c.job for c in live], statuses)
+        statuses.update(self._how_ended([c for c in live if c.job.jobid not in statuses]))
         now = time.monotonic()
         failed: list[Chunk] = []
         for chunk in live:
             status = statuses.get(chunk.job.jobid)
             self._note_status(chunk, status)
+            if status is not None and not status.curable:
+                if not self.reducer.has_outcome(chunk.ichunk):
+                    self._cannot_run(chunk, status)
             reason = self._error_reason(chunk, status, now)
             if reason and not self.reducer.has_outcome(chunk.ichunk):
                 chunk.last_error = reason
@@ -332,6 +337,17 @@ class Session:
         if failed:
             self._resubmit(failed)
         self.pending.check()
+
+    def _how_ended(self, gone: list[Chunk]) -> dict[str, JobStatus]:
+        """What the scheduler's records say of jobs that left the queue without a result."""
+        missing = [c.job for c in gone if not self.reducer.has_outcome(c.ichunk)]
+        if not missing:
+            return {}
+        try:
+            return self.scheduler.how_ended(missing)
+        except Exception as error:  # only a hint: without it, the grace period decides
+            logger.info("could not ask how %d job(s) ended: %s", len(missing), error)
+            return {}
 
     def _error_reason(self, chunk: Chunk, status: JobStatus | None, now: float) -> str:
         """Why ``chunk``'s job counts as failed now, or '' if it does not."""
@@ -350,6 +366,38 @@ class Session:
             )
         chunk.missing_since = None
         return ""
+
+    def _cannot_run(self, chunk: Chunk, status: JobStatus) -> None:
+        """End the map: ``chunk``'s job failed in a way no resubmission cures.
+
+        Raises
+        ------
+        JobCannotRun
+            Always, with the scheduler's reason and the fix; the abort that
+            follows cancels this job and the map's others.
+        """
+        reason = _join(status.scheduler_state, status.reason, self._explain(chunk.job))
+        stderr_tail = last_lines(self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions))
+        self.log.write(
+            event_log.JOB_FAILED,
+            jobid=chunk.job.jobid,
+            ichunk=chunk.ichunk,
+            attempt=chunk.num_submissions,
+            reason=reason,
+            fix=status.fix,
+        )
+        start, stop = self.bounds[chunk.ichunk]
+        lines = [
+            f"job {chunk.job.jobid} (chunk {chunk.ichunk}, tasks {start}..{stop - 1}) "
+            f"cannot run: {reason}",
+            f"{status.fix}",
+            "A resubmission would fail the same way, so none was made.",
+        ]
+        if stderr_tail:
+            lines += ["  stderr (last lines):"] + [
+                f"    {line}" for line in stderr_tail.splitlines()
+            ]
+        raise JobCannotRun("\n".join(lines))
 
     def _explain(self, job: Job) -> str:
         try:
@@ -537,8 +585,12 @@ class Session:
         live = [c.job for c in self.chunks if not c.done and c.job is not None]
         cancel_note = ""
         cancelled = 0
+        interrupted = {}
         if self.submitting is not None:
-            live += self._jobs_of_interrupted_submission()
+            recovered = self._jobs_of_interrupted_submission()
+            live += recovered
+            if recovered:
+                interrupted = {"cancelled_submission": self.submitting.job_name}
         if live:
             try:
                 self.scheduler.cancel(live)
@@ -551,13 +603,14 @@ class Session:
             event_log.SESSION_ABORTED,
             error=f"{type(error).__name__}: {error}"[:2000],
             cancelled_jobs=cancelled,
+            **(interrupted if cancelled else {}),
         )
         kept = (
             f"{cancel_note}the session directory {self.dir.path} keeps {self.num_done} of "
             f"{len(self.chunks)} finished chunks"
         )
         # A refused request would be refused again: no advice to call again.
-        if isinstance(error, (SubmissionRejected, PermanentError)):
+        if isinstance(error, (SubmissionRejected, PermanentError, JobCannotRun)):
             where = f"{kept}."
         else:
             resume = f"work_dir={os.path.dirname(self.dir.path)!r}"
@@ -575,7 +628,9 @@ class Session:
             ) from error
         if isinstance(error, PermanentError):
             raise SchedulerError(f"{error}\n{_capitalized(where)}") from error
-        if isinstance(error, (ResubmissionsExhausted, SubmissionRejected, PendingTimeout)):
+        if isinstance(
+            error, (ResubmissionsExhausted, SubmissionRejected, PendingTimeout, JobCannotRun)
+        ):
             raise type(error)(f"{error}\n{_capitalized(where)}") from None
         if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):
             raise type(error)(f"map interrupted: {where}") from error
@@ -629,6 +684,8 @@ class Session:
                 unrecorded[event["submission"]] = event_log.chunks_of_submitting(event)
             if event["event"] == event_log.SUBMISSION_REJECTED:
                 unrecorded.pop(event.get("submission"), None)
+            if event["event"] == event_log.SESSION_ABORTED:
+                self._forget_cancelled(event, unrecorded)
             if event["event"] != event_log.SUBMITTED or not adopting:
                 continue
             unrecorded.pop(event["submission"], None)
@@ -674,6 +731,25 @@ class Session:
                 self.finished_runs[-1],
                 self.dir.path,
             )
+
+    def _forget_cancelled(self, event: dict, unrecorded: dict[str, list[int]]) -> None:
+        """Drop the jobs an earlier call cancelled when it stopped (Ctrl-C, an error).
+
+        That call cancelled the job of every unfinished chunk, and those of
+        a submission it was inside; so their chunks have no job and are
+        submitted again at once, as first submissions: no grace period for
+        their results, no resubmission counted. A cancel that failed
+        (``cancelled_jobs`` 0) leaves the jobs to be adopted and queried.
+        """
+        cancelled = event.get("cancelled_jobs")
+        if not isinstance(cancelled, int) or isinstance(cancelled, bool) or cancelled <= 0:
+            return
+        for chunk in self.chunks:
+            if not chunk.done:
+                chunk.job = None
+                chunk.adopted = False
+                chunk.num_submissions = 0
+        unrecorded.pop(event.get("cancelled_submission"), None)
 
     def _recover(self, name: str, ichunks: list[int]) -> None:
         """Adopt the jobs of a submission whose ids the predecessor, killed

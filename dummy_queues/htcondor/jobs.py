@@ -14,10 +14,10 @@ UNKNOWN_JOB_STATUS = 8
 """What condor_q shows for a proc the faults put into a state no HTCondor has."""
 
 DEFAULT_ERROR_STATE = {
-    "HoldReason": "Error from slot1_1@dummy: Failed to execute the job: (errno=13: "
-    "'Permission denied')",
-    "HoldReasonCode": 6,
-    "HoldReasonSubCode": 13,
+    "HoldReason": "Error from slot1_1@dummy: Job has gone over cgroup memory limit of "
+    "128 megabytes. Peak usage: 140 megabytes.",
+    "HoldReasonCode": 34,
+    "HoldReasonSubCode": 0,
 }
 
 

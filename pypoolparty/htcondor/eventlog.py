@@ -33,6 +33,8 @@ CLUSTER_SUBMITTED = 35
 CLUSTER_REMOVED = 36
 
 END_OF_EVENT = b"...\n"
+UNKNOWN_TERMINATION = "unknown termination"
+"""What :func:`termination_of` says of a 005 event it cannot read."""
 
 HEADER_PATTERN = re.compile(r"^(\d{3}) \((\d+)\.(-?\d+)\.(\d+)\) (\S+ \S+) ?(.*)$")
 HOLD_CODE_PATTERN = re.compile(r"^Code (-?\d+) Subcode (-?\d+)$")
@@ -120,7 +122,7 @@ def termination_of(event: Event) -> str:
         abnormal = ABNORMAL_TERMINATION_PATTERN.match(line.strip())
         if abnormal:
             return f"signal {abnormal.group(1)}"
-    return "unknown termination"
+    return UNKNOWN_TERMINATION
 
 
 def abort_reason_of(event: Event) -> str:

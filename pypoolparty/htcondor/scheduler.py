@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pwd
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -69,6 +70,8 @@ class HTCondorScheduler(Scheduler):
         self._absent_polls: dict[str, int] = defaultdict(int)
         self._removed_by_us: set[str] = set()
         self._cluster_sizes: dict[int, int] = {}
+        # Whose condor_hold is the user's own (left alone), not an admin's.
+        self._user = _current_user()
 
     # ------------------------------------------------------------- submit
     def submit(self, submission: Submission) -> list[Job]:
@@ -162,7 +165,9 @@ class HTCondorScheduler(Scheduler):
         if (submission, event.cluster) not in self._clusters:
             return  # another cluster in the same file: not ours
         jobid = f"{event.cluster}.{event.proc}"
-        status = states.status_after_event(event, removed_by_us=jobid in self._removed_by_us)
+        status = states.status_after_event(
+            event, removed_by_us=jobid in self._removed_by_us, user=self._user
+        )
         if status is not None:
             self._from_log[jobid] = status
 
@@ -179,7 +184,7 @@ class HTCondorScheduler(Scheduler):
         if queued is not None:
             self._absent_polls.pop(job.jobid, None)
             status = states.status_from_job_status(
-                queued.job_status, queued.hold_reason_code, queued.hold_reason
+                queued.job_status, queued.hold_reason_code, queued.hold_reason, self._user
             )
             if status.state is JobState.ERROR and job.jobid in self._removed_by_us:
                 return None
@@ -262,6 +267,14 @@ class HTCondorScheduler(Scheduler):
         """Total CPUs of the pool's slots, from ``condor_status``."""
         args = [self.paths.condor_status, "-af", "Cpus"]
         return commands.ask(args, parsing.total_cpus, self.policy.timeout)
+
+
+def _current_user() -> str | None:
+    """The name HTCondor gives this process's user (not $USER, which sudo keeps)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no name for this uid (a container)
+        return None
 
 
 def _cluster_of(job: Job) -> int:

@@ -2,11 +2,69 @@
 
 from __future__ import annotations
 
-from ..scheduler import JobState, JobStatus
+import re
+
+from ..scheduler import JobState, JobStatus, failed, incurable
 from . import eventlog, parsing
 
 USER_REQUEST_HOLD_CODE = 1
-"""HoldReasonCode of ``condor_hold`` by a person: left alone, never resubmitted."""
+"""HoldReasonCode of ``condor_hold`` by a person: the job's own user's is left
+alone, never resubmitted; an administrator's is an error (releasing is not ours)."""
+
+SUBMITTED_ON_HOLD_CODE = 15
+"""HoldReasonCode of a job submitted with ``hold = True``: the user asked for it."""
+
+_WORK_DIR_FIX = (
+    "The jobs run as a user who cannot reach the work_dir (HTCondor never runs a "
+    "job as root; condor_q -af Owner shows the user): pass a work_dir on a file "
+    "system the execute nodes mount, that this user may enter, read and write."
+)
+_INTERPRETER_FIX = (
+    "HTCondor cannot start the job's interpreter: pass a python_path that exists on "
+    "the execute nodes and that the job's user may run (condor_q -af Owner shows "
+    "who that is; HTCondor never runs a job as root)."
+)
+INCURABLE_HOLD_CODES = {
+    6: _INTERPRETER_FIX,  # FailedToCreateProcess
+    7: _WORK_DIR_FIX,  # UnableToOpenOutput
+    8: _WORK_DIR_FIX,  # UnableToOpenInput
+    9: _WORK_DIR_FIX,  # UnableToOpenOutputStream
+    10: _WORK_DIR_FIX,  # UnableToOpenInputStream
+    14: _WORK_DIR_FIX,  # IwdError: cannot access the initial working directory
+    22: _WORK_DIR_FIX,  # UnableToInitUserLog: the job event log in the work_dir
+    23: (  # FailedToAccessUserAccount
+        "The execute nodes cannot run jobs as your user (no such account there): ask "
+        "the pool's administrators, or submit from an account the nodes know."
+    ),
+    25: "Correct the cron_* commands of submit_directives.",  # InvalidCronSettings
+    32: (  # MaxTransferInputSizeExceeded
+        "The job's input files exceed the pool's MAX_TRANSFER_INPUT_MB: transfer "
+        "less with submit_directives, or keep the files on the shared file system."
+    ),
+    33: (  # MaxTransferOutputSizeExceeded
+        "The job's output files exceed the pool's MAX_TRANSFER_OUTPUT_MB: transfer "
+        "less with submit_directives."
+    ),
+    35: "Pass a container image the execute nodes can pull and run.",  # InvalidDockerImage
+    45: (  # SingularityTestFailed
+        "The execute node cannot run the container image: check the image with "
+        "apptainer exec on a node, or pass another one."
+    ),
+}
+"""Hold reason codes no resubmission cures, with what to change. From the
+``HoldReasonCode`` table of the HTCondor manual (job ClassAd attributes), as
+HTCondor 23.9's bindings number them (``htcondor.HoldReasonCode``): paths and
+permissions, a process that cannot be created, invalid submit settings. Every
+other hold (a policy, the system, an admin, a starter or shadow that failed)
+is an error that a resubmission may cure."""
+
+_TRANSFER_HOLD_CODES = (12, 13)
+"""TransferOutputError and TransferInputError: incurable when their subcode (an
+errno) says a file is missing or forbidden, else perhaps a network hiccup."""
+_PATH_ERRNOS = (2, 13)  # ENOENT, EACCES
+
+_HELD_BY = re.compile(r"\(by user ([^)\s]+)\)")
+"""How ``condor_hold`` names who held the job in the HoldReason."""
 
 JOB_STATUS_NAMES = {
     "1": "Idle",
@@ -27,14 +85,55 @@ def describe_hold(reason: str, code: int | None, subcode: int | None = None) -> 
     return words
 
 
-def held_status(scheduler_state: str, reason: str, code: int | None, subcode=None) -> JobStatus:
-    """A user's own hold is left alone; every other hold is an error."""
-    state = JobState.HELD if code == USER_REQUEST_HOLD_CODE else JobState.ERROR
-    return JobStatus(state, scheduler_state, describe_hold(reason, code, subcode))
+def held_status(
+    scheduler_state: str,
+    reason: str,
+    code: int | None,
+    subcode: int | None = None,
+    user: str | None = None,
+) -> JobStatus:
+    """What a hold means for the session.
+
+    Parameters
+    ----------
+    scheduler_state : str
+        How the adapter saw the hold, e.g. ``5 (Held)`` or ``event 012 (held)``.
+    reason, code, subcode : str, int or None
+        HoldReason, HoldReasonCode and HoldReasonSubCode.
+    user : str, optional
+        The user who submitted the jobs. A ``condor_hold`` whose reason names
+        another user ("by user root") is an administrator's hold.
+
+    Returns
+    -------
+    JobStatus
+        :attr:`JobState.HELD` for a hold of the job's own user (left alone);
+        an incurable error for the codes of :data:`INCURABLE_HOLD_CODES`;
+        else an error the session resubmits.
+    """
+    words = describe_hold(reason, code, subcode)
+    if code == SUBMITTED_ON_HOLD_CODE or (
+        code == USER_REQUEST_HOLD_CODE and not _held_by_another(reason, user)
+    ):
+        return JobStatus(JobState.HELD, scheduler_state, words)
+    fix = INCURABLE_HOLD_CODES.get(code)
+    if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
+        fix = _WORK_DIR_FIX
+    if fix is not None:
+        return incurable(scheduler_state, words, fix)
+    return failed(scheduler_state, words)
+
+
+def _held_by_another(reason: str, user: str | None) -> bool:
+    match = _HELD_BY.search(reason)
+    return user is not None and match is not None and match.group(1) != user
 
 
 def status_from_job_status(
-    job_status: str, hold_reason_code: int | None = None, hold_reason: str = ""
+    job_status: str,
+    hold_reason_code: int | None = None,
+    hold_reason: str = "",
+    user: str | None = None,
 ) -> JobStatus:
     """Map condor_q's JobStatus (1 to 7) to the session's states."""
     name = JOB_STATUS_NAMES.get(job_status)
@@ -48,12 +147,19 @@ def status_from_job_status(
     if job_status == "4":
         return JobStatus(JobState.ENDED, scheduler_state)
     if job_status == "5":
-        return held_status(scheduler_state, hold_reason, hold_reason_code)
+        return held_status(scheduler_state, hold_reason, hold_reason_code, user=user)
     return JobStatus(JobState.UNKNOWN, scheduler_state)
 
 
-def status_after_event(event: eventlog.Event, removed_by_us: bool) -> JobStatus | None:
-    """The state a proc is in after ``event``; ``None`` if the event changes nothing."""
+def status_after_event(
+    event: eventlog.Event, removed_by_us: bool, user: str | None = None
+) -> JobStatus | None:
+    """The state a proc is in after ``event``; ``None`` if the event changes nothing.
+
+    A proc that terminated with exit code 0 has ended (its result file
+    decides); with another exit code or a signal it failed, which the
+    session handles at once. ``user`` as in :func:`held_status`.
+    """
     name = f"event {event.code:03d}"
     code = event.code
     if code in (eventlog.SUBMITTED, eventlog.EVICTED, eventlog.RELEASED):
@@ -64,10 +170,13 @@ def status_after_event(event: eventlog.Event, removed_by_us: bool) -> JobStatus 
     if code in (eventlog.EXECUTING, eventlog.SUSPENDED, eventlog.UNSUSPENDED):
         return JobStatus(JobState.RUNNING, f"{name} ({event.text.rstrip('.')})")
     if code == eventlog.TERMINATED:
-        return JobStatus(JobState.ENDED, f"{name} (terminated)", eventlog.termination_of(event))
+        termination = eventlog.termination_of(event)
+        if termination == "exit code 0" or termination == eventlog.UNKNOWN_TERMINATION:
+            return JobStatus(JobState.ENDED, f"{name} (terminated)", termination)
+        return failed(f"{name} (terminated)", termination)
     if code == eventlog.HELD:
         hold = eventlog.hold_of(event)
-        return held_status(f"{name} (held)", hold.reason, hold.code, hold.subcode)
+        return held_status(f"{name} (held)", hold.reason, hold.code, hold.subcode, user)
     if code == eventlog.ABORTED:
         reason = eventlog.abort_reason_of(event)
         state = JobState.ENDED if removed_by_us else JobState.ERROR

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..commands import Completed, PermanentError, TransientError
-from ..scheduler import JobState, JobStatus
+from ..scheduler import JobState, JobStatus, incurable
 
 SQUEUE_FORMAT = "%i|%F|%K|%T|%r"
 """Job id, array job id, array task index (or index expression), long state, reason."""
@@ -59,13 +59,16 @@ RUNNING_STATES = frozenset(
 )
 PENDING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED"})
 # The job ended; its result file decides between success and a job that died
-# (FAILED: non-zero exit of the worker; CANCELLED: scancel from outside). The
+# (CANCELLED: scancel from outside, maybe after the result was written). The
 # session waits a grace period for the file, so a result that a shared file
 # system shows late is never thrown away.
-ENDED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "REVOKED"})
-# Ended for a reason of the cluster, never with a result: resubmit at once.
+ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "REVOKED"})
+# Ended and failed, never with a result: handled at once. FAILED is a
+# non-zero exit of the job script, which the worker gives only when it could
+# not write its outcome (or it died of a signal: a segfault in a task).
 ERROR_STATES = frozenset(
     {
+        "FAILED",
         "NODE_FAIL",
         "TIMEOUT",
         "OUT_OF_MEMORY",
@@ -76,20 +79,19 @@ ERROR_STATES = frozenset(
         "RESV_DEL_HOLD",
     }
 )
-# Held on purpose by the job's owner: report it, never resubmit.
+# Held on purpose by the job's owner: report it, never resubmit. squeue prints
+# a reason that is a sentence (the job's state_desc) with underscores for its
+# spaces: reasons are compared in that form (see :func:`_reason_word`).
 USER_HOLD_STATES = frozenset({"REQUEUE_HOLD"})
-USER_HOLD_REASONS = frozenset({"JobHeldUser", "job requeued in held state"})
-# Pending for a reason that will not go away by waiting: held by an admin or
-# by SLURM itself, or a request this cluster can never satisfy.
+USER_HOLD_REASONS = frozenset({"JobHeldUser", "job_requeued_in_held_state"})
+# Pending for a reason that will not go away by waiting, but that a new job
+# may escape: held by an admin or by SLURM itself (a launch that failed on a
+# broken node). Releasing is not ours to do: cancel and resubmit.
 ERROR_REASONS = frozenset(
     {
         "JobHeldAdmin",
-        "launch failed requeued held",
+        "launch_failed_requeued_held",
         "JobLaunchFailure",
-        "BadConstraints",
-        "DependencyNeverSatisfied",
-        "InvalidAccount",
-        "InvalidQOS",
         "SystemFailure",
     }
 )
@@ -142,16 +144,62 @@ def is_blocked(reason: str) -> bool:
     )
 
 
+# A request this cluster can never satisfy: a new job would wait the same
+# way, so the map ends with what to change.
+INCURABLE_REASONS = {
+    "BadConstraints": (
+        "No node of the partition can ever give what the job asks for (memory, CPUs, "
+        "GPUs, features, time): ask for less with the pool's resource options or "
+        "sbatch_arguments, or choose another partition (sinfo -o '%P %c %m %G %f %l' "
+        "lists what each has)."
+    ),
+    "InvalidAccount": (
+        "SLURM knows no association of yours with this account: pass an account you "
+        "belong to (sacctmgr show associations user=$USER lists them), or none."
+    ),
+    "InvalidQOS": (
+        "Your account may not use this QOS: pass one it may use (sacctmgr show "
+        "associations user=$USER format=account,qos), or none."
+    ),
+    "DependencyNeverSatisfied": (
+        "The job depends on a job that ended in a way the dependency excludes: "
+        "remove --dependency from sbatch_arguments."
+    ),
+}
+
+
+def job_status(state: str, reason: str = "") -> JobStatus:
+    """The :class:`JobStatus` of SLURM's long job state (``squeue %T``) and reason (``%r``).
+
+    States and reasons that say the job can never run (:data:`INCURABLE_REASONS`)
+    carry the fix the user must make; see :func:`job_state` for the rest.
+    """
+    word = _reason_word(reason)
+    state_word = state.strip().rstrip("+").upper()
+    if word in INCURABLE_REASONS and state_word not in ("COMPLETED", "CANCELLED"):
+        return incurable(state.strip(), reason.strip(), INCURABLE_REASONS[word])
+    job_state_ = job_state(state, reason)
+    blocked = job_state_ is JobState.PENDING and is_blocked(reason)
+    return JobStatus(job_state_, state.strip(), reason.strip(), blocked)
+
+
+def _reason_word(reason: str) -> str:
+    """A reason as squeue prints it: a sentence's spaces become underscores."""
+    return reason.strip().replace(" ", "_")
+
+
 def job_state(state: str, reason: str = "") -> JobState:
     """Map SLURM's long job state (``squeue %T``) and reason (``%r``) to a JobState.
 
     Every state of SLURM 22.05's ``squeue(1)`` is known; anything else is
     :attr:`JobState.UNKNOWN` (keep waiting). Short states (``%t``) are not
-    accepted.
+    accepted. A hold by an admin or by SLURM itself is an error (cancel and
+    resubmit), a hold by the job's user is :attr:`JobState.HELD`.
     """
     state = state.strip().rstrip("+").upper()
-    reason = reason.strip()
-    if reason in ERROR_REASONS and state not in ("COMPLETED", "CANCELLED"):
+    reason = _reason_word(reason)
+    blocking = ERROR_REASONS | INCURABLE_REASONS.keys()
+    if reason in blocking and state not in ("COMPLETED", "CANCELLED"):
         return JobState.ERROR
     if state in USER_HOLD_STATES or (state in PENDING_STATES and reason in USER_HOLD_REASONS):
         return JobState.HELD
@@ -277,9 +325,7 @@ def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str
     found: dict[str, JobStatus] = {}
     whole_arrays: dict[str, JobStatus] = {}
     for record in records:
-        state = job_state(record.state, record.reason)
-        blocked = state is JobState.PENDING and is_blocked(record.reason)
-        status = JobStatus(state, record.state, record.reason, blocked)
+        status = job_status(record.state, record.reason)
         if record.task_indices is None:
             if record.jobid in wanted:
                 found[record.jobid] = status
@@ -338,6 +384,29 @@ def job_explanation(completed: Completed) -> str:
     """State, reason, exit code and nodes of ``scontrol show job``, as one line."""
     wanted = ("JobState=", "Reason=", "ExitCode=", "NodeList=")
     return " ".join(word for word in completed.stdout.split() if word.startswith(wanted))
+
+
+INTERPRETER_FIX = (
+    "The job's shell could not run the interpreter (exit code 127: not found, "
+    "126: not executable): pass a python_path that exists and is executable on "
+    "every compute node; the job's standard error names the path."
+)
+
+
+def failed_job_status(status: JobStatus, completed: Completed) -> JobStatus:
+    """``status`` of a FAILED job, made incurable if ``scontrol show job`` says why.
+
+    The job script starts the interpreter as its only command, so the shell's
+    exit code 127 (not found) or 126 (not executable) means the
+    ``python_path`` cannot be run on that node: no resubmission cures that.
+    Any other exit code (the worker could not write its result, a signal)
+    leaves ``status`` as it is.
+    """
+    match = re.search(r"\bExitCode=(\d+):(\d+)", completed.stdout)
+    if match is None or match.group(1) not in ("126", "127"):
+        return status
+    reason = f"{status.reason}; ExitCode={match.group(1)}:{match.group(2)}"
+    return incurable(status.scheduler_state, reason, INTERPRETER_FIX)
 
 
 def scontrol_config(completed: Completed) -> dict[str, str]:

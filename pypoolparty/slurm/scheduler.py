@@ -143,7 +143,17 @@ class SlurmScheduler(Scheduler):
             return {}
         names = [job.submission for job in jobs]
         records = self.squeue_by_names(names, parsing.SQUEUE_FORMAT, parsing.squeue_records)
-        return parsing.statuses(records, [job.jobid for job in jobs])
+        statuses = parsing.statuses(records, [job.jobid for job in jobs])
+        for jobid, status in statuses.items():
+            if status.scheduler_state == "FAILED" and status.curable:
+                statuses[jobid] = self._why_failed(jobid, status)
+        return statuses
+
+    def _why_failed(self, jobid: str, status: JobStatus) -> JobStatus:
+        """A FAILED job's exit code (one ``scontrol show job``, only for failed jobs)."""
+        args = [self.paths.scontrol, "show", "job", jobid]
+        answer = commands.ask(args, lambda completed: completed, self.policy.timeout)
+        return status if answer is None else parsing.failed_job_status(status, answer)
 
     # ---------------------------------------------------------------- cancel
 

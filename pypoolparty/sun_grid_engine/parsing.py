@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 from ..commands import Completed, PermanentError, TransientError
-from ..scheduler import JobState
+from ..scheduler import JobState, JobStatus, failed, incurable
 
 # A job's state in qstat is a word of letters, each a flag (sge_status(5) and
 # qstat(1)): d deleted, E error, h hold, r running, R restarted, s suspended,
@@ -54,6 +54,70 @@ def job_state(sge_state: str) -> JobState:
     if letters & QUEUED_LETTERS:
         return JobState.HELD if "h" in letters else JobState.PENDING
     return JobState.UNKNOWN
+
+
+_WORK_DIR_FIX = (
+    "Grid Engine cannot use a path of the job (its output file or working "
+    "directory) on the execution host: pass a work_dir on a file system every "
+    "execution host mounts, that you may write there, without ':' in its path."
+)
+_INTERPRETER_FIX = (
+    "The job's shell could not run the interpreter (exit status 127: not found, "
+    "126: not executable): pass a python_path that exists and is executable on "
+    "every execution host; the job's standard error names the path."
+)
+_SHELL_FIX = (
+    "The execution host has no such shell or interpreter: pass a python_path "
+    "that exists on every execution host."
+)
+_MISSING_OR_FORBIDDEN = r".*(No such file or directory|Permission denied|Not a directory)"
+INCURABLE_ERROR_REASONS = (
+    (
+        re.compile(r"(can't open (output|input|error) file|can't chdir)" + _MISSING_OR_FORBIDDEN),
+        _WORK_DIR_FIX,
+    ),
+    (re.compile(r"unable to find shell|execvp" + _MISSING_OR_FORBIDDEN), _SHELL_FIX),
+)
+"""Words of an ``error reason`` (``qstat -j``) that no resubmission cures, and
+the fix. Grid Engine puts such a job into ``Eqw`` before it runs: a path that
+does not exist or is forbidden, a shell it cannot find. Any other error
+reason (a stale NFS handle, a failed prolog, a host problem) may pass on
+another try."""
+
+
+def error_status(sge_state: str, error_reason: str) -> JobStatus:
+    """The status of a job in an ``E`` state, from its ``qstat -j`` error reason.
+
+    Parameters
+    ----------
+    sge_state : str
+        The state word, e.g. ``Eqw``.
+    error_reason : str
+        The task's ``error reason`` line (see
+        :func:`parse_qstat_j_error_reasons`); empty if unknown.
+
+    Returns
+    -------
+    JobStatus
+        An incurable error with its fix for the reasons of
+        :data:`INCURABLE_ERROR_REASONS`, else an error to resubmit.
+    """
+    for pattern, fix in INCURABLE_ERROR_REASONS:
+        if pattern.search(error_reason):
+            return incurable(sge_state, error_reason, fix)
+    return failed(sge_state, error_reason)
+
+
+def held_status(sge_state: str, user_hold: bool) -> JobStatus:
+    """A queued job in an ``h`` state: the user's own hold, or another's.
+
+    ``qstat -s hu`` lists the jobs with a user hold (``qhold``, ``qsub -h``);
+    an operator's or the system's hold is an error to resubmit, as its
+    release is not ours to do.
+    """
+    if user_hold:
+        return JobStatus(JobState.HELD, sge_state, "user hold")
+    return failed(sge_state, "held by an operator or the system (qstat -s ho / -s hs)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,6 +340,58 @@ def is_unreachable(output: str) -> bool:
     return UNREACHABLE.search(output) is not None
 
 
+@dataclasses.dataclass(frozen=True)
+class AccountingRecord:
+    """What ``qacct -j`` says of how one task ended."""
+
+    task_id: int
+    failed: str
+    """``0``, or the failure code and its words, e.g. ``100 : assumedly after job``."""
+
+    exit_status: str
+    """The exit status and its words, e.g. ``139 (Segmentation fault)``."""
+
+    def status(self) -> JobStatus:
+        """Ended (the result file decides) for exit 0, failed for anything else.
+
+        The job script starts the interpreter with ``exec``, so the shell's exit
+        status 127 (not found) or 126 (not executable) says the interpreter
+        cannot be run on that host: no resubmission cures that.
+        """
+        word = f"exit_status {self.exit_status}"
+        code = self.exit_status.split(" ", 1)[0]
+        if self.failed.split(" ", 1)[0] == "0" and code == "0":
+            return JobStatus(JobState.ENDED, "qacct", word)
+        reason = _join_words(word, f"failed {self.failed}")
+        if code in ("126", "127"):
+            return incurable("qacct", reason, _INTERPRETER_FIX)
+        return failed("qacct", reason)
+
+
+def parse_qacct(text: str) -> dict[int, AccountingRecord]:
+    """The records of ``qacct -j JOB [-t RANGE]``, by task id (1 for a plain job).
+
+    A task with several records (one per attempt) is given by its last.
+    """
+    records = {}
+    for block in text.split("=" * 62):
+        fields = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(" ")
+            if name:
+                fields[name] = value.strip()
+        if "exit_status" not in fields or "failed" not in fields:
+            continue
+        task = fields.get("taskid", "undefined")
+        task_id = int(task) if task.isdigit() else 1
+        records[task_id] = AccountingRecord(task_id, fields["failed"], fields["exit_status"])
+    return records
+
+
+def _join_words(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
 # ------------------------------------------------- parsers of whole commands
 
 
@@ -311,6 +427,15 @@ def parse_qdel(completed: Completed) -> None:
     problems = qdel_problems(f"{completed.stdout}\n{completed.stderr}")
     if problems:
         raise TransientError("; ".join(problems))
+
+
+def parse_qacct_command(completed: Completed) -> dict[int, AccountingRecord]:
+    """:func:`parse_qacct` of a ``qacct -j``; a job it does not know has no record yet."""
+    if completed.returncode != 0:
+        if "not found" in f"{completed.stdout}{completed.stderr}":
+            return {}
+        raise TransientError(completed.describe())
+    return parse_qacct(completed.stdout)
 
 
 def parse_qstat_j(completed: Completed) -> dict[int, str]:

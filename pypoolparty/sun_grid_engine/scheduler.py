@@ -36,6 +36,11 @@ class CommandPaths:
     qstat: str = "qstat"
     qdel: str = "qdel"
 
+    @property
+    def qacct(self) -> str:
+        """``qacct`` beside ``qstat`` (asked only how jobs that left the queue ended)."""
+        return os.path.join(os.path.dirname(self.qstat), "qacct")
+
 
 class GridEngineScheduler(Scheduler):
     """Submit, watch and cancel array jobs with ``qsub``, ``qstat`` and ``qdel``.
@@ -62,6 +67,8 @@ class GridEngineScheduler(Scheduler):
         self.policy = policy
         self.paths = paths or CommandPaths()
         self.user = pwd.getpwuid(os.geteuid()).pw_name
+        # The error reason of each task seen in an E state, from qstat -j.
+        self._error_reasons: dict[str, str] = {}
 
     def submit(self, submission: Submission) -> list[Job]:
         """Submit one array job with a task per chunk; return a job per task."""
@@ -125,7 +132,13 @@ class GridEngineScheduler(Scheduler):
         return str(min(ran)) if ran else None
 
     def query(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """The status of each of ``jobs`` that ``qstat`` still lists."""
+        """The status of each of ``jobs`` that ``qstat`` still lists.
+
+        One ``qstat -xml`` call; a job in an error state costs one ``qstat -j``
+        the first time it is seen (its error reason says whether a
+        resubmission may cure it), and held jobs one ``qstat -s hu`` (a
+        user's own hold is left alone, another's is an error).
+        """
         wanted = {job.jobid for job in jobs}
         statuses = {}
         for entry in self.qstat():
@@ -133,6 +146,56 @@ class GridEngineScheduler(Scheduler):
                 jobid = f"{entry.job_number}.{task_id}"
                 if jobid in wanted:
                     statuses[jobid] = JobStatus(parsing.job_state(entry.state), entry.state)
+        held = [jobid for jobid, status in statuses.items() if status.state is JobState.HELD]
+        if held:
+            user_held = self._user_held()
+            for jobid in held:
+                statuses[jobid] = parsing.held_status(
+                    statuses[jobid].scheduler_state, jobid in user_held
+                )
+        for jobid, status in list(statuses.items()):
+            if status.state is JobState.ERROR and not status.reason:
+                reason = self._error_reason(jobid)
+                statuses[jobid] = parsing.error_status(status.scheduler_state, reason)
+        return statuses
+
+    def _user_held(self) -> set[str]:
+        """The job ids of this user's jobs that have a user hold (``qstat -s hu``)."""
+        entries = commands.call(
+            [self.paths.qstat, "-xml", "-u", self.user, "-s", "hu"],
+            parse=parsing.parse_qstat,
+            policy=self.policy,
+        )
+        return {f"{e.job_number}.{task}" for e in entries for task in e.tasks or (1,)}
+
+    def _error_reason(self, jobid: str) -> str:
+        if jobid not in self._error_reasons:
+            job_number = jobid.partition(".")[0]
+            reasons = commands.ask(
+                [self.paths.qstat, "-j", job_number], parsing.parse_qstat_j, self.policy.timeout
+            )
+            for task_id, reason in (reasons or {}).items():
+                self._error_reasons[f"{job_number}.{task_id}"] = reason
+        return self._error_reasons.get(jobid, "")
+
+    def how_ended(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """How ``jobs``, gone from ``qstat``, ended, as far as ``qacct`` knows yet.
+
+        One ``qacct -j NUMBER -t FIRST-LAST`` per array job. Grid Engine
+        writes the accounting record a little after the job left the queue;
+        jobs without one are left out (the session keeps waiting for them).
+        """
+        tasks_by_number: dict[str, list[int]] = {}
+        for job in jobs:
+            job_number, _, task_id = job.jobid.partition(".")
+            tasks_by_number.setdefault(job_number, []).append(int(task_id or 1))
+        statuses = {}
+        for job_number, task_ids in sorted(tasks_by_number.items()):
+            args = [self.paths.qacct, "-j", job_number, "-t", f"{min(task_ids)}-{max(task_ids)}"]
+            records = commands.ask(args, parsing.parse_qacct_command, self.policy.timeout)
+            for task_id in task_ids:
+                if records and task_id in records:
+                    statuses[f"{job_number}.{task_id}"] = records[task_id].status()
         return statuses
 
     def cancel(self, jobs: Sequence[Job]) -> None:
@@ -197,7 +260,10 @@ class GridEngineScheduler(Scheduler):
         }
 
     def explain(self, job: Job) -> str:
-        """Grid Engine's error reason for ``job`` (from ``qstat -j``), if it has one."""
+        """Grid Engine's error reason for ``job`` (from ``qstat -j``), if it has one
+        and :meth:`query` did not already give it."""
+        if job.jobid in self._error_reasons:
+            return ""
         job_number, _, task_id = job.jobid.partition(".")
         reasons = commands.ask(
             [self.paths.qstat, "-j", job_number], parsing.parse_qstat_j, self.policy.timeout

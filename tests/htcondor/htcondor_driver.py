@@ -39,6 +39,15 @@ def killed_on_first_attempt(marker_dir, x):
     return x + 1000
 
 
+def exits_3_on_first_attempt(marker_dir, x):
+    """The worker exits with code 3, without a result, the first time it runs ``x``."""
+    marker = os.path.join(marker_dir, f"attempted-{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return x + 1000
+
+
 def always_killed(x):
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -62,6 +71,8 @@ def run(scenario: str, work_dir: str, options: dict) -> list:
         return pool.starmap(power, [(i, 2) for i in range(1000)])
     if scenario == "killed_once":
         return pool.starmap(killed_on_first_attempt, [(work_dir, x) for x in range(4)])
+    if scenario == "exits_once":
+        return pool.starmap(exits_3_on_first_attempt, [(work_dir, x) for x in range(2)])
     if scenario == "always_killed":
         return pool.map(always_killed, range(2))
     if scenario == "sleep_long":

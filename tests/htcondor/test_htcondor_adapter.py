@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import sys
 
@@ -146,9 +147,10 @@ def test_held_procs_are_errors_with_hold_reason_and_cancel_leaves_nothing(dummy_
 
 
 def test_a_users_hold_is_reported_as_held(dummy_htcondor, work_dir):
+    me = pwd.getpwuid(os.getuid()).pw_name  # another user's condor_hold is an admin's: an error
     dummy_htcondor.set_faults(
         error_probability=1.0,
-        error_states=[{"HoldReason": "via condor_hold (by user alice)", "HoldReasonCode": 1}],
+        error_states=[{"HoldReason": f"via condor_hold (by user {me})", "HoldReasonCode": 1}],
     )
     scheduler = make_scheduler()
     jobs = scheduler.submit(make_submission(work_dir, [0]))
@@ -157,7 +159,7 @@ def test_a_users_hold_is_reported_as_held(dummy_htcondor, work_dir):
         lambda: (s := scheduler.query(jobs)[jobs[0].jobid]).state is not JobState.PENDING and s
     )
     assert status.state is JobState.HELD
-    assert "via condor_hold (by user alice)" in status.reason
+    assert f"via condor_hold (by user {me})" in status.reason
 
 
 def test_a_vanished_proc_leaves_the_answer(dummy_htcondor, work_dir):

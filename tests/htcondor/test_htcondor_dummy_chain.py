@@ -54,17 +54,34 @@ def test_held_procs_are_resubmitted_until_the_map_completes(dummy_htcondor, tmp_
     assert dummy_htcondor.listed_jobs() == []
 
 
-def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(dummy_htcondor, tmp_path):
+def test_a_hold_no_resubmission_cures_ends_the_map_at_once(dummy_htcondor, tmp_path):
     reason = "Error from slot1_1@dummy: Failed to open '/scratch/out' as standard output"
     dummy_htcondor.set_faults(
         error_probability=1.0,
         error_states=[{"HoldReason": reason, "HoldReasonCode": 7, "HoldReasonSubCode": 2}],
     )
+    with pytest.raises(pypoolparty.JobCannotRun) as raised:
+        make_pool(tmp_path, max_num_resubmissions=5).map(square, range(4), chunksize=2)
+    message = str(raised.value)
+    assert reason in message and "HoldReasonCode 7" in message
+    assert "pass a work_dir" in message  # the fix
+    assert "call the same map" not in message  # continuing would fail the same way
+    assert str(tmp_path / "work") in message
+    assert dummy_htcondor.state()["next_cluster"] == 2  # one submission, never resubmitted
+    assert dummy_htcondor.listed_jobs() == []  # the other jobs were cancelled
+
+
+def test_exhausted_resubmissions_name_chunks_hold_reason_and_work_dir(dummy_htcondor, tmp_path):
+    reason = "Error from slot1_1@dummy: STARTER failed to receive file(s): (errno 5) I/O error"
+    dummy_htcondor.set_faults(
+        error_probability=1.0,
+        error_states=[{"HoldReason": reason, "HoldReasonCode": 13, "HoldReasonSubCode": 5}],
+    )
     with pytest.raises(pypoolparty.ResubmissionsExhausted) as raised:
         make_pool(tmp_path, max_num_resubmissions=1).map(square, range(4), chunksize=2)
     # The session names the work_dir in a note of the exception.
     message = "\n".join([str(raised.value), *getattr(raised.value, "__notes__", [])])
-    assert reason in message and "HoldReasonCode 7" in message
+    assert reason in message and "HoldReasonCode 13" in message
     assert "chunk 0 (tasks 0..1)" in message and "chunk 1 (tasks 2..3)" in message
     assert str(tmp_path / "work") in message
     assert dummy_htcondor.state()["next_cluster"] == 3  # first try and one resubmission

@@ -208,3 +208,50 @@ def test_resource_requests_reach_the_job_ad(condor_user, job_python, shared_dir)
         check=True,
     )
     assert completed.stdout.split() == ["1", "300", str(2 * 1024 * 1024), "pypoolparty-test"]
+
+
+def test_a_work_dir_the_job_user_cannot_enter_ends_the_map_at_once(condor_user, tmp_path):
+    # As in issue 17: root submits, HTCondor runs the jobs as another user, who
+    # cannot enter root's private work_dir. Every proc is held with
+    # HoldReasonCode 14; resubmitting cannot help.
+    import pypoolparty.htcondor
+
+    if os.geteuid() != 0:
+        pytest.skip("needs a submitter whose work_dir the job user cannot enter (root)")
+    batch = unique_batch_name()
+    work_dir = tmp_path / "private"
+    work_dir.mkdir(mode=0o700)
+    pool = pypoolparty.htcondor.Pool(
+        work_dir=str(work_dir), batch_name=batch, polling_interval=0.2, max_num_resubmissions=5
+    )
+    with pytest.raises(pypoolparty.JobCannotRun) as raised:
+        pool.map(abs, range(3), chunksize=1)
+    message = str(raised.value)
+    assert "Cannot access initial working directory" in message
+    assert "HoldReasonCode 14" in message
+    assert "pass a work_dir" in message
+    assert "call the same map" not in message
+    (session,) = [p for p in work_dir.iterdir() if p.name.startswith("map-")]
+    with open(session / "log.jsonl") as file:
+        events = [json.loads(line) for line in file if line.strip()]
+    assert [e["event"] for e in events].count("submitting") == 1  # never resubmitted
+    assert_left_the_queue(batch)
+
+
+def test_a_proc_that_exited_non_zero_is_resubmitted_at_once(condor_user, job_python, shared_dir):
+    # Issue 17, item 22: HTCondor says how the job ended; with an hour of grace
+    # for late results, a map that waited for it would not end in time.
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "exits_once",
+        batch_name=batch,
+        keep_work_dir=True,
+        missing_result_grace_period=3600,
+    )
+    assert outcome.get("results") == [1000, 1001], stderr
+    failures = session_events(shared_dir, "job_failed")
+    assert len(failures) == 2 and all("exit code 3" in f["reason"] for f in failures)
+    assert_left_the_queue(batch)

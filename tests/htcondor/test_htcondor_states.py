@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pypoolparty.htcondor import eventlog, states
+from pypoolparty.htcondor import eventlog, parsing, states
 from pypoolparty.scheduler import JobState
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
@@ -58,8 +58,44 @@ def last_status(cluster, proc, removed_by_us=False, until_code=None):
 def test_events_walk_a_proc_through_its_states():
     assert last_status(2, 2, until_code=eventlog.EXECUTING).state is JobState.PENDING
     assert last_status(2, 2, until_code=eventlog.TERMINATED).state is JobState.RUNNING
+    # A non-zero exit: the worker wrote no result; handled at once, resubmitted.
     ended = last_status(2, 2)
-    assert ended.state is JobState.ENDED and ended.reason == "exit code 3"
+    assert ended.state is JobState.ERROR and ended.reason == "exit code 3" and ended.curable
+
+
+def test_a_clean_exit_has_ended_and_its_result_file_decides():
+    event = eventlog.Event(
+        5, 7, 0, "", "Job terminated.", ("(1) Normal termination (return value 0)",)
+    )
+    assert states.status_after_event(event, removed_by_us=False).state is JobState.ENDED
+
+
+@pytest.mark.parametrize("code", sorted(states.INCURABLE_HOLD_CODES))
+def test_permission_path_and_process_holds_cannot_be_cured_by_resubmitting(code):
+    status = states.status_from_job_status("5", code, "some hold")
+    assert status.state is JobState.ERROR and not status.curable and status.fix
+
+
+@pytest.mark.parametrize("code", [0, 3, 12, 13, 16, 21, 26, 34, 46])
+def test_other_holds_are_errors_a_resubmission_may_cure(code):
+    status = states.status_from_job_status("5", code, "some hold")
+    assert status.state is JobState.ERROR and status.curable
+
+
+def test_a_transfer_error_for_a_missing_or_forbidden_file_cannot_be_cured():
+    for subcode in (2, 13):
+        assert not states.held_status("5", "Transfer input files failure", 13, subcode).curable
+    assert states.held_status("5", "Transfer input files failure", 13, 110).curable
+
+
+def test_a_hold_by_another_user_is_an_admins_and_is_resubmitted():
+    own = states.status_from_job_status("5", 1, "via condor_hold (by user alice)", "alice")
+    admin = states.status_from_job_status("5", 1, "via condor_hold (by user root)", "alice")
+    assert own.state is JobState.HELD
+    assert admin.state is JobState.ERROR and admin.curable
+    assert states.status_from_job_status("5", 15, "submitted on hold", "alice").state is (
+        JobState.HELD
+    )
 
 
 def test_held_by_policy_is_an_error_with_code_and_reason():
@@ -76,3 +112,17 @@ def test_removal_is_an_error_unless_we_removed_it():
     assert last_status(3, 0).state is JobState.ERROR
     assert "via condor_rm" in last_status(3, 0).reason
     assert last_status(3, 0, removed_by_us=True).state is JobState.ENDED
+
+
+def test_a_real_hold_for_an_inaccessible_initial_working_directory_ends_the_map():
+    # Root submitted; HTCondor ran the job as condoruser, who cannot enter the
+    # work_dir (issue 17: resubmitted five times, then advised to continue).
+    with open(os.path.join(SAMPLES, "condor_q_af_t_held_iwd_permission.txt")) as file:
+        (queued, _) = parsing.parse_condor_q(file.read())
+    status = states.status_from_job_status(
+        queued.job_status, queued.hold_reason_code, queued.hold_reason, "root"
+    )
+    assert status.state is JobState.ERROR and not status.curable
+    assert "Cannot access initial working directory" in status.reason
+    assert "HoldReasonCode 14" in status.reason
+    assert "work_dir" in status.fix

@@ -152,9 +152,13 @@ def test_an_error_state_is_an_error_and_explained(dummy_sge, work_dir):
         10,
     )
     assert {s.scheduler_state for s in statuses.values()} == {"Eqw"}
-    reason = scheduler.explain(jobs[1])
+    # The error reason of qstat -j comes with the status, and decides whether
+    # a resubmission may cure it: a stale NFS handle may pass.
+    reason = statuses[jobs[1].jobid].reason
     assert "Stale file handle" in reason
     assert f"{os.path.basename(jobs[1].stdout_path)}" in reason
+    assert statuses[jobs[1].jobid].curable
+    assert scheduler.explain(jobs[1]) == ""  # nothing more to say
 
 
 def test_an_unknown_state_is_reported_as_unknown(dummy_sge, work_dir):

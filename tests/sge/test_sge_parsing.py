@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from pypoolparty import commands
 from pypoolparty.scheduler import JobState
 from pypoolparty.sun_grid_engine import parsing
 
@@ -166,3 +167,51 @@ def test_qstat_g_c_with_the_execd_down_gives_the_configured_slots():
     # Captured with sge_execd stopped: both slots unusable ("u"). Chunking for
     # the configured size beats assuming a huge cluster.
     assert parsing.parse_qstat_g_c(sample("qstat_g_c_execd_down.txt")) == 2
+
+
+# ------------------------------------------------------ failure classification
+
+
+def test_an_output_path_that_does_not_exist_cannot_be_cured_by_resubmitting():
+    reasons = parsing.parse_qstat_j_error_reasons(sample("qstat_j_eqw.txt"))
+    status = parsing.error_status("Eqw", reasons[1])
+    assert status.state is JobState.ERROR and not status.curable
+    assert "can't open output file" in status.reason and "work_dir" in status.fix
+
+
+@pytest.mark.parametrize(
+    "reason, curable",
+    [
+        ("error: can't chdir to /nonexistent/wd: No such file or directory", False),
+        ('unable to find shell "/nonexistent/shell"', False),
+        ('error: can\'t open output file "/home/bob/forbidden.out": Permission denied', False),
+        ('error: can\'t open output file "/nfs/out": Stale file handle', True),
+        ("exit_status of job start = 100", True),
+        ("", True),
+    ],
+)
+def test_error_reasons_sorted_by_whether_a_resubmission_may_cure_them(reason, curable):
+    assert parsing.error_status("Eqw", reason).curable is curable
+
+
+def test_a_users_own_hold_is_held_and_an_operators_or_the_systems_is_an_error():
+    (entry,) = parsing.parse_qstat_xml(sample("qstat_xml_s_hu.xml"))  # qstat -s hu
+    assert entry.state == "hqw"
+    assert parsing.held_status("hqw", user_hold=True).state is JobState.HELD
+    other = parsing.held_status("hqw", user_hold=False)
+    assert other.state is JobState.ERROR and other.curable
+
+
+def test_qacct_tells_a_clean_exit_from_a_failed_one_and_a_segfault():
+    records = parsing.parse_qacct(sample("qacct_j_array_exit_0_1_segv.txt"))
+    assert sorted(records) == [1, 2, 3]
+    assert records[1].status().state is JobState.ENDED
+    failed = records[2].status()
+    assert failed.state is JobState.ERROR and failed.curable and "exit_status 1" in failed.reason
+    segfault = records[3].status()
+    assert segfault.state is JobState.ERROR and "Segmentation fault" in segfault.reason
+
+
+def test_qacct_of_a_job_without_a_record_yet_is_no_answer():
+    text = sample("qacct_j_unknown.txt")
+    assert parsing.parse_qacct_command(commands.Completed(("qacct",), 1, "", text)) == {}

@@ -9,6 +9,12 @@ import sys
 import threading
 
 import pytest
+from failing_maps import (
+    HOUR_OF_GRACE_WOULD_HANG,
+    events_after_resume,
+    map_arguments,
+    running_jobs_logged,
+)
 from real_schedulers import require_scheduler
 from session_logs import session_events
 from waiting import wait_for
@@ -157,3 +163,57 @@ def test_a_held_job_is_left_alone_until_released(tmp_path):
         subprocess.run(["qrls", *job_numbers], capture_output=True, check=False)
         thread.join(120)
     assert outcome["results"] == [1, 2]
+
+
+# Issue 17, items 2, 4 and 22 (see tests/test_failure_handling.py for every pool).
+
+
+def test_a_job_that_failed_is_resubmitted_at_once_as_qacct_tells(tmp_path):
+    args = map_arguments(tmp_path, "pypoolparty.sun_grid_engine", {"polling_interval": 0.5}, "dies")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=HOUR_OF_GRACE_WOULD_HANG)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([x + 100 for x in range(6)])
+    (failure,) = [e for e in session_events(tmp_path / "work") if e["event"] == "job_failed"]
+    assert failure["ichunk"] == 1 and "exit_status 3" in failure["reason"]
+
+
+def test_continuing_after_ctrl_c_submits_the_cancelled_chunks_at_once(tmp_path):
+    (tmp_path / "gate").touch()
+    args = map_arguments(tmp_path, "pypoolparty.sun_grid_engine", {"polling_interval": 0.5}, "gate")
+    interrupted = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: running_jobs_logged(tmp_path / "work"), timeout=60)
+        interrupted.send_signal(signal.SIGINT)
+        _, stderr = interrupted.communicate(timeout=60)
+    finally:
+        interrupted.kill()
+    assert "KeyboardInterrupt" in stderr
+    (tmp_path / "gate").unlink()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=HOUR_OF_GRACE_WOULD_HANG)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str([x + 100 for x in range(6)])
+    continued = events_after_resume(tmp_path / "work")
+    assert continued[0]["adopted_jobs"] == 0
+    assert [e["chunks"] for e in continued if e["event"] == "submitting"] == [[[0, 5]]]
+    assert not [e for e in continued if e["event"] == "job_failed"]
+
+
+def test_a_missing_interpreter_ends_the_map_at_once(tmp_path):
+    # The interpreter exists where the pool is made, but not where the jobs run.
+    interpreter = tmp_path / "python3"
+    interpreter.symlink_to(sys.executable)
+    pool = make_pool(
+        tmp_path,
+        python_path=str(interpreter),
+        max_num_resubmissions=5,
+        job_name_prefix="pppnopython",
+        missing_result_grace_period=3600,
+    )
+    interpreter.unlink()
+    with pytest.raises(pypoolparty.JobCannotRun) as raised:
+        pool.map(abs, range(2))
+    message = str(raised.value)
+    assert "exit_status 127" in message and "python_path" in message
+    assert str(interpreter) in message  # the job's stderr names it
+    assert "call the same map" not in message
+    wait_for(lambda: not [n for n in queued_job_names() if n.startswith("pppnopython")], 30)

@@ -102,7 +102,8 @@ def test_collapsed_pending_tasks_stand_for_each_task():
 def test_finished_failed_and_held_jobs():
     found = states_of(sample("squeue_states.txt"))
     assert found["15_1"] == (JobState.ENDED, "COMPLETED")
-    assert found["9"] == (JobState.ENDED, "FAILED")
+    # FAILED: the worker exited non-zero, so no result will come: at once.
+    assert found["9"] == (JobState.ERROR, "FAILED")
     assert found["13"] == (JobState.ENDED, "CANCELLED")
     assert found["10"] == (JobState.ERROR, "DEADLINE")
     assert found["12"] == (JobState.ERROR, "PENDING")  # JobHeldAdmin
@@ -110,10 +111,34 @@ def test_finished_failed_and_held_jobs():
     assert found["14_0"] == (JobState.HELD, "PENDING")
 
 
+def test_requests_the_cluster_can_never_meet_end_the_map_with_a_fix():
+    records = [
+        parsing.SqueueRecord("21", "21", None, "PENDING", "BadConstraints"),
+        parsing.SqueueRecord("22", "22", None, "PENDING", "InvalidAccount"),
+    ]
+    found = parsing.statuses(records, ["21", "22"])
+    assert not found["21"].curable and "sbatch_arguments" in found["21"].fix
+    assert found["21"].reason == "BadConstraints"
+    assert not found["22"].curable and "sacctmgr" in found["22"].fix
+
+
+def test_holds_by_slurm_or_an_admin_are_curable_errors_and_a_users_own_hold_is_held():
+    found = states_of(sample("squeue_states.txt"))
+    admin = parsing.statuses(parsing.squeue_records(completed(sample("squeue_states.txt"))), ["12"])
+    assert found["12"][0] is JobState.ERROR and admin["12"].curable
+    assert found["11"][0] is JobState.HELD
+    # squeue prints a reason sentence with underscores (SLURM's launch failure
+    # after a controller restart, issue 17).
+    launch = parsing.job_status("PENDING", "launch_failed_requeued_held")
+    assert launch.state is JobState.ERROR and launch.curable
+
+
 def test_hard_errors_of_the_cluster():
     found = states_of(sample("squeue_hard_errors.txt"))
     assert found["19"] == (JobState.ERROR, "NODE_FAIL")
     assert found["20"] == (JobState.ERROR, "TIMEOUT")
+    records = parsing.squeue_records(completed(sample("squeue_hard_errors.txt")))
+    assert all(status.curable for status in parsing.statuses(records, ["19", "20"]).values())
     assert found["18"] == (JobState.PENDING, "PENDING")  # requeued, BeginTime
 
 
@@ -178,6 +203,8 @@ def test_jobs_with_comment():
         ("REQUEUE_FED", "None", JobState.PENDING),
         ("PENDING", "JobHeldUser", JobState.HELD),
         ("PENDING", "job requeued in held state", JobState.HELD),
+        ("PENDING", "job_requeued_in_held_state", JobState.HELD),
+        ("PENDING", "launch_failed_requeued_held", JobState.ERROR),
         ("REQUEUE_HOLD", "None", JobState.HELD),
         ("PENDING", "JobHeldAdmin", JobState.ERROR),
         ("PENDING", "launch failed requeued held", JobState.ERROR),
@@ -192,7 +219,7 @@ def test_jobs_with_comment():
         ("STAGE_OUT", "None", JobState.RUNNING),
         ("RESIZING", "None", JobState.RUNNING),
         ("COMPLETED", "None", JobState.ENDED),
-        ("FAILED", "NonZeroExitCode", JobState.ENDED),
+        ("FAILED", "NonZeroExitCode", JobState.ERROR),
         ("CANCELLED", "None", JobState.ENDED),
         ("REVOKED", "None", JobState.ENDED),
         ("FAILED", "JobLaunchFailure", JobState.ERROR),
@@ -284,3 +311,13 @@ def test_total_cpus_of_named_partitions():
 def test_cancel_selectors_group_the_tasks_of_an_array():
     jobids = ["7_3", "7_0", "7_1", "12", "7_9", "8_2", "11"]
     assert cancel_selectors(jobids) == ["11", "12", "7_[0-1,3,9]", "8_[2]"]
+
+
+def test_a_failed_job_whose_shell_could_not_run_the_interpreter_cannot_be_cured():
+    failed = parsing.job_status("FAILED", "NonZeroExitCode")
+    assert failed.state is JobState.ERROR and failed.curable
+    status = parsing.failed_job_status(failed, completed(sample("scontrol_show_job_exit_127.txt")))
+    assert not status.curable and "ExitCode=127:0" in status.reason
+    assert "python_path" in status.fix
+    held = completed(sample("scontrol_show_job_held.txt"))  # ExitCode=0:0
+    assert parsing.failed_job_status(failed, held) is failed

@@ -13,9 +13,16 @@ import time
 import uuid
 
 import pytest
+from failing_maps import (
+    HOUR_OF_GRACE_WOULD_HANG,
+    events_after_resume,
+    map_arguments,
+    running_jobs_logged,
+)
 from real_schedulers import REPO_DIR, require_scheduler
 from waiting import wait_for
 
+import pypoolparty
 import pypoolparty.slurm
 import pypoolparty.slurm.array
 from pypoolparty.errors import ResubmissionsExhausted
@@ -267,3 +274,96 @@ def test_a_refused_array_leaves_a_record_that_the_corrected_call_never_adopts(tm
     (resumed,) = [e for e in events if e["event"] == "session_resumed"]
     assert resumed["adopted_jobs"] == 0
     assert not [e for e in events if e["event"] == "job_failed"]  # BadConstraints is not ours
+
+
+# Issue 17, items 2 and 22 (see tests/test_failure_handling.py for every pool).
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_job_slurm_reports_failed_is_resubmitted_at_once(pool_class, tmp_path, prefix):
+    options = {"job_name_prefix": prefix, "polling_interval": 0.2}
+    args = map_arguments(tmp_path, pool_class.__module__, options, "dies")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=HOUR_OF_GRACE_WOULD_HANG)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([x + 100 for x in range(6)])
+    (failure,) = events(tmp_path, "job_failed")
+    assert failure["ichunk"] == 1 and failure["reason"].startswith("FAILED")
+
+
+def test_continuing_after_ctrl_c_submits_the_cancelled_chunks_at_once(tmp_path, prefix):
+    (tmp_path / "gate").touch()
+    options = {"job_name_prefix": prefix, "polling_interval": 0.2}
+    args = map_arguments(tmp_path, "pypoolparty.slurm.array", options, "gate")
+    interrupted = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: running_jobs_logged(tmp_path / "work"), timeout=60)
+        interrupted.send_signal(signal.SIGINT)
+        _, stderr = interrupted.communicate(timeout=60)
+    finally:
+        interrupted.kill()
+    assert "KeyboardInterrupt" in stderr
+    (tmp_path / "gate").unlink()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=HOUR_OF_GRACE_WOULD_HANG)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str([x + 100 for x in range(6)])
+    continued = events_after_resume(tmp_path / "work")
+    assert continued[0]["adopted_jobs"] == 0
+    assert [e["chunks"] for e in continued if e["event"] == "submitting"] == [[[0, 5]]]
+    assert not [e for e in continued if e["event"] == "job_failed"]
+
+
+def test_a_job_held_by_an_admin_is_cancelled_and_resubmitted(tmp_path, prefix):
+    # Issue 17, item 23: releasing a hold of SLURM or an admin is not ours to
+    # do, and the job would wait for ever; a new job may run.
+    pool = make_pool(
+        pypoolparty.slurm.array.Pool,
+        tmp_path,
+        prefix,
+        keep_work_dir=True,
+        num_simultaneously_running_tasks=1,
+    )
+    outcome = {}
+
+    def slow_negative(x):
+        time.sleep(1)
+        return -x
+
+    thread = threading.Thread(
+        target=lambda: outcome.update(results=pool.map(slow_negative, range(4), chunksize=1))
+    )
+    thread.start()
+    try:
+        last = wait_for(
+            lambda: [j for j, s, r in queue_of(prefix, "PD") if j.endswith("_3")], timeout=60
+        )
+        subprocess.run(["scontrol", "hold", last[0]], check=True)  # root: JobHeldAdmin
+    finally:
+        thread.join(timeout=120)
+    assert outcome["results"] == [0, -1, -2, -3]
+    (failure,) = events(tmp_path, "job_failed")
+    assert failure["jobid"] == last[0] and "JobHeldAdmin" in failure["reason"]
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_missing_interpreter_ends_the_map_at_once(pool_class, tmp_path, prefix):
+    # Issue 17, item 4: the interpreter exists where the pool is made, not
+    # where the jobs run; a resubmission would fail the same way.
+    interpreter = tmp_path / "python3"
+    interpreter.symlink_to(sys.executable)
+    pool = make_pool(
+        pool_class,
+        tmp_path,
+        prefix,
+        python_path=str(interpreter),
+        max_num_resubmissions=5,
+        missing_result_grace_period=3600,
+    )
+    interpreter.unlink()
+    with pytest.raises(pypoolparty.JobCannotRun) as raised:
+        pool.map(abs, range(2))
+    message = str(raised.value)
+    assert "ExitCode=127:0" in message and "python_path" in message
+    assert str(interpreter) in message  # the job's stderr names it
+    assert "call the same map" not in message
+    assert len(events(tmp_path, "submitting")) == 1
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
