@@ -85,6 +85,12 @@ class JobStatus:
     their parsing, through :func:`incurable`; the session ends the map at the
     first job with a fix, with the scheduler's reason and this text."""
 
+    def __post_init__(self) -> None:
+        # Python 3.9 has no keyword-only dataclass fields: catch a fix passed
+        # where ``blocked`` stands, which would silently make a failure curable.
+        if not isinstance(self.blocked, bool) or not isinstance(self.fix, str):
+            raise TypeError("JobStatus: pass blocked (a bool) and fix (a str) by keyword")
+
     @property
     def curable(self) -> bool:
         """Whether resubmitting the job may help (always true but for ERROR with a fix)."""
@@ -131,7 +137,7 @@ def incurable(scheduler_state: str, reason: str, fix: str) -> JobStatus:
     """
     if not fix:
         raise ValueError("an incurable failure needs a fix")
-    return JobStatus(JobState.ERROR, scheduler_state, reason, fix)
+    return JobStatus(JobState.ERROR, scheduler_state, reason, fix=fix)
 
 
 @dataclasses.dataclass(frozen=True)

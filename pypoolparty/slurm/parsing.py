@@ -180,7 +180,7 @@ def job_status(state: str, reason: str = "") -> JobStatus:
         return incurable(state.strip(), reason.strip(), INCURABLE_REASONS[word])
     job_state_ = job_state(state, reason)
     blocked = job_state_ is JobState.PENDING and is_blocked(reason)
-    return JobStatus(job_state_, state.strip(), reason.strip(), blocked)
+    return JobStatus(job_state_, state.strip(), reason.strip(), blocked=blocked)
 
 
 def _reason_word(reason: str) -> str:

@@ -248,7 +248,7 @@ class GridEngineScheduler(Scheduler):
                 JobState.PENDING,
                 "qw",
                 parsing.pending_reason(lines),
-                parsing.scheduling_info_blocks(lines),
+                blocked=parsing.scheduling_info_blocks(lines),
             )
             for number, lines in (found or {}).items()
             if lines
