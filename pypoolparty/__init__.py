@@ -15,6 +15,7 @@ from . import htcondor, local, sge, slurm, sun_grid_engine
 from .errors import (
     BadInput,
     Cancelled,
+    InterpreterMismatch,
     JobCannotRun,
     PendingTimeout,
     PoolError,
@@ -34,6 +35,7 @@ from .version import __version__
 __all__ = [
     "BadInput",
     "Cancelled",
+    "InterpreterMismatch",
     "JobCannotRun",
     "PendingTimeout",
     "PoolError",

@@ -42,6 +42,25 @@ class UnknownOption(TypeError, BadInput):
     """
 
 
+class InterpreterMismatch(BadInput):
+    """``python_path`` cannot run this map's pickled code.
+
+    Pickled code is portable only between equal Python versions (major.minor)
+    and equal cloudpickle versions. Raised when ``python_path`` does not
+    exist or cannot run, is another Python version than the submitting
+    process, or imports another cloudpickle version or none:
+
+    - before anything is submitted, by the check that runs ``python_path`` on
+      the submit host once per process (see :mod:`pypoolparty.interpreter`);
+    - or when a job's worker found the same on its compute node (the job then
+      ran no task): the map's other jobs are cancelled, nothing is
+      resubmitted, and finished work is kept.
+
+    The message names both versions and what to change. Never a task's
+    error, and never cured by calling the map again unchanged.
+    """
+
+
 class WorkDirError(PoolError, OSError):
     """The work_dir cannot be created, written, or trusted.
 

@@ -14,6 +14,15 @@ by design) writes one outcome per chunk, a pickled dict of plain data::
                      start, end  seconds since the epoch
                      result      the cloudpickled return value, or
                      error       an error (below)
+    interpreter_mismatch
+                 only where the worker's Python or cloudpickle version is
+                 not the submitter's, and it unpickled nothing (no task
+                 ran, ``tasks`` is empty): ``expected`` (the submitter's
+                 ``python`` and ``cloudpickle`` versions, from
+                 worker_config.json) and ``found`` (the worker's, with
+                 ``cloudpickle`` None where it has none that imports,
+                 ``cloudpickle_error`` and ``executable``). Not a chunk
+                 that finished: see :func:`interpreter_mismatch`.
 
 An error is a dict::
 
@@ -76,6 +85,16 @@ def failed_tasks(outcome: dict, first_itask: int) -> list[TaskFailure]:
         for task in outcome.get("tasks", ())
         if "error" in task
     ]
+
+
+def interpreter_mismatch(outcome: dict) -> dict | None:
+    """The ``expected`` and ``found`` versions of a worker that ran no task for them; else None.
+
+    Such a chunk is not done: its job could not run it, nor could any job
+    on that interpreter (:class:`pypoolparty.InterpreterMismatch`).
+    """
+    mismatch = outcome.get("interpreter_mismatch")
+    return mismatch if isinstance(mismatch, dict) else None
 
 
 def load_outcome(data: bytes) -> dict | None:

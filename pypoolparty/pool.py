@@ -25,7 +25,7 @@ from .async_result import AsyncResult
 from .background import Background
 from .commands import RetryPolicy
 from .environment import Selection
-from .errors import BadInput
+from .errors import BadInput, InterpreterMismatch
 from .imap import DEFAULT_READ_AHEAD, IMapIterator
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -43,9 +43,16 @@ class Pool(abc.ABC):
         At most this many jobs of one map run at once. ``None``: no limit of
         our own (the scheduler's fair share decides).
     python_path : str, optional
-        The Python interpreter that runs the worker on the compute nodes. It
-        needs cloudpickle and whatever ``func`` imports. Default: the
-        interpreter running this process (``sys.executable``).
+        The Python interpreter that runs the worker on the compute nodes, by
+        the same absolute path there and on this host. It must be the Python
+        version (major.minor) of this process and import the same cloudpickle
+        version, and whatever ``func`` imports: from its own environment
+        first, then from the directories of this process's ``sys.path`` that
+        the node sees (offered only when the Python versions match). Checked
+        on this host once per process before the first map submits anything,
+        and again by each job on its node
+        (:class:`pypoolparty.InterpreterMismatch`). Default: the interpreter
+        running this process (``sys.executable``).
     polling_interval : float
         Seconds between two looks at the scheduler and the result files.
     work_dir : str, optional
@@ -497,8 +504,11 @@ def _valid_python_path(python_path: str | None) -> str:
             f"not {python_path!r}"
         )
     if not os.path.isfile(python_path) or not os.access(python_path, os.X_OK):
-        raise BadInput(
-            f"python_path {python_path!r} does not exist or is not executable; "
-            "pass the interpreter the compute nodes should use"
+        raise InterpreterMismatch(
+            f"python_path {python_path!r} does not exist or is not executable on this host. "
+            "Pass the interpreter the compute nodes should use: on a cluster the same path "
+            f"holds it here and on the nodes, with Python {sys.version_info[0]}."
+            f"{sys.version_info[1]} and the cloudpickle of this process (the map checks both "
+            "before it submits anything)"
         )
     return python_path

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Callable
 
-from . import chunking, environment, event_log, serialization, work_dir
+from . import chunking, environment, event_log, interpreter, serialization, work_dir
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -107,6 +107,9 @@ def session_dir(
         ``func`` or a task cannot be pickled.
     pypoolparty.BadInput
         A command of the scheduler is not found; nothing was submitted.
+    pypoolparty.InterpreterMismatch
+        ``python_path`` cannot run this process's pickles: another Python or
+        cloudpickle version, or none (see :func:`pypoolparty.interpreter.check`).
     pypoolparty.WorkDirError
         The work_dir cannot be created, trusted or written, or it holds this
         map unfinished from another scheduler.
@@ -115,6 +118,7 @@ def session_dir(
     code_files = serialization.CodeFiles()
     function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
+    interpreter.check(settings.python_path)
     if chunksize is None:
         parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
         chunksize = chunking.default_chunksize(len(tasks), parallelism)
@@ -318,7 +322,8 @@ def _write_session_files(
         session_dir.worker_config_path,
         {
             "star": star,
-            "sys_path": [entry or os.getcwd() for entry in sys.path],
+            "interpreter": interpreter.submitter_versions(),
+            "sys_path": interpreter.submitter_sys_path(),
             "working_directory": os.getcwd(),
             "max_result_size": settings.max_result_size,
             "code_files": code_files.files,

@@ -16,7 +16,13 @@ import os
 import pickle
 
 from . import archive, crash_points, work_dir
-from .outcome import TaskFailure, describe_failure, failed_tasks, mark_unloadable_results
+from .outcome import (
+    TaskFailure,
+    describe_failure,
+    failed_tasks,
+    interpreter_mismatch,
+    mark_unloadable_results,
+)
 from .scheduler import Job
 from .work_dir import SessionDir
 
@@ -33,6 +39,11 @@ class FoldedChunk:
     first_failure: TaskFailure | None
     outcome: dict
     """The worker's outcome of the chunk, for those who want results as they come."""
+
+    interpreter_mismatch: dict | None = None
+    """The worker's versions were not the submitter's and it ran nothing
+    (:func:`pypoolparty.outcome.interpreter_mismatch`): nothing was archived
+    or deleted, and the chunk is not done."""
 
 
 class Reducer:
@@ -76,6 +87,10 @@ class Reducer:
             except Exception as error:
                 logger.warning("outcome of chunk %d is unreadable (%s); ignoring it", ichunk, error)
                 _remove(path)
+                continue
+            mismatch = interpreter_mismatch(outcome)
+            if mismatch is not None:
+                folded.append(FoldedChunk(ichunk, 0, None, outcome, mismatch))
                 continue
             if mark_unloadable_results(outcome):
                 # Archived as failed: a later call runs the chunk again, once

@@ -26,6 +26,7 @@ import cloudpickle
 from . import (
     crash_points,
     event_log,
+    interpreter,
     pending,
     prepare,
     progress,
@@ -34,6 +35,7 @@ from . import (
 from .commands import CommandFailed, CommandNotFound, PermanentError
 from .errors import (
     Cancelled,
+    InterpreterMismatch,
     JobCannotRun,
     PendingTimeout,
     ResubmissionsExhausted,
@@ -44,7 +46,7 @@ from .errors import (
     WorkDirError,
 )
 from .outcome import TaskFailure, exception_for, last_lines, task_values
-from .reducer import Reducer
+from .reducer import FoldedChunk, Reducer
 from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
 from .settings import MapSettings
 from .withdrawal import Withdrawals
@@ -218,7 +220,7 @@ class Session:
     # -- the loop ---------------------------------------------------------
 
     def _babysit(self, display: progress.Progress | None) -> None:
-        self._fold()
+        self._fold(before_submitting=True)
         unsubmitted = [c.ichunk for c in self.chunks if not c.done and c.job is None]
         if unsubmitted:
             self._pause(0)
@@ -242,7 +244,14 @@ class Session:
         elif self.stop.wait(seconds):
             raise Cancelled("the pool was terminated")
 
-    def _fold(self) -> None:
+    def _fold(self, before_submitting: bool = False) -> None:
+        """Archive the outcomes that arrived; end the map on an interpreter mismatch.
+
+        ``before_submitting``: this call has not submitted yet, so an
+        interpreter mismatch arrived from a job of an earlier call, which
+        stopped on it; it is dropped and its chunk runs again (and reports
+        again, if the interpreter is still wrong).
+        """
         fresh = {}
         for ichunk in self.reducer.arrived():
             if ichunk >= len(self.chunks):
@@ -258,13 +267,21 @@ class Session:
             folded = self.reducer.fold(fresh)
         except OSError as error:
             raise WorkDirError.from_os_error(self.dir.path, error) from error
+        mismatched = [item for item in folded if item.interpreter_mismatch is not None]
         for item in folded:
+            if item.interpreter_mismatch is not None:
+                continue
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
             self.log.write(
                 event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks
             )
             self._hand_out(item.ichunk, item.outcome)
+        for item in mismatched:
+            # No task ran: the chunk runs again in a later call.
+            self.reducer.discard_duplicate(item.ichunk)
+        if mismatched and not before_submitting:
+            self._wrong_interpreter(self.chunks[mismatched[0].ichunk], mismatched[0])
 
     def _withdraw(self) -> None:
         """Cancel the jobs of chunks whose every task the caller took back.
@@ -398,6 +415,44 @@ class Session:
                 f"    {line}" for line in stderr_tail.splitlines()
             ]
         raise JobCannotRun("\n".join(lines))
+
+    def _wrong_interpreter(self, chunk: Chunk, folded: FoldedChunk) -> None:
+        """End the map: ``chunk``'s worker found another Python or cloudpickle version.
+
+        The worker ran no task. Every job on that interpreter would fail the
+        same way, so nothing is resubmitted; the job's output is archived (its
+        outcome was dropped), so a later call (once the interpreter is fixed)
+        runs the chunk.
+
+        Raises
+        ------
+        InterpreterMismatch
+            Always, naming both versions and the fix; the abort that follows
+            cancels the map's other jobs.
+        """
+        mismatch = folded.interpreter_mismatch
+        start, stop = self.bounds[chunk.ichunk]
+        jobid = chunk.job.jobid if chunk.job is not None else "?"
+        where = (
+            f"in job {jobid} (chunk {chunk.ichunk}, tasks {start}..{stop - 1}) on host "
+            f"{folded.outcome.get('host', '?')}"
+        )
+        message = interpreter.mismatch_message(
+            self.settings.python_path, mismatch["expected"], mismatch["found"], where
+        )
+        if chunk.job is not None:
+            self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+        self.log.write(
+            event_log.JOB_FAILED,
+            jobid=jobid,
+            ichunk=chunk.ichunk,
+            attempt=chunk.num_submissions,
+            reason=f"interpreter mismatch on host {folded.outcome.get('host', '?')}",
+            fix=message,
+        )
+        raise InterpreterMismatch(
+            f"{message}\nNo task ran, and a resubmission would fail the same way, so none was made."
+        )
 
     def _explain(self, job: Job) -> str:
         try:
@@ -610,7 +665,9 @@ class Session:
             f"{len(self.chunks)} finished chunks"
         )
         # A refused request would be refused again: no advice to call again.
-        if isinstance(error, (SubmissionRejected, PermanentError, JobCannotRun)):
+        if isinstance(
+            error, (SubmissionRejected, PermanentError, JobCannotRun, InterpreterMismatch)
+        ):
             where = f"{kept}."
         else:
             resume = f"work_dir={os.path.dirname(self.dir.path)!r}"
@@ -629,7 +686,14 @@ class Session:
         if isinstance(error, PermanentError):
             raise SchedulerError(f"{error}\n{_capitalized(where)}") from error
         if isinstance(
-            error, (ResubmissionsExhausted, SubmissionRejected, PendingTimeout, JobCannotRun)
+            error,
+            (
+                ResubmissionsExhausted,
+                SubmissionRejected,
+                PendingTimeout,
+                JobCannotRun,
+                InterpreterMismatch,
+            ),
         ):
             raise type(error)(f"{error}\n{_capitalized(where)}") from None
         if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):

@@ -7,9 +7,17 @@ the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
 
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
-submitter's ``sys.path``, the result size limit, the file names of the
-pickled code, the submitting script), ``environment.json`` (the variables to
-set), ``function.pickle`` and its chunk in ``tasks.zip``.
+submitter's Python and cloudpickle versions and ``sys.path``, the result size
+limit, the file names of the pickled code, the submitting script),
+``environment.json`` (the variables to set), ``function.pickle`` and its chunk
+in ``tasks.zip``.
+
+First of all it checks that its own Python version (major.minor) and
+cloudpickle version are the submitter's (:func:`interpreter_versions`):
+pickled code runs only there. If not, it unpickles nothing and writes an
+outcome that says so (``interpreter_mismatch``), which the submitter raises
+as ``pypoolparty.InterpreterMismatch``. So that an older Python can get that
+far, this file keeps to the syntax of Python 3.6.
 
 As a :mod:`multiprocessing` worker, it makes the submitting script's objects
 available as ``__main__`` (and ``__mp_main__``) before the tasks run: see
@@ -53,8 +61,13 @@ def main(argv=None):
     session_dir = args.session_dir
     ichunk = resolve_ichunk(args)
     config = read_json(os.path.join(session_dir, "worker_config.json"))
+    # Before anything is unpickled: pickled code runs only on equal versions.
+    expected = config.get("interpreter")
+    found = interpreter_versions(expected, config.get("sys_path", []))
+    if expected and not same_versions(expected, found):
+        write_outcome(session_dir, ichunk, mismatch_outcome(ichunk, expected, found))
+        return 0
     apply_environment(read_json(os.path.join(session_dir, "environment.json")))
-    extend_sys_path(config.get("sys_path", []))
     enter_working_directory(config.get("working_directory"))
     main_module = import_main_module(config.get("main") or {})
     outcome = run_chunk(session_dir, ichunk, config, main_module)
@@ -105,9 +118,78 @@ def apply_environment(exported):
         os.environ[name] = value
 
 
+# -- the interpreter check ------------------------------------------------------
+# This part runs before anything version-specific: the whole file keeps to the
+# syntax of Python 3.6, so that an older Python on a node can still say so.
+
+VERSION_KEYS = ("python", "cloudpickle")
+"""What must be equal on both sides; the submitter records them in worker_config.json
+(``interpreter``) and checks ``python_path`` with :func:`interpreter_versions` too."""
+
+
+def interpreter_versions(expected, submitter_sys_path):
+    """This interpreter's Python version (major.minor) and the cloudpickle it would use.
+
+    The submitter's ``sys.path`` is appended first (:func:`extend_sys_path`),
+    but only when the Python versions match (``expected`` is None: they are
+    taken to): the site-packages of another version must not be mixed in.
+    cloudpickle is looked for without importing it, then imported, so that
+    one built for another Python shows as an error rather than a crash.
+
+    Returns
+    -------
+    dict
+        ``python`` ("3.11"), ``cloudpickle`` (its version, or None where
+        there is none or it cannot be imported), ``cloudpickle_error`` (why
+        it cannot be imported, if so) and ``executable`` (``sys.executable``).
+    """
+    found = {
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "cloudpickle": None,
+        "executable": sys.executable,
+    }
+    if not expected or found["python"] == expected.get("python"):
+        extend_sys_path(submitter_sys_path)
+    try:
+        spec = importlib.util.find_spec("cloudpickle")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return found
+    try:
+        import cloudpickle
+    except Exception as error:
+        found["cloudpickle_error"] = f"{type(error).__name__}: {error}"
+        return found
+    found["cloudpickle"] = str(getattr(cloudpickle, "__version__", "unknown"))
+    return found
+
+
+def same_versions(expected, found):
+    return all(expected.get(key) == found.get(key) for key in VERSION_KEYS)
+
+
+def mismatch_outcome(ichunk, expected, found):
+    """The outcome of a chunk whose job cannot run its tasks here: no task ran."""
+    now = time.time()
+    return {
+        "format": OUTCOME_FORMAT,
+        "ichunk": ichunk,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "start": now,
+        "end": now,
+        "setup_error": None,
+        "tasks": [],
+        "interpreter_mismatch": {"expected": expected, "found": found},
+    }
+
+
 def extend_sys_path(submitter_sys_path):
     """Let the worker import what the submitting process could import.
 
+    Appended, never ahead of this interpreter's own entries (nor of its
+    ``PYTHONPATH``): what the job's environment provides comes first.
     Entries that are files (a ``.zip`` or an ``.egg`` on ``PYTHONPATH``) are
     importable too, so they are kept as well as directories.
     """

@@ -15,6 +15,7 @@ import sys
 import threading
 
 import pytest
+from interpreters import skip_the_submitters_check
 from waiting import wait_for
 
 import pypoolparty
@@ -133,7 +134,8 @@ def test_errors_lists_failed_tasks_with_their_remote_tracebacks(failed_map):
     assert "0 job(s) failed at the scheduler, 0 resubmitted" in out
 
 
-def test_errors_shows_jobs_that_failed_at_the_scheduler_with_their_stderr(tmp_path):
+def test_errors_shows_jobs_that_failed_at_the_scheduler_with_their_stderr(tmp_path, monkeypatch):
+    skip_the_submitters_check(monkeypatch)  # the submit host's python_path is fine
     refusing_python = tmp_path / "python"
     refusing_python.write_text('#!/bin/sh\necho "node says no to chunk $4" >&2\nexit 3\n')
     refusing_python.chmod(0o755)

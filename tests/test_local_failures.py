@@ -11,6 +11,7 @@ import threading
 import zipfile
 
 import pytest
+from interpreters import skip_the_submitters_check
 from waiting import wait_for
 
 import dummy_queues
@@ -222,7 +223,9 @@ def test_a_job_that_ends_without_a_result_is_resubmitted_after_the_grace_period(
     marker = tmp_path / "first-call-done"
     fake_python = tmp_path / "python"
     fake_python.write_text(
-        f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}; exit 0; fi\n"
+        # The submitter's interpreter check (python -c ...) gets the real Python.
+        f'#!/bin/sh\ncase "$1" in -c) exec {sys.executable} "$@";; esac\n'
+        f"if [ ! -e {marker} ]; then touch {marker}; exit 0; fi\n"
         f'exec {sys.executable} "$@"\n'
     )
     fake_python.chmod(0o755)
@@ -426,7 +429,9 @@ def test_a_function_that_cannot_be_imported_on_the_worker_raises_the_workers_err
     assert "Task 0 failed" in str(info.value.__cause__)
 
 
-def test_a_python_path_the_worker_cannot_execute_ends_with_a_clear_error(tmp_path):
+def test_a_python_path_the_worker_cannot_execute_ends_with_a_clear_error(tmp_path, monkeypatch):
+    # Executable on the submit host, where the interpreter check passes.
+    skip_the_submitters_check(monkeypatch)
     python = tmp_path / "python"
     python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     python.chmod(0o755)

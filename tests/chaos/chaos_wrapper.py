@@ -41,6 +41,8 @@ def main(argv):
         return 0
     config = read_json(argv[0])
     worker_arguments = argv[1:]
+    if worker_arguments[0] == "-c":  # the submitter's interpreter check: no fault
+        os.execv(config["python"], [config["python"], *worker_arguments])
     work_dir = worker_arguments[1]
     ichunk = chunk_of(worker_arguments[2:])
     attempt = count_attempt(config["state_dir"], ichunk)

@@ -20,7 +20,9 @@ from pypoolparty import crash_points
 
 LINGERING_JOB = """#!/bin/sh
 # Attempt 1 ends without a result; attempt 2 writes it, then lingers (as a
-# job in a slow epilogue would) until it is cancelled.
+# job in a slow epilogue would) until it is cancelled. The submitter's
+# interpreter check (python -c ...) gets the real Python.
+case "$1" in -c) exec "{python}" "$@";; esac
 if mkdir "{marker}" 2>/dev/null; then exit 0; fi
 "{python}" "$@" || exit 1
 exec "{python}" -c "import time; time.sleep(120)" "$@"
@@ -56,7 +58,9 @@ def test_a_job_resubmitted_just_before_the_map_finishes_is_cancelled(tmp_path):
 
 
 LINGER_AFTER_RESULT = """#!/bin/sh
-# Write the result, then linger (as a job in a slow epilogue would).
+# Write the result, then linger (as a job in a slow epilogue would). The
+# submitter's interpreter check (python -c ...) gets the real Python.
+case "$1" in -c) exec "{python}" "$@";; esac
 "{python}" "$@" || exit 1
 exec "{python}" -c "import time; time.sleep(120)" "$@"
 """

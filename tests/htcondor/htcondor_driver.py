@@ -63,7 +63,21 @@ def sleep_long(x):
     return x
 
 
+def other_python_on_the_nodes(work_dir: str, options: dict) -> list:
+    """The python_path passes the check on the submit host (skipped here), but
+    the nodes' interpreter at that path is another Python version."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import interpreters
+
+    interpreters.pypoolparty.interpreter.check = lambda python_path: None
+    python = interpreters.other_version_python(os.path.dirname(work_dir))
+    pool = pypoolparty.htcondor.Pool(work_dir=work_dir, python_path=python, **options)
+    return pool.map(square, range(4), chunksize=1)
+
+
 def run(scenario: str, work_dir: str, options: dict) -> list:
+    if scenario == "other_python_on_the_nodes":
+        return other_python_on_the_nodes(work_dir, options)
     pool = pypoolparty.htcondor.Pool(work_dir=work_dir, **options)
     if scenario == "map_squares":
         return pool.map(square, range(1000))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from interpreters import skip_the_submitters_check
 from waiting import wait_for
 
 import pypoolparty
@@ -114,8 +115,9 @@ def test_failing_hanging_and_garbled_commands_do_not_end_the_map(dummy_htcondor,
     assert state["faults_used"]["hang_commands"]["condor_q"] == 1
 
 
-def test_a_submission_condor_submit_refuses_is_a_clear_error(dummy_htcondor, tmp_path):
+def test_a_submission_condor_submit_refuses_is_a_clear_error(dummy_htcondor, tmp_path, monkeypatch):
     # An interpreter that is gone by the time condor_submit checks it.
+    skip_the_submitters_check(monkeypatch)
     python = tmp_path / "python-removed-later"
     python.write_text("")
     python.chmod(0o755)

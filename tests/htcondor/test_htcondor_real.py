@@ -255,3 +255,24 @@ def test_a_proc_that_exited_non_zero_is_resubmitted_at_once(condor_user, job_pyt
     failures = session_events(shared_dir, "job_failed")
     assert len(failures) == 2 and all("exit code 3" in f["reason"] for f in failures)
     assert_left_the_queue(batch)
+
+
+def test_a_node_with_another_python_ends_the_map_at_once(condor_user, job_python, shared_dir):
+    # Issue 16, item 4: the worker's own check on the node, never resubmitted.
+    batch = unique_batch_name()
+    outcome, stderr = run_map(
+        condor_user,
+        job_python,
+        shared_dir,
+        "other_python_on_the_nodes",
+        batch_name=batch,
+        max_num_resubmissions=5,
+        missing_result_grace_period=3600,
+    )
+    assert outcome.get("error") == "InterpreterMismatch", stderr
+    message = outcome["message"]
+    assert "is Python 3." in message and "in job" in message and "on host" in message
+    assert "No task ran" in message and "call the same map" not in message
+    assert len(session_events(shared_dir, "submitting")) == 1  # never resubmitted
+    assert len(session_events(shared_dir, "job_failed")) == 1
+    assert_left_the_queue(batch)

@@ -15,6 +15,7 @@ from failing_maps import (
     map_arguments,
     running_jobs_logged,
 )
+from interpreters import OTHER_VERSION, other_version_python, skip_the_submitters_check
 from real_schedulers import require_scheduler
 from session_logs import session_events
 from waiting import wait_for
@@ -198,8 +199,9 @@ def test_continuing_after_ctrl_c_submits_the_cancelled_chunks_at_once(tmp_path):
     assert not [e for e in continued if e["event"] == "job_failed"]
 
 
-def test_a_missing_interpreter_ends_the_map_at_once(tmp_path):
+def test_a_missing_interpreter_ends_the_map_at_once(tmp_path, monkeypatch):
     # The interpreter exists where the pool is made, but not where the jobs run.
+    skip_the_submitters_check(monkeypatch)
     interpreter = tmp_path / "python3"
     interpreter.symlink_to(sys.executable)
     pool = make_pool(
@@ -217,3 +219,27 @@ def test_a_missing_interpreter_ends_the_map_at_once(tmp_path):
     assert str(interpreter) in message  # the job's stderr names it
     assert "call the same map" not in message
     wait_for(lambda: not [n for n in queued_job_names() if n.startswith("pppnopython")], 30)
+
+
+def test_a_node_with_another_python_ends_the_map_at_once(tmp_path, monkeypatch):
+    # Issue 16, item 4: the python_path passes the check on the submit host
+    # (skipped in this process), but the nodes' interpreter at that path is
+    # another Python: the worker's own check stops it before it unpickles.
+    skip_the_submitters_check(monkeypatch)
+    python = other_version_python(tmp_path)
+    pool = make_pool(
+        tmp_path,
+        python_path=python,
+        max_num_resubmissions=5,
+        job_name_prefix="pppotherpython",
+        missing_result_grace_period=3600,
+    )
+    with pytest.raises(pypoolparty.InterpreterMismatch) as raised:
+        pool.map(abs, range(4), chunksize=1)
+    message = str(raised.value)
+    assert f"{python!r} is Python {OTHER_VERSION} in job" in message
+    assert "No task ran" in message and "call the same map" not in message
+    events = session_events(tmp_path / "work")
+    assert len([e for e in events if e["event"] == "submitting"]) == 1  # never resubmitted
+    assert len([e for e in events if e["event"] == "job_failed"]) == 1
+    wait_for(lambda: not [n for n in queued_job_names() if n.startswith("pppotherpython")], 30)

@@ -19,6 +19,7 @@ from failing_maps import (
     map_arguments,
     running_jobs_logged,
 )
+from interpreters import OTHER_VERSION, other_version_python, skip_the_submitters_check
 from real_schedulers import REPO_DIR, require_scheduler
 from waiting import wait_for
 
@@ -345,9 +346,10 @@ def test_a_job_held_by_an_admin_is_cancelled_and_resubmitted(tmp_path, prefix):
 
 
 @pytest.mark.parametrize("pool_class", POOLS)
-def test_a_missing_interpreter_ends_the_map_at_once(pool_class, tmp_path, prefix):
+def test_a_missing_interpreter_ends_the_map_at_once(pool_class, tmp_path, prefix, monkeypatch):
     # Issue 17, item 4: the interpreter exists where the pool is made, not
     # where the jobs run; a resubmission would fail the same way.
+    skip_the_submitters_check(monkeypatch)
     interpreter = tmp_path / "python3"
     interpreter.symlink_to(sys.executable)
     pool = make_pool(
@@ -366,4 +368,31 @@ def test_a_missing_interpreter_ends_the_map_at_once(pool_class, tmp_path, prefix
     assert str(interpreter) in message  # the job's stderr names it
     assert "call the same map" not in message
     assert len(events(tmp_path, "submitting")) == 1
+    wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+
+
+@pytest.mark.parametrize("pool_class", POOLS)
+def test_a_node_with_another_python_ends_the_map_at_once(pool_class, tmp_path, prefix, monkeypatch):
+    # Issue 16, item 4: the python_path passes the check on the submit host
+    # (skipped in this process), but the nodes' interpreter at that path is
+    # another Python: the worker's own check stops it before it unpickles.
+    skip_the_submitters_check(monkeypatch)
+    python = other_version_python(tmp_path)
+    pool = make_pool(
+        pool_class,
+        tmp_path,
+        prefix,
+        python_path=python,
+        max_num_resubmissions=5,
+        missing_result_grace_period=3600,
+    )
+    with pytest.raises(pypoolparty.InterpreterMismatch) as raised:
+        pool.map(abs, range(4), chunksize=1)
+    message = str(raised.value)
+    assert f"{python!r} is Python {OTHER_VERSION} in job" in message
+    assert f"this process is Python {sys.version_info[0]}.{sys.version_info[1]}" in message
+    assert "No task ran" in message and "call the same map" not in message
+    assert len(events(tmp_path, "submitting")) == 1  # never resubmitted
+    (failed,) = events(tmp_path, "job_failed")
+    assert "interpreter mismatch" in failed["reason"]
     wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
