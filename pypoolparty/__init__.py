@@ -12,6 +12,7 @@ and ``pool.map(func, tasks)`` runs on the cluster.
 """
 
 from . import htcondor, local, sge, slurm, sun_grid_engine
+from .container import Container
 from .errors import (
     BadInput,
     Cancelled,
@@ -35,6 +36,7 @@ from .version import __version__
 __all__ = [
     "BadInput",
     "Cancelled",
+    "Container",
     "InterpreterMismatch",
     "JobCannotRun",
     "PendingTimeout",

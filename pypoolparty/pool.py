@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from typing import Any, Callable
 
 from . import checks, session
+from . import container as container_module
 from .async_result import AsyncResult
 from .background import Background
 from .commands import RetryPolicy
+from .container import Container
 from .environment import Selection
 from .errors import BadInput, InterpreterMismatch
 from .imap import DEFAULT_READ_AHEAD, IMapIterator
@@ -120,6 +122,16 @@ class Pool(abc.ABC):
         Seconds a job may wait for such a reason before the map ends with
         :class:`pypoolparty.PendingTimeout`, cancelling its jobs and keeping
         its finished work. ``None``: wait until someone fixes the cause.
+    container : pypoolparty.Container, optional
+        Run each job's worker inside this image, with the runtime it names
+        (Apptainer/Singularity ``exec``, Podman/Docker ``run``, Charliecloud
+        ``ch-run``): the session directory and this process's working
+        directory are mounted at the same paths, and the job starts in that
+        working directory. ``python_path`` then names the image's
+        interpreter (absolute, with cloudpickle), which need not exist on
+        this machine. ``multiprocessing`` has no equivalent. See
+        "Containers" in the docs. ``None``: the worker runs on the node
+        itself.
 
     Raises
     ------
@@ -159,14 +171,16 @@ class Pool(abc.ABC):
         max_result_size: int | None = None,
         pending_warning_after: float = 600.0,
         pending_timeout: float | None = None,
+        container: Container | None = None,
     ) -> None:
         if polling_interval is None:
             polling_interval = self.default_polling_interval
+        container = _valid_container(container, work_dir)
         self.settings = MapSettings(
             num_simultaneously_running_tasks=checks.optional_whole_number(
                 "num_simultaneously_running_tasks", num_simultaneously_running_tasks, 1
             ),
-            python_path=_valid_python_path(python_path),
+            python_path=_valid_python_path(python_path, in_image=container is not None),
             polling_interval=checks.positive_number("polling_interval", polling_interval),
             work_dir=None if work_dir is None else os.path.abspath(os.fspath(work_dir)),
             keep_work_dir=bool(keep_work_dir) or bool(reuse_results),
@@ -187,6 +201,7 @@ class Pool(abc.ABC):
             pending_timeout=None
             if pending_timeout is None
             else checks.non_negative_number("pending_timeout", pending_timeout),
+            container=container,
         )
         self.retry_policy = RetryPolicy(
             timeout=checks.positive_number("command_timeout", command_timeout),
@@ -489,7 +504,17 @@ def _valid_job_name_prefix(prefix: Any) -> str:
     return prefix
 
 
-def _valid_python_path(python_path: str | None) -> str:
+def _valid_container(value: object, work_dir: str | os.PathLike | None) -> Container | None:
+    """The ``container`` option, checked before anything is submitted: also
+    that the runtime can mount the work_dir and the working directory."""
+    container = container_module.for_pool(value)
+    if container is not None:
+        base = os.path.abspath(os.fspath(work_dir) if work_dir is not None else ".pypoolparty")
+        container_module.command(container, ["true"], [base], os.getcwd())
+    return container
+
+
+def _valid_python_path(python_path: str | None, in_image: bool = False) -> str:
     if python_path is None:
         if not sys.executable:
             raise BadInput(
@@ -503,6 +528,9 @@ def _valid_python_path(python_path: str | None) -> str:
             f"python_path must be an absolute path (the compute nodes' PATH may differ), "
             f"not {python_path!r}"
         )
+    if in_image:
+        # The image's interpreter: it need not exist on this machine.
+        return python_path
     if not os.path.isfile(python_path) or not os.access(python_path, os.X_OK):
         raise InterpreterMismatch(
             f"python_path {python_path!r} does not exist or is not executable on this host. "

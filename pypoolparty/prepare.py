@@ -252,6 +252,9 @@ def _prepare_session_dir(
     try:
         identity = "|".join(
             ["starmap" if star else "map", settings.python_path, repr(settings.environment)]
+            # Another image may give other results: not the same map. Absent
+            # without a container, so that earlier fingerprints still hold.
+            + ([settings.container.identity()] if settings.container is not None else [])
         )
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files

@@ -17,8 +17,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
+import os
 import shlex
 from collections.abc import Sequence
+
+from . import container as containers
 
 # Adapters raise it from here; it lives with the errors a map's caller sees.
 # Classifying failures: :class:`JobStatus` says whether a job failed
@@ -184,6 +187,14 @@ class WorkerCall:
     """The map's session directory, ``<work_dir>/map-<fingerprint>``: the
     worker reads its chunk from there and writes the outcome there."""
 
+    container: containers.Container | None = None
+    """The image the worker runs in, if any (the pool's ``container``)."""
+
+    working_dir: str = ""
+    """The submitting process's working directory (``os.getcwd()`` at
+    submission): with a container, mounted at the same path (as is the
+    work_dir) and the worker's working directory there."""
+
     def arguments(
         self,
         ichunk: int | str | None = None,
@@ -207,6 +218,22 @@ class WorkerCall:
             args += ["--ichunk-from-env", ichunk_from_env]
             if chunk_list_path is not None:
                 args += ["--chunk-list", chunk_list_path]
+        # -- containers: the one place the worker's command is wrapped ------
+        # Whatever starts the worker (today the interpreter, later a launcher
+        # that reads the environment file and runs the setup lines) runs
+        # inside the image; the runtime's own command line comes from
+        # pypoolparty.container.command.
+        if self.container is not None:
+            args = containers.command(
+                self.container,
+                args,
+                # The work_dir, not the session directory: a read-only image
+                # (Charliecloud's) needs a mount point per bind, made once.
+                binds=[os.path.dirname(self.session_dir)],
+                workdir=self.working_dir or self.session_dir,
+                environment=[ichunk_from_env] if ichunk_from_env else [],
+                user=(os.getuid(), os.getgid()),
+            )
         return args
 
     def shell_command(self, **kwargs) -> str:

@@ -527,6 +527,8 @@ class Session:
                 python_path=self.settings.python_path,
                 script_path=self.dir.worker_script_path,
                 session_dir=self.dir.path,
+                container=self.settings.container,
+                working_dir=os.getcwd(),
             ),
             directory=self.dir.submission_dir(name),
             num_simultaneously_running=self.settings.num_simultaneously_running_tasks,

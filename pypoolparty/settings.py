@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .container import Container
 from .environment import Selection
 
 
@@ -71,3 +72,7 @@ class MapSettings:
     pending_timeout: float | None = None
     """Seconds a job may wait for such a reason before the map ends with
     :class:`pypoolparty.PendingTimeout`; ``None``: wait for good."""
+
+    container: Container | None = None
+    """The image and runtime the worker runs in (checked and completed by
+    :func:`pypoolparty.container.for_pool`); ``None``: on the node itself."""

@@ -114,6 +114,10 @@ _SETUP = (
     "not supported: each job is a new process, maybe on another machine; call the "
     "setup at the start of the task function"
 )
+_CONTAINER = (
+    "pass container=pypoolparty.Container(IMAGE, RUNTIME), the RUNTIME one of "
+    "'apptainer', 'singularity', 'podman', 'docker', 'charliecloud'"
+)
 
 GUESSES: dict[str, Guess] = {
     # multiprocessing.Pool(processes, initializer, initargs, maxtasksperchild, context).
@@ -173,6 +177,12 @@ GUESSES: dict[str, Guess] = {
         "dask-jobqueue's directory for the jobs' logs",
         "pass work_dir='PATH'; the jobs' output is kept in its archives (stdout.zip, stderr.zip)",
     ),
+    # Other tools' names for an image to run the jobs in.
+    "image": Guess("an image to run the jobs in", _CONTAINER),
+    "container_image": Guess("HTCondor's and others' image to run the jobs in", _CONTAINER),
+    "singularity_image": Guess("an Apptainer/Singularity image for the jobs", _CONTAINER),
+    "apptainer_image": Guess("an Apptainer image for the jobs", _CONTAINER),
+    "docker_image": Guess("HTCondor's and HTMap's Docker image for the jobs", _CONTAINER),
     "python": Guess("dask-jobqueue's interpreter of the jobs", "pass python_path='PATH'"),
     "name": Guess("a job name", "pass job_name_prefix='NAME' (each map adds its own suffix)"),
     "job_name": Guess("a job name", "pass job_name_prefix='NAME' (each map adds its own suffix)"),

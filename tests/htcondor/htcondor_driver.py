@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 
+import pypoolparty
 import pypoolparty.htcondor
 
 
@@ -75,7 +76,16 @@ def other_python_on_the_nodes(work_dir: str, options: dict) -> list:
     return pool.map(square, range(4), chunksize=1)
 
 
+def where_am_i(x):
+    """What a task sees of the test's Charliecloud image (charliecloud_image.MARKER)."""
+    marker = "/etc/pypoolparty-test-image"
+    text = open(marker).read() if os.path.exists(marker) else None
+    return [x, text, os.environ.get("CH_RUNNING"), os.getcwd(), os.environ.get("USER")]
+
+
 def run(scenario: str, work_dir: str, options: dict) -> list:
+    if "container" in options:
+        options["container"] = pypoolparty.Container(**options["container"])
     if scenario == "other_python_on_the_nodes":
         return other_python_on_the_nodes(work_dir, options)
     pool = pypoolparty.htcondor.Pool(work_dir=work_dir, **options)
@@ -94,6 +104,8 @@ def run(scenario: str, work_dir: str, options: dict) -> list:
         return pool.map(sleep_long, range(4))
     if scenario == "say_squares":
         return pool.map(square_and_say_so, range(3), chunksize=1)
+    if scenario == "inside_image":
+        return pool.map(where_am_i, range(3), chunksize=1)
     if scenario == "one_task":
         return pool.map(square, [7])
     raise SystemExit(f"unknown scenario {scenario!r}")
