@@ -100,3 +100,30 @@ def _read(path: str) -> str:
             return file.read()
     except FileNotFoundError:
         return ""
+
+
+MAP_SCRIPT = """
+import importlib, sys
+sys.path.insert(0, {tests_dir!r})
+import killing_tasks
+
+module = importlib.import_module({pool_module!r})
+pool = module.Pool(**{options!r})
+tasks = [({marks!r}, x, {block_at!r}) for x in range({num_tasks})]
+print(pool.starmap(killing_tasks.blocking_task, tasks, chunksize={num_tasks}))
+"""
+
+
+def map_script(path, pool_module, options, marks, num_tasks, block_at) -> str:
+    """Write a script that maps :func:`blocking_task` on a pool; return its path."""
+    text = MAP_SCRIPT.format(
+        tests_dir=os.path.dirname(os.path.abspath(__file__)),
+        pool_module=pool_module,
+        options=options,
+        marks=str(marks),
+        num_tasks=num_tasks,
+        block_at=block_at,
+    )
+    with open(path, "w") as file:
+        file.write(text)
+    return str(path)

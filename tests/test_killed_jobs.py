@@ -15,6 +15,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,11 +25,12 @@ from killing_tasks import (
     counting_task,
     counts,
     kill_blocked,
+    map_script,
     open_gate,
     where_blocked,
 )
 
-from dummy_queues import POOL_KINDS, make_pool
+from dummy_queues import POOL_KINDS, POOLS, make_pool, pool_paths
 from pypoolparty import checkpoint
 from pypoolparty.inspection.sessions import only_session
 from pypoolparty.inspection.status import session_status
@@ -141,3 +144,32 @@ def test_checkpoints_do_nothing_outside_a_map(tmp_path):
     assert checkpoint.load(default="nothing saved") == "nothing saved"
     assert checkpoint.load() is None
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))
+def test_a_map_stopped_mid_chunk_continues_at_the_first_unfinished_task(pool_kind, dummy, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = dict(
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.05,
+        missing_result_grace_period=1.0,
+        **pool_paths(pool_kind),
+    )
+    script = map_script(tmp_path / "map.py", POOLS[pool_kind][0], options, marks, 5, 2)
+    first = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True)
+    try:
+        where_blocked(marks, 2)
+        # The map's process stops (SIGTERM): it cancels its jobs and keeps its work_dir.
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) != 0
+        status = session_status(only_session(str(tmp_path / "work")))
+        assert (status.tasks_by_state["done"], status.num_tasks_left) == (2, 3)
+    finally:
+        open_gate(marks, 2)
+    again = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert again.stdout.strip() == str([0, 10, 20, 30, 40])
+    assert counts(marks, range(5), "finished") == dict.fromkeys(range(5), 1)
+    assert counts(marks, range(5), "started") == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}

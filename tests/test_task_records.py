@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import cloudpickle
+import pytest
 from killing_tasks import blocking_task, counts, open_gate, where_blocked
 from test_worker import WORKER, outcome, prepare, run_worker
 from waiting import wait_for
@@ -123,3 +124,22 @@ def test_an_interrupted_run_does_not_hide_the_outcome_of_a_finished_one(tmp_path
     result = outcome(session, 0)
     assert result["interrupted"] is None
     assert [cloudpickle.loads(t["result"]) for t in result["tasks"]] == [0, 10, 20]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2])
+def test_a_warning_signal_stops_the_chunk_and_keeps_its_records(tmp_path, sig):
+    session = tmp_path / "session"
+    marks = tmp_path / "marks"
+    session.mkdir()
+    marks.mkdir()
+    prepare(str(session), blocking_task, [(str(marks), x, 2) for x in range(5)], 5, star=True)
+    process = start_worker(session)
+    where_blocked(marks, 2)
+    process.send_signal(sig)
+    assert process.wait(timeout=60) == 0
+    result = outcome(session, 0)
+    assert result["interrupted"] == {"signal": sig.name, "unfinished_tasks": 3}
+    assert [t["itask"] for t in result["tasks"]] == [0, 1]
+    # The next run reads these and starts at task 2.
+    (path,) = (session / "partial").iterdir()
+    assert [i for i, _ in task_records.decode(path.read_bytes())] == [0, 1]

@@ -12,11 +12,19 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from killing_tasks import blocking_task, counting_task, counts, open_gate, where_blocked
+from killing_tasks import (
+    blocking_task,
+    counting_task,
+    counts,
+    map_script,
+    open_gate,
+    where_blocked,
+)
 from real_schedulers import require_scheduler
 from waiting import wait_for
 
@@ -152,3 +160,34 @@ def test_a_checkpointing_task_killed_three_times_resumes_from_its_checkpoints(tm
     assert results == [sum(s * s for s in range(10))]
     expected = {f"step{s}": 2 if s in kill_at else 1 for s in range(10)}
     assert counts(marks, list(expected), "done") == expected
+
+
+def test_a_map_stopped_mid_chunk_continues_at_the_first_unfinished_task(tmp_path):
+    """The stopped map cancels its job; SLURM's SIGTERM makes the worker say
+    ``interrupted``, and the next call continues from the records."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = dict(
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.2,
+        missing_result_grace_period=2.0,
+        job_name_prefix=f"ppp{uuid.uuid4().hex[:8]}",
+        keep_work_dir=True,
+    )
+    script = map_script(tmp_path / "map.py", "pypoolparty.slurm.array", options, marks, 5, 2)
+    first = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True)
+    try:
+        where = where_blocked(marks, 2)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) != 0
+        wait_for(lambda: job_state(where["slurm_job_id"]) != "RUNNING", timeout=120)
+    finally:
+        open_gate(marks, 2)
+    again = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, timeout=600, check=True
+    )
+    assert again.stdout.strip() == str([0, 10, 20, 30, 40])
+    assert counts(marks, range(5), "finished") == dict.fromkeys(range(5), 1)
+    assert counts(marks, range(5), "started") == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1}
+    (interrupted,) = logged(tmp_path, "job_interrupted")
+    assert interrupted["signal"] == "SIGTERM"
