@@ -627,6 +627,7 @@ class WarningSignals:
     def __init__(self):
         self.received = None
         self.in_task = False
+        self.pid = os.getpid()
 
     def __enter__(self):
         for name in WARNING_SIGNALS:
@@ -637,6 +638,12 @@ class WarningSignals:
         return False
 
     def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            # A child a task forked (multiprocessing) inherits the handler:
+            # the signal does there what it would have done.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.received is None:
             self.received = signum
         if self.in_task:
