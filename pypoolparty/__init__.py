@@ -11,7 +11,7 @@ Replace ``multiprocessing.Pool()`` with one of
 and ``pool.map(func, tasks)`` runs on the cluster.
 """
 
-from . import htcondor, local, sge, slurm, sun_grid_engine
+from . import checkpoint, htcondor, local, sge, slurm, sun_grid_engine
 from .container import Container
 from .errors import (
     BadInput,
@@ -52,6 +52,7 @@ __all__ = [
     "Unpicklable",
     "WorkDirError",
     "__version__",
+    "checkpoint",
     "htcondor",
     "local",
     "sge",

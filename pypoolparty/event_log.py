@@ -36,6 +36,12 @@ The events and their fields besides ``time`` and ``event``:
                        ``reason``: a job failed for scheduler reasons;
                        with ``fix`` (what the user must change) when no
                        resubmission can cure it and the map ended there.
+``job_interrupted``    ``jobid``, ``ichunk``, ``signal``, ``unfinished_tasks``,
+                       ``interruptions`` (of the chunk in this call): the
+                       job was told to stop (SIGTERM, SIGUSR1, SIGUSR2) and
+                       said so in its outcome; its finished tasks are kept
+                       and the chunk is submitted again at once, not counted
+                       as a resubmission.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
 ``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),
@@ -75,6 +81,7 @@ SUBMITTED = "submitted"
 SUBMISSION_REJECTED = "submission_rejected"
 JOB_STATE = "job_state"
 JOB_FAILED = "job_failed"
+JOB_INTERRUPTED = "job_interrupted"
 CHUNK_DONE = "chunk_done"
 CHUNKS_WITHDRAWN = "chunks_withdrawn"
 SESSION_FINISHED = "session_finished"

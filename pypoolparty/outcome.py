@@ -23,6 +23,14 @@ by design) writes one outcome per chunk, a pickled dict of plain data::
                  ``cloudpickle`` None where it has none that imports,
                  ``cloudpickle_error`` and ``executable``). Not a chunk
                  that finished: see :func:`interpreter_mismatch`.
+    reused_tasks how many of ``tasks`` an earlier, killed run of the chunk
+                 had finished and recorded (see :mod:`pypoolparty.task_records`);
+                 0 if absent
+    interrupted  None, or the chunk did not finish because the job was told
+                 to stop (:func:`interruption`): a dict with ``signal``
+                 (e.g. ``SIGTERM``) and ``unfinished_tasks``; ``tasks`` then
+                 holds the tasks finished so far, which the next run of the
+                 chunk reads from their records
 
 An error is a dict::
 
@@ -95,6 +103,17 @@ def interpreter_mismatch(outcome: dict) -> dict | None:
     """
     mismatch = outcome.get("interpreter_mismatch")
     return mismatch if isinstance(mismatch, dict) else None
+
+
+def interruption(outcome: dict) -> dict | None:
+    """Why ``outcome``'s chunk stopped before its end, or None if it ran to its end.
+
+    An interrupted outcome (the job got SIGTERM, SIGUSR1 or SIGUSR2 from its
+    scheduler) is no result of the chunk: the chunk runs again, from its
+    first unfinished task.
+    """
+    interrupted = outcome.get("interrupted")
+    return interrupted if isinstance(interrupted, dict) else None
 
 
 def load_outcome(data: bytes) -> dict | None:

@@ -3,9 +3,11 @@
 Each poll, the outcome files the workers wrote (``outcomes/<ichunk>.pickle``)
 and the scheduler's stdout/stderr files of those jobs are added to
 ``results.zip``, ``exceptions.zip``, ``stdout.zip`` and ``stderr.zip``, and
-then deleted. So the number of files in the work_dir stays bounded by the
-number of running jobs, and a 100,000-task map leaves four archives, not
-400,000 files.
+then deleted, with the records of the chunks' finished tasks
+(:mod:`pypoolparty.task_records`). An interrupted outcome is no result: it is
+deleted, and its chunk's records stay for the run that continues it. So the
+number of files in the work_dir stays bounded by the number of running jobs,
+and a 100,000-task map leaves four archives, not 400,000 files.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import logging
 import os
 import pickle
 
-from . import archive, crash_points, work_dir
+from . import archive, crash_points, task_records, work_dir
 from .outcome import (
     TaskFailure,
     describe_failure,
     failed_tasks,
     interpreter_mismatch,
+    interruption,
     mark_unloadable_results,
 )
 from .scheduler import Job
@@ -39,6 +42,10 @@ class FoldedChunk:
     first_failure: TaskFailure | None
     outcome: dict
     """The worker's outcome of the chunk, for those who want results as they come."""
+    interrupted: dict | None = None
+    """Set if the job was told to stop before the chunk's end (see
+    :func:`pypoolparty.outcome.interruption`): the chunk is not done, its
+    finished tasks stay in their records, nothing is archived."""
 
     interpreter_mismatch: dict | None = None
     """The worker's versions were not the submitter's and it ran nothing
@@ -90,7 +97,15 @@ class Reducer:
                 continue
             mismatch = interpreter_mismatch(outcome)
             if mismatch is not None:
-                folded.append(FoldedChunk(ichunk, 0, None, outcome, mismatch))
+                folded.append(FoldedChunk(ichunk, 0, None, outcome, interpreter_mismatch=mismatch))
+                continue
+            if interruption(outcome) is not None:
+                # Not the chunk's outcome: the records of its finished tasks
+                # stay for the run that continues it.
+                _remove(path)
+                folded.append(
+                    FoldedChunk(ichunk, 0, None, outcome, interrupted=interruption(outcome))
+                )
                 continue
             if mark_unloadable_results(outcome):
                 # Archived as failed: a later call runs the chunk again, once
@@ -123,6 +138,11 @@ class Reducer:
         crash_points.reached("during_fold")
         for path in consumed:
             _remove(path)
+        # The outcomes hold these chunks' finished tasks now; their records
+        # would only pile up (the worker removes them too, unless killed).
+        task_records.remove(
+            self.session_dir.path, [f.ichunk for f in folded if f.interrupted is None]
+        )
         return folded
 
     def fold_failed_attempt(self, job: Job, attempt: int) -> str:
@@ -138,6 +158,7 @@ class Reducer:
     def discard_duplicate(self, ichunk: int) -> None:
         """A chunk that ran twice: its first outcome is archived, drop the second."""
         _remove(self.session_dir.outcome_path(ichunk))
+        task_records.remove(self.session_dir.path, [ichunk])
 
     def archived_chunks(self) -> set[int]:
         """Chunks whose tasks all succeeded and whose outcome is archived."""

@@ -53,6 +53,13 @@ from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
+MAX_INTERRUPTIONS_PER_CHUNK = 20
+"""Times one call of a map submits a chunk again after its job was told to
+stop (SIGTERM, SIGUSR1, SIGUSR2: preemption, a time limit's warning, an
+eviction). Such a stop is the cluster's doing and keeps the finished tasks,
+so it does not count against ``max_num_resubmissions``; this bound only
+stops a loop, e.g. a job that is signalled as soon as it starts."""
+
 
 def run_map(
     settings: MapSettings,
@@ -140,6 +147,11 @@ class Chunk:
     last_error: str = ""
     stderr_tail: str = ""
     adopted: bool = False
+    num_interruptions: int = 0
+    """Submissions that followed an interruption: not resubmissions."""
+    submitted_at: float = 0.0
+    """When this call submitted the current job (seconds since the epoch);
+    0 for an adopted job or none."""
 
 
 class Session:
@@ -268,8 +280,11 @@ class Session:
         except OSError as error:
             raise WorkDirError.from_os_error(self.dir.path, error) from error
         mismatched = [item for item in folded if item.interpreter_mismatch is not None]
+        interrupted = [
+            item for item in folded if item.interrupted is not None and self._of_current_job(item)
+        ]
         for item in folded:
-            if item.interpreter_mismatch is not None:
+            if item.interpreter_mismatch is not None or item.interrupted is not None:
                 continue
             self._mark_done(self.chunks[item.ichunk])
             self._record_failures(item.num_failed_tasks, item.first_failure)
@@ -282,6 +297,74 @@ class Session:
             self.reducer.discard_duplicate(item.ichunk)
         if mismatched and not before_submitting:
             self._wrong_interpreter(self.chunks[mismatched[0].ichunk], mismatched[0])
+        if interrupted:
+            self._requeue(interrupted)
+
+    def _of_current_job(self, item: FoldedChunk) -> bool:
+        """Whether an interrupted outcome comes from its chunk's current job.
+
+        A job this map cancelled (to resubmit it, say) may stop on the
+        scheduler's SIGTERM and write one after its successor was submitted;
+        that successor must not be cancelled in turn. A worker cannot start
+        before its job was submitted, so an outcome that started earlier is
+        from an older job (clocks of the nodes assumed roughly in step).
+        """
+        chunk = self.chunks[item.ichunk]
+        started = item.outcome.get("start")
+        if isinstance(started, (int, float)) and started < chunk.submitted_at:
+            logger.info("chunk %d: ignoring the stop of an earlier job", chunk.ichunk)
+            return False
+        return True
+
+    def _requeue(self, interrupted: list[FoldedChunk]) -> None:
+        """Submit again, at once, the chunks whose jobs stopped on a warning signal.
+
+        The worker recorded the finished tasks, so the new job starts at the
+        first unfinished one. Not a resubmission: the cluster stopped the
+        job (see :data:`MAX_INTERRUPTIONS_PER_CHUNK`).
+        """
+        chunks = []
+        in_queue = []
+        for item in interrupted:
+            chunk = self.chunks[item.ichunk]
+            chunk.num_interruptions += 1
+            if chunk.job is not None:
+                if chunk.status is not None and chunk.status.state != JobState.ENDED:
+                    in_queue.append(chunk.job)
+                self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+            signal_name = str(item.interrupted.get("signal", "?"))
+            self.log.write(
+                event_log.JOB_INTERRUPTED,
+                jobid=chunk.job.jobid if chunk.job is not None else "",
+                ichunk=chunk.ichunk,
+                signal=signal_name,
+                unfinished_tasks=item.interrupted.get("unfinished_tasks"),
+                interruptions=chunk.num_interruptions,
+            )
+            logger.info(
+                "job of chunk %d stopped on %s; submitting its %s unfinished task(s) again",
+                chunk.ichunk,
+                signal_name,
+                item.interrupted.get("unfinished_tasks", "?"),
+            )
+            chunks.append(chunk)
+        if in_queue:
+            self.scheduler.cancel(in_queue)
+        looping = [c for c in chunks if c.num_interruptions > MAX_INTERRUPTIONS_PER_CHUNK]
+        if looping:
+            raise ResubmissionsExhausted(self._interrupted_too_often_message(looping))
+        self._submit([c.ichunk for c in chunks])
+
+    def _interrupted_too_often_message(self, looping: list[Chunk]) -> str:
+        start, stop = self.bounds[looping[0].ichunk]
+        return (
+            f"{len(looping)} chunk(s) were stopped by a signal of the scheduler more than "
+            f"{MAX_INTERRUPTIONS_PER_CHUNK} times in this call, e.g. chunk {looping[0].ichunk} "
+            f"(tasks {start}..{stop - 1}); each time its finished tasks were kept. Something "
+            "stops these jobs as soon as they run (preemption, a drained node, a time limit "
+            "shorter than one task): look at the jobs' stderr in stderr.zip and the "
+            "scheduler's accounting."
+        )
 
     def _withdraw(self) -> None:
         """Cancel the jobs of chunks whose every task the caller took back.
@@ -506,6 +589,7 @@ class Session:
         )
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
+        submitted_at = time.time()
         try:
             jobs = self.scheduler.submit(submission)
         except SubmissionRejected:
@@ -515,7 +599,7 @@ class Session:
             self.log.write(event_log.SUBMISSION_REJECTED, submission=name)
             raise
         crash_points.reached("during_submit")
-        self._take_jobs(name, jobs)
+        self._take_jobs(name, jobs, submitted_at=submitted_at)
         self.submitting = None
         logger.info("submitted %d job(s) as %s", len(jobs), name)
 
@@ -534,8 +618,14 @@ class Session:
             num_simultaneously_running=self.settings.num_simultaneously_running_tasks,
         )
 
-    def _take_jobs(self, name: str, jobs: list[Job], adopted: bool = False) -> None:
-        """Make ``jobs`` the current jobs of their chunks, and log their ids."""
+    def _take_jobs(
+        self, name: str, jobs: list[Job], adopted: bool = False, submitted_at: float = 0.0
+    ) -> None:
+        """Make ``jobs`` the current jobs of their chunks, and log their ids.
+
+        ``submitted_at``: when the submission began; no worker of these jobs
+        started earlier.
+        """
         for job in jobs:
             chunk = self.chunks[job.ichunk]
             chunk.job = job
@@ -543,6 +633,7 @@ class Session:
             chunk.missing_since = None
             chunk.adopted = adopted
             chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
+            chunk.submitted_at = submitted_at
         self.log.write(
             event_log.SUBMITTED,
             submission=name,
@@ -575,7 +666,11 @@ class Session:
             logger.warning(
                 "job %s (chunk %d) failed: %s", chunk.job.jobid, chunk.ichunk, chunk.last_error
             )
-        exhausted = [c for c in failed if c.num_submissions > self.settings.max_num_resubmissions]
+        exhausted = [
+            c
+            for c in failed
+            if c.num_submissions - c.num_interruptions > self.settings.max_num_resubmissions
+        ]
         if exhausted:
             raise ResubmissionsExhausted(self._exhausted_message(exhausted))
         self._submit([c.ichunk for c in failed])
@@ -845,7 +940,9 @@ class Session:
             else:
                 key = by_state.get(chunk.status.state, "pending")
             counts[key] += stop - start
-        resubmissions = sum(max(0, c.num_submissions - 1) for c in self.chunks)
+        resubmissions = sum(
+            max(0, c.num_submissions - 1 - c.num_interruptions) for c in self.chunks
+        )
         return {
             **counts,
             "resubmissions": resubmissions,

@@ -28,6 +28,17 @@ writes one file, ``outcomes/<ichunk>.pickle``, atomically (write, then
 rename), holding every task's result or exception with its traceback, the
 host name, and start and end times.
 
+So that a killed job loses at most the task it was running, each task's
+entry is also appended, as soon as the task ends, to a records file of this
+run (``partial/<ichunk>.<run>.records``, format owned by
+``pypoolparty/task_records.py``); a later run of the chunk skips the tasks
+recorded there, and its outcome holds them. Around each task it tells
+``pypoolparty.checkpoint`` which task runs, and once the task is recorded it
+removes the task's checkpoint. SIGTERM, SIGUSR1 and SIGUSR2 (what schedulers
+send before a kill) stop the chunk: the running task is abandoned (its
+checkpoint stays), and the outcome says ``interrupted``, so the map runs the
+chunk again from its first unfinished task.
+
 Exit codes: 0 when the outcome was written (even if tasks raised), 1 when it
 could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
 "error".
@@ -35,6 +46,7 @@ could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
 
 import argparse
 import ast
+import contextlib
 import fnmatch
 import hashlib
 import importlib.util
@@ -44,12 +56,16 @@ import multiprocessing.process
 import os
 import pickle
 import runpy
+import secrets
+import signal
 import socket
+import struct
 import sys
 import time
 import traceback
 import types
 import zipfile
+import zlib
 
 OUTCOME_FORMAT = 1
 # The outcome's schema is documented in pypoolparty/outcome.py, which reads it.
@@ -71,7 +87,12 @@ def main(argv=None):
     enter_working_directory(config.get("working_directory"))
     main_module = import_main_module(config.get("main") or {})
     outcome = run_chunk(session_dir, ichunk, config, main_module)
-    write_outcome(session_dir, ichunk, outcome)
+    if outcome.get("interrupted"):
+        # The records stay for the run that continues the chunk.
+        write_outcome(session_dir, ichunk, outcome, replace=False)
+    else:
+        write_outcome(session_dir, ichunk, outcome)
+        remove_task_records(session_dir, ichunk)
     return 0
 
 
@@ -400,6 +421,8 @@ def run_chunk(session_dir, ichunk, config, main_module=None):
         "start": time.time(),
         "setup_error": None,
         "tasks": [],
+        "reused_tasks": 0,
+        "interrupted": None,
     }
     try:
         import cloudpickle
@@ -418,10 +441,33 @@ def run_chunk(session_dir, ichunk, config, main_module=None):
         return outcome
     star = bool(config.get("star"))
     max_result_size = config.get("max_result_size")
-    for offset, task in enumerate(tasks):
-        outcome["tasks"].append(
-            run_task(func, task, first_itask + offset, star, max_result_size, cloudpickle)
-        )
+    recorded = read_task_records(session_dir, ichunk)
+    writer = TaskRecordWriter(session_dir, ichunk)
+    running = RunningTask.install(session_dir)
+    with WarningSignals() as signals:
+        for offset, task in enumerate(tasks):
+            itask = first_itask + offset
+            if itask in recorded:
+                outcome["tasks"].append(recorded[itask])
+                outcome["reused_tasks"] += 1
+                remove_checkpoint(session_dir, itask)
+                continue
+            if signals.received is not None:
+                break
+            try:
+                with running.task(itask), signals.interruptible():
+                    record = run_task(func, task, itask, star, max_result_size, cloudpickle)
+            except Interrupted:
+                break
+            writer.append(record)
+            remove_checkpoint(session_dir, itask)
+            outcome["tasks"].append(record)
+        if signals.received is not None:
+            outcome["interrupted"] = {
+                "signal": signal.Signals(signals.received).name,
+                "unfinished_tasks": len(tasks) - len(outcome["tasks"]),
+            }
+    writer.close()
     outcome["end"] = time.time()
     return outcome
 
@@ -479,8 +525,13 @@ def describe_exception(error, kind="raised", message=None):
     }
 
 
-def write_outcome(session_dir, ichunk, outcome):
-    """Write atomically: a reader sees the whole file or none."""
+def write_outcome(session_dir, ichunk, outcome, replace=True):
+    """Write atomically: a reader sees the whole file or none.
+
+    With ``replace=False`` an outcome already there is left as it is: an
+    interrupted run must not hide the outcome of a run of the same chunk
+    that finished.
+    """
     directory = os.path.join(session_dir, "outcomes")
     final_path = os.path.join(directory, f"{ichunk}.pickle")
     temporary_path = os.path.join(
@@ -490,7 +541,206 @@ def write_outcome(session_dir, ichunk, outcome):
         pickle.dump(outcome, file, protocol=4)
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temporary_path, final_path)
+    if replace:
+        os.replace(temporary_path, final_path)
+        return
+    try:
+        os.link(temporary_path, final_path)
+    except FileExistsError:
+        pass
+    finally:
+        os.remove(temporary_path)
+
+
+# -- what survives a killed job -------------------------------------------------
+# The records format is owned by pypoolparty/task_records.py, the checkpoint
+# files and the running-task module by pypoolparty/checkpoint.py: these are
+# copies of what the worker needs, and must agree with them.
+
+RECORDS_DIRECTORY = "partial"
+RECORD_MAGIC = b"PPTR"
+RECORD_HEADER = struct.Struct(">4sQII")
+RECORD_FSYNC_INTERVAL = 1.0
+"""Seconds between forcing the records to disk. Each record is written with
+one ``write`` call at once, so a killed process loses none; only a crash of
+the node loses at most this much, and the checksum shows where."""
+CHECKPOINTS_DIRECTORY = "checkpoints"
+RUNNING_TASK_MODULE = "_pypoolparty_running_task"
+WARNING_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+
+def encode_task_record(itask, payload):
+    body = struct.pack(">QI", itask, len(payload)) + payload
+    return RECORD_MAGIC + body[:12] + struct.pack(">I", zlib.crc32(body)) + body[12:]
+
+
+def decode_task_records(data):
+    offset = 0
+    while offset + RECORD_HEADER.size <= len(data):
+        magic, itask, length, checksum = RECORD_HEADER.unpack_from(data, offset)
+        start = offset + RECORD_HEADER.size
+        payload = data[start : start + length]
+        if magic != RECORD_MAGIC or len(payload) != length:
+            return
+        if zlib.crc32(struct.pack(">QI", itask, length) + payload) != checksum:
+            return
+        yield itask, payload
+        offset = start + length
+
+
+def task_records_files(session_dir, ichunk):
+    directory = os.path.join(session_dir, RECORDS_DIRECTORY)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    prefix = f"{ichunk}."
+    return [
+        os.path.join(directory, name)
+        for name in names
+        if name.startswith(prefix) and name.endswith(".records")
+    ]
+
+
+def read_task_records(session_dir, ichunk):
+    """itask -> entry, of the tasks earlier runs of the chunk recorded."""
+    found = {}
+    for path in task_records_files(session_dir, ichunk):
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            continue
+        for itask, payload in decode_task_records(data):
+            if itask not in found:
+                try:
+                    found[itask] = pickle.loads(payload)
+                except Exception:
+                    continue  # the task runs again
+    return found
+
+
+def remove_task_records(session_dir, ichunk):
+    for path in task_records_files(session_dir, ichunk):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+class TaskRecordWriter:
+    """Appends this run's records to a file no other run writes."""
+
+    def __init__(self, session_dir, ichunk):
+        self.session_dir = session_dir
+        self.ichunk = ichunk
+        self.descriptor = None
+        self.last_sync = 0.0
+
+    def append(self, record):
+        if self.descriptor is None:
+            self.descriptor = self._open()
+        payload = pickle.dumps(record, protocol=4)
+        os.write(self.descriptor, encode_task_record(record["itask"], payload))
+        if time.monotonic() - self.last_sync >= RECORD_FSYNC_INTERVAL:
+            os.fsync(self.descriptor)
+            self.last_sync = time.monotonic()
+
+    def close(self):
+        if self.descriptor is not None:
+            os.fsync(self.descriptor)
+            os.close(self.descriptor)
+            self.descriptor = None
+
+    def _open(self):
+        directory = os.path.join(self.session_dir, RECORDS_DIRECTORY)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        host = socket.gethostname().replace(os.sep, "_") or "host"
+        name = f"{self.ichunk}.{host}.{os.getpid()}.{secrets.token_hex(4)}.records"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        return os.open(os.path.join(directory, name), flags, 0o600)
+
+
+def remove_checkpoint(session_dir, itask):
+    try:
+        os.remove(os.path.join(session_dir, CHECKPOINTS_DIRECTORY, f"{itask}.pickle"))
+    except FileNotFoundError:
+        pass
+
+
+class RunningTask:
+    """Tells ``pypoolparty.checkpoint`` which task runs, without importing it."""
+
+    def __init__(self, module):
+        self.module = module
+
+    @classmethod
+    def install(cls, session_dir):
+        module = types.ModuleType(RUNNING_TASK_MODULE)
+        module.session_dir = session_dir
+        module.itask = None
+        sys.modules[RUNNING_TASK_MODULE] = module
+        return cls(module)
+
+    @contextlib.contextmanager
+    def task(self, itask):
+        self.module.itask = itask
+        try:
+            yield
+        finally:
+            self.module.itask = None
+
+
+class Interrupted(BaseException):
+    """Raised inside the running task by a warning signal; never a task's own error."""
+
+
+class WarningSignals:
+    """SIGTERM, SIGUSR1 and SIGUSR2 stop the chunk, instead of killing the process.
+
+    Schedulers send them before a kill (a time limit, preemption, an
+    eviction, ``scancel``). Inside a task, the signal abandons it at once
+    (:class:`Interrupted`); between tasks, no further task starts. The
+    handlers stay after the tasks: a second signal while the outcome is
+    written must not kill the worker halfway (the scheduler's SIGKILL ends
+    it anyway).
+    """
+
+    def __init__(self):
+        self.received = None
+        self.in_task = False
+        self.pid = os.getpid()
+
+    def __enter__(self):
+        for name in WARNING_SIGNALS:
+            signal.signal(getattr(signal, name), self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            # A child a task forked (multiprocessing) inherits the handler:
+            # the signal does there what it would have done.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self.received is None:
+            self.received = signum
+        if self.in_task:
+            self.in_task = False
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        if self.received is not None:
+            raise Interrupted(self.received)
+        self.in_task = True
+        try:
+            yield
+        finally:
+            self.in_task = False
 
 
 if __name__ == "__main__":

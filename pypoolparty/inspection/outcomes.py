@@ -13,12 +13,17 @@ import os
 from collections.abc import Iterator
 
 from .. import archive
-from ..outcome import load_outcome
+from ..outcome import interruption, load_outcome
 from ..work_dir import FAILED_OUTCOME_MEMBER, OUTCOME_MEMBER, SessionInfo
 
 
 def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
-    """(ichunk, outcome) the workers wrote that the map has not folded into the archives yet."""
+    """(ichunk, outcome) the workers wrote that the map has not folded into the archives yet.
+
+    An interrupted outcome (:func:`pypoolparty.outcome.interruption`) is left
+    out: its chunk is not done, and its finished tasks are counted from their
+    records (:func:`pypoolparty.task_records.num_finished_tasks`).
+    """
     directory = session.dir.outcomes_dir
     try:
         names = os.listdir(directory)
@@ -34,7 +39,7 @@ def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
         except FileNotFoundError:
             continue  # folded away since the listing
         outcome = load_outcome(data)
-        if outcome is not None:
+        if outcome is not None and interruption(outcome) is None:
             yield int(match.group(1)), outcome
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-from .. import archive, event_log, work_dir
+from .. import archive, event_log, task_records, work_dir
 from ..outcome import failed_tasks
 from ..work_dir import SessionInfo
 from .chunk_states import (
@@ -95,7 +95,10 @@ def session_status(session: SessionInfo) -> SessionStatus:
     an outcome, so a map killed in between has done chunks the log does not
     name. The files are listed before the log is read: a chunk moves from
     ``outcomes/`` into ``results.zip`` and then into the log, so reading in
-    that order sees it in one place at least.
+    that order sees it in one place at least. Of a chunk not done, the tasks
+    its jobs recorded as finished (:mod:`pypoolparty.task_records`: a job
+    killed mid-chunk keeps them) count as done, the others in the chunk's
+    state.
 
     Parameters
     ----------
@@ -106,6 +109,7 @@ def session_status(session: SessionInfo) -> SessionStatus:
     -------
     SessionStatus
     """
+    partly_done = task_records.num_finished_tasks(session.dir.path)
     unfolded = dict(_unfolded_failed_counts(session))
     succeeded, failed_chunks = archived_chunks(session)
     ledger = ChunkLedger(session.num_chunks)
@@ -118,7 +122,7 @@ def session_status(session: SessionInfo) -> SessionStatus:
         ledger.mark_done(ichunk, count)
     for ichunk, count in unfolded.items():
         ledger.mark_done(ichunk, count)
-    return _summarize(session, ledger)
+    return _summarize(session, ledger, partly_done)
 
 
 def _unfolded_failed_counts(session: SessionInfo) -> Iterator[tuple[int, int]]:
@@ -143,12 +147,17 @@ def _count_archived_failures(session: SessionInfo, ichunks: list[int]) -> dict[i
     return {ichunk: max(1, count) for ichunk, count in counts.items()}
 
 
-def _summarize(session: SessionInfo, ledger: ChunkLedger) -> SessionStatus:
+def _summarize(
+    session: SessionInfo, ledger: ChunkLedger, partly_done: dict[int, int]
+) -> SessionStatus:
     chunks_by_state = dict.fromkeys(CHUNK_STATES, 0)
     tasks_by_state = dict.fromkeys(CHUNK_STATES, 0)
     for ichunk, state in enumerate(ledger.state):
         chunks_by_state[state] += 1
-        tasks_by_state[state] += len(session.tasks_of(ichunk))
+        num_tasks = len(session.tasks_of(ichunk))
+        finished = 0 if state == DONE else min(num_tasks, partly_done.get(ichunk, 0))
+        tasks_by_state[DONE] += finished
+        tasks_by_state[state] += num_tasks - finished
     done_failures = {i: n for i, n in ledger.failed_tasks.items() if ledger.state[i] == DONE}
     return SessionStatus(
         session=session,
