@@ -131,7 +131,7 @@ def incurable(scheduler_state: str, reason: str, fix: str) -> JobStatus:
     """
     if not fix:
         raise ValueError("an incurable failure needs a fix")
-    return JobStatus(JobState.ERROR, scheduler_state, reason, fix)
+    return JobStatus(JobState.ERROR, scheduler_state, reason, fix=fix)
 
 
 @dataclasses.dataclass(frozen=True)
