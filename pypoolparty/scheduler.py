@@ -20,6 +20,8 @@ import enum
 import shlex
 from collections.abc import Sequence
 
+from . import launcher
+
 # Adapters raise it from here; it lives with the errors a map's caller sees.
 # Classifying failures: :class:`JobStatus` says whether a job failed
 # (:attr:`JobState.ERROR`, handled at once) or just ended (the result file
@@ -178,17 +180,25 @@ class WorkerCall:
     """The map's session directory, ``<work_dir>/map-<fingerprint>``: the
     worker reads its chunk from there and writes the outcome there."""
 
+    launcher_path: str | None = None
+    """The session directory's ``launcher.sh``, which sets the exported
+    environment and runs the setup lines before it execs the worker (see
+    :mod:`pypoolparty.launcher`); ``None`` starts the interpreter directly
+    (a stand-in worker in adapter tests)."""
+
     def arguments(
         self,
         ichunk: int | str | None = None,
         ichunk_from_env: str | None = None,
         chunk_list_path: str | None = None,
     ) -> list[str]:
-        """Return the worker's command line as a list of arguments.
+        """Return the job's command line as a list of arguments.
 
         Give exactly one of ``ichunk`` (an int, or a scheduler macro such as
         ``$(ichunk)``) or ``ichunk_from_env``; ``chunk_list_path`` only with
-        ``ichunk_from_env``.
+        ``ichunk_from_env``. The command starts the launcher, which execs
+        ``python_path script_path session_dir`` and the chunk's options
+        (:func:`pypoolparty.launcher.job_command`).
         """
         if (ichunk is None) == (ichunk_from_env is None):
             raise ValueError("give exactly one of ichunk or ichunk_from_env")
@@ -201,7 +211,7 @@ class WorkerCall:
             args += ["--ichunk-from-env", ichunk_from_env]
             if chunk_list_path is not None:
                 args += ["--chunk-list", chunk_list_path]
-        return args
+        return launcher.job_command(self.launcher_path, args)
 
     def shell_command(self, **kwargs) -> str:
         """The same as :meth:`arguments`, quoted for a POSIX shell."""

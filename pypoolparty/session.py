@@ -26,6 +26,7 @@ import cloudpickle
 from . import (
     crash_points,
     event_log,
+    launcher,
     pending,
     prepare,
     progress,
@@ -45,7 +46,7 @@ from .errors import (
 )
 from .outcome import TaskFailure, exception_for, last_lines, task_values
 from .reducer import Reducer
-from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
+from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall, incurable
 from .settings import MapSettings
 from .withdrawal import Withdrawals
 
@@ -327,6 +328,8 @@ class Session:
         for chunk in live:
             status = statuses.get(chunk.job.jobid)
             self._note_status(chunk, status)
+            if status is None or status.state in (JobState.ERROR, JobState.ENDED):
+                self._check_setup(chunk)
             if status is not None and not status.curable:
                 if not self.reducer.has_outcome(chunk.ichunk):
                     self._cannot_run(chunk, status)
@@ -399,6 +402,35 @@ class Session:
             ]
         raise JobCannotRun("\n".join(lines))
 
+    def _check_setup(self, chunk: Chunk) -> None:
+        """End the map if ``chunk``'s job, which ended, failed in a setup line.
+
+        Raises
+        ------
+        JobCannotRun
+            The launcher left a setup failure: the line, its exit status and
+            the job's stderr. Every job would fail the same way.
+        """
+        if self.reducer.has_outcome(chunk.ichunk):
+            return
+        failure = launcher.read_setup_failure(self.dir, chunk.ichunk)
+        if failure is None:
+            return
+        launcher.forget_setup_failure(self.dir, chunk.ichunk)
+        setup = self.settings.setup
+        line = setup[failure.line - 1] if 0 < failure.line <= len(setup) else "?"
+        self._cannot_run(
+            chunk,
+            incurable(
+                "setup failed",
+                f"setup line {failure.line} ({line!r}) failed with exit status "
+                f"{failure.status} on host {failure.host}; the worker was not started",
+                "Fix that line of the setup option, or what it needs on the nodes "
+                "(its stderr is below). See 'Debugging a job that fails before the "
+                "worker starts' in docs/job_environment.rst.",
+            ),
+        )
+
     def _explain(self, job: Job) -> str:
         try:
             return self.scheduler.explain(job)
@@ -449,6 +481,8 @@ class Session:
             submission=name,
             chunks=event_log.consecutive_runs(sorted(ichunks)),
         )
+        # A setup failure left by an earlier job of these chunks is no news.
+        launcher.remove_setup_failures(self.dir, ichunks)
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
         try:
@@ -472,10 +506,17 @@ class Session:
                 python_path=self.settings.python_path,
                 script_path=self.dir.worker_script_path,
                 session_dir=self.dir.path,
+                launcher_path=self._launcher_path(),
             ),
             directory=self.dir.submission_dir(name),
             num_simultaneously_running=self.settings.num_simultaneously_running_tasks,
         )
+
+    def _launcher_path(self) -> str | None:
+        path = launcher.launcher_path(self.dir)
+        # A map prepared by a version without the launcher starts its worker
+        # directly, as it did then (its worker sets the environment itself).
+        return path if os.path.exists(path) else None
 
     def _take_jobs(self, name: str, jobs: list[Job], adopted: bool = False) -> None:
         """Make ``jobs`` the current jobs of their chunks, and log their ids."""

@@ -71,3 +71,7 @@ class MapSettings:
     pending_timeout: float | None = None
     """Seconds a job may wait for such a reason before the map ends with
     :class:`pypoolparty.PendingTimeout`; ``None``: wait for good."""
+
+    setup: tuple[str, ...] = ()
+    """Shell lines each job runs in order before the worker, under bash with
+    ``set -e`` (see :mod:`pypoolparty.launcher`)."""

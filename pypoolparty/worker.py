@@ -1,15 +1,18 @@
 """The worker: runs one chunk of tasks on a compute node.
 
 This file is copied into each map's session directory and started by the
-scheduler as ``python worker.py SESSION_DIR --ichunk N`` (or with
+job's launcher as ``python worker.py SESSION_DIR --ichunk N`` (or with
 ``--ichunk-from-env VAR [--chunk-list FILE]`` for array jobs). It needs only
 the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
 
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
 submitter's ``sys.path``, the result size limit, the file names of the
-pickled code, the submitting script), ``environment.json`` (the variables to
-set), ``function.pickle`` and its chunk in ``tasks.zip``.
+pickled code, the submitting script), ``function.pickle`` and its chunk in
+``tasks.zip``. Its environment is set before it starts: the job's launcher
+(``launcher.sh``, see pypoolparty/launcher.py) exports the submitter's
+variables and runs the setup lines, then execs this script, so that
+``LD_LIBRARY_PATH`` and ``PYTHONPATH`` act on the interpreter itself.
 
 As a :mod:`multiprocessing` worker, it makes the submitting script's objects
 available as ``__main__`` (and ``__mp_main__``) before the tasks run: see
@@ -27,7 +30,6 @@ could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
 
 import argparse
 import ast
-import fnmatch
 import hashlib
 import importlib.util
 import io
@@ -53,7 +55,6 @@ def main(argv=None):
     session_dir = args.session_dir
     ichunk = resolve_ichunk(args)
     config = read_json(os.path.join(session_dir, "worker_config.json"))
-    apply_environment(read_json(os.path.join(session_dir, "environment.json")))
     extend_sys_path(config.get("sys_path", []))
     enter_working_directory(config.get("working_directory"))
     main_module = import_main_module(config.get("main") or {})
@@ -94,15 +95,6 @@ def resolve_ichunk(args):
 def read_json(path):
     with open(path) as file:
         return json.load(file)
-
-
-def apply_environment(exported):
-    """Set the exported variables, but never those of this host or job."""
-    protected = exported.get("never_overwrite", [])
-    for name, value in exported.get("variables", {}).items():
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in protected):
-            continue
-        os.environ[name] = value
 
 
 def extend_sys_path(submitter_sys_path):
