@@ -2,8 +2,11 @@
 
 The submitting process's environment is exported to a private file in the
 work_dir (0600), never into a job script, a scheduler argument or a log,
-because it may hold secrets. The worker applies it itself, so what a job sees
-does not depend on how a site configured its scheduler.
+because it may hold secrets. The job's launcher exports it before the
+worker's interpreter starts (see :mod:`pypoolparty.launcher`, which writes
+the file), so what a job sees does not depend on how a site configured its
+scheduler, and ``LD_LIBRARY_PATH`` or ``PYTHONPATH`` act as under
+:mod:`multiprocessing`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import os
 
 # Variables that describe the submit host or the job that runs the worker.
 # Copying them from the submit host would lie to the job (or break it), so
-# they are never exported by default and never overwritten on the worker.
+# they are never exported by default and never overwritten in the job (the
+# launcher leaves them out whatever the selection). docs/job_environment.rst
+# lists them.
 HOST_AND_JOB_PATTERNS: tuple[str, ...] = (
     "SLURM_*",
     "SLURMD_*",

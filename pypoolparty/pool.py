@@ -17,10 +17,10 @@ import re
 import sys
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
-from . import checks, session
+from . import checks, launcher, session
 from . import container as container_module
 from .async_result import AsyncResult
 from .background import Background
@@ -102,8 +102,20 @@ class Pool(abc.ABC):
         Which environment variables of this process the worker sets:
         ``"default"`` (all but those that belong to this host or job, such as
         ``SLURM_*``, ``HOSTNAME``, ``TMPDIR``), ``"all"``, ``"none"``, or a
-        list of names. The values are kept in a private file in the work_dir,
-        never in a script or a log.
+        list of names. They are set before the worker's interpreter starts
+        (so ``LD_LIBRARY_PATH``, ``PATH`` and ``PYTHONPATH`` act on it), from
+        a private file in the work_dir, never from a script, a command line
+        or a log. See docs/job_environment.rst.
+    setup : list of str
+        Shell lines each job runs in order before the worker, e.g.
+        ``["module load gcc/12", "source ~/venv/bin/activate"]``: under
+        ``/bin/bash``, in the shell that then starts the worker (so what they
+        export or activate is in force), after the exported environment, with
+        ``set -e``. A line that fails ends the map with
+        :class:`pypoolparty.JobCannotRun` naming the line and showing the
+        job's stderr; it is not resubmitted. The lines are stored in the
+        work_dir (``setup.sh``): put secrets in the environment, not here.
+        See docs/job_environment.rst.
     job_name_prefix : str
         Start of the scheduler's job names, to recognise them in the queue.
     max_result_size : int, optional
@@ -167,6 +179,7 @@ class Pool(abc.ABC):
         outage_timeout: float = 3600.0,
         missing_result_grace_period: float = 30.0,
         environment: str | list[str] = "default",
+        setup: Sequence[str] = (),
         job_name_prefix: str = "ppp",
         max_result_size: int | None = None,
         pending_warning_after: float = 600.0,
@@ -202,6 +215,7 @@ class Pool(abc.ABC):
             if pending_timeout is None
             else checks.non_negative_number("pending_timeout", pending_timeout),
             container=container,
+            setup=launcher.checked_setup(setup),
         )
         self.retry_policy = RetryPolicy(
             timeout=checks.positive_number("command_timeout", command_timeout),

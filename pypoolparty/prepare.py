@@ -18,9 +18,11 @@ tasks, the chunking, and map versus starmap. Its session directory is
   continued: :class:`pypoolparty.WorkDirError` says so before anything is
   submitted, as this scheduler can neither see nor cancel that one's jobs.
 
-A new directory holds everything the worker reads: the function, the tasks,
-the worker script, ``worker_config.json`` and ``environment.json``. This
-module is the one writer of those files.
+A new directory holds everything the job reads: the function, the tasks,
+the worker script, ``worker_config.json``, and the launcher with the
+exported variables and the setup lines (``launcher.sh``, ``environment.sh``,
+``setup.sh``, whose formats :mod:`pypoolparty.launcher` owns). This module
+is the one writer of those files.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Callable
 
-from . import chunking, environment, event_log, interpreter, serialization, work_dir
+from . import chunking, environment, event_log, interpreter, launcher, serialization, work_dir
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -118,7 +120,10 @@ def session_dir(
     code_files = serialization.CodeFiles()
     function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
-    interpreter.check(settings.python_path)
+    if settings.container is None:
+        # In a container, python_path names the image's interpreter, which
+        # this host cannot run: the worker's own check decides in the job.
+        interpreter.check(settings.python_path)
     if chunksize is None:
         parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
         chunksize = chunking.default_chunksize(len(tasks), parallelism)
@@ -255,6 +260,8 @@ def _prepare_session_dir(
             # Another image may give other results: not the same map. Absent
             # without a container, so that earlier fingerprints still hold.
             + ([settings.container.identity()] if settings.container is not None else [])
+            # What the job runs before the worker; no setup keeps the fingerprints of before.
+            + ([repr(settings.setup)] if settings.setup else [])
         )
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
@@ -317,7 +324,8 @@ def _write_session_files(
     star: bool,
     code_files: serialization.CodeFiles,
 ) -> None:
-    """What the worker reads besides the tasks (see :mod:`pypoolparty.worker`)."""
+    """What the job reads besides the tasks (see :mod:`pypoolparty.launcher`,
+    :mod:`pypoolparty.worker`)."""
     work_dir.write_private(session_dir.function_path, function_bytes)
     with open(WORKER_SCRIPT_SOURCE, "rb") as file:
         work_dir.write_private(session_dir.worker_script_path, file.read())
@@ -333,13 +341,14 @@ def _write_session_files(
             "main": _main_module(),
         },
     )
-    work_dir.write_json(
-        session_dir.environment_path,
-        {
-            "variables": environment.export(settings.environment),
-            "never_overwrite": list(environment.HOST_AND_JOB_PATTERNS),
-        },
+    left_out = launcher.write_files(
+        session_dir, environment.export(settings.environment), settings.setup
     )
+    if left_out:
+        logger.warning(
+            "environment variables no shell can set are not exported to the jobs: %s",
+            ", ".join(left_out),
+        )
 
 
 def _main_module() -> dict:

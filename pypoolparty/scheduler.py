@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Sequence
 
 from . import container as containers
+from . import launcher
 
 # Adapters raise it from here; it lives with the errors a map's caller sees.
 # Classifying failures: :class:`JobStatus` says whether a job failed
@@ -195,17 +196,25 @@ class WorkerCall:
     submission): with a container, mounted at the same path (as is the
     work_dir) and the worker's working directory there."""
 
+    launcher_path: str | None = None
+    """The session directory's ``launcher.sh``, which sets the exported
+    environment and runs the setup lines before it execs the worker (see
+    :mod:`pypoolparty.launcher`); ``None`` starts the interpreter directly
+    (a stand-in worker in adapter tests)."""
+
     def arguments(
         self,
         ichunk: int | str | None = None,
         ichunk_from_env: str | None = None,
         chunk_list_path: str | None = None,
     ) -> list[str]:
-        """Return the worker's command line as a list of arguments.
+        """Return the job's command line as a list of arguments.
 
         Give exactly one of ``ichunk`` (an int, or a scheduler macro such as
         ``$(ichunk)``) or ``ichunk_from_env``; ``chunk_list_path`` only with
-        ``ichunk_from_env``.
+        ``ichunk_from_env``. The command starts the launcher, which execs
+        ``python_path script_path session_dir`` and the chunk's options
+        (:func:`pypoolparty.launcher.job_command`).
         """
         if (ichunk is None) == (ichunk_from_env is None):
             raise ValueError("give exactly one of ichunk or ichunk_from_env")
@@ -219,10 +228,10 @@ class WorkerCall:
             if chunk_list_path is not None:
                 args += ["--chunk-list", chunk_list_path]
         # -- containers: the one place the worker's command is wrapped ------
-        # Whatever starts the worker (today the interpreter, later a launcher
-        # that reads the environment file and runs the setup lines) runs
-        # inside the image; the runtime's own command line comes from
+        # The launcher (the exported variables, the setup lines) runs inside
+        # the image too; the runtime's own command line comes from
         # pypoolparty.container.command.
+        args = launcher.job_command(self.launcher_path, args)
         if self.container is not None:
             args = containers.command(
                 self.container,

@@ -27,6 +27,7 @@ from . import (
     crash_points,
     event_log,
     interpreter,
+    launcher,
     pending,
     prepare,
     progress,
@@ -47,7 +48,7 @@ from .errors import (
 )
 from .outcome import TaskFailure, exception_for, last_lines, task_values
 from .reducer import FoldedChunk, Reducer
-from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall
+from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall, incurable
 from .settings import MapSettings
 from .withdrawal import Withdrawals
 
@@ -427,6 +428,8 @@ class Session:
         for chunk in live:
             status = statuses.get(chunk.job.jobid)
             self._note_status(chunk, status)
+            if status is None or status.state in (JobState.ERROR, JobState.ENDED):
+                self._check_setup(chunk)
             if status is not None and not status.curable:
                 if not self.reducer.has_outcome(chunk.ichunk):
                     self._cannot_run(chunk, status)
@@ -537,6 +540,35 @@ class Session:
             f"{message}\nNo task ran, and a resubmission would fail the same way, so none was made."
         )
 
+    def _check_setup(self, chunk: Chunk) -> None:
+        """End the map if ``chunk``'s job, which ended, failed in a setup line.
+
+        Raises
+        ------
+        JobCannotRun
+            The launcher left a setup failure: the line, its exit status and
+            the job's stderr. Every job would fail the same way.
+        """
+        if self.reducer.has_outcome(chunk.ichunk):
+            return
+        failure = launcher.read_setup_failure(self.dir, chunk.ichunk)
+        if failure is None:
+            return
+        launcher.forget_setup_failure(self.dir, chunk.ichunk)
+        setup = self.settings.setup
+        line = setup[failure.line - 1] if 0 < failure.line <= len(setup) else "?"
+        self._cannot_run(
+            chunk,
+            incurable(
+                "setup failed",
+                f"setup line {failure.line} ({line!r}) failed with exit status "
+                f"{failure.status} on host {failure.host}; the worker was not started",
+                "Fix that line of the setup option, or what it needs on the nodes "
+                "(its stderr is below). See 'Debugging a job that fails before the "
+                "worker starts' in docs/job_environment.rst.",
+            ),
+        )
+
     def _explain(self, job: Job) -> str:
         try:
             return self.scheduler.explain(job)
@@ -587,6 +619,8 @@ class Session:
             submission=name,
             chunks=event_log.consecutive_runs(sorted(ichunks)),
         )
+        # A setup failure left by an earlier job of these chunks is no news.
+        launcher.remove_setup_failures(self.dir, ichunks)
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
         submitted_at = time.time()
@@ -613,10 +647,17 @@ class Session:
                 session_dir=self.dir.path,
                 container=self.settings.container,
                 working_dir=os.getcwd(),
+                launcher_path=self._launcher_path(),
             ),
             directory=self.dir.submission_dir(name),
             num_simultaneously_running=self.settings.num_simultaneously_running_tasks,
         )
+
+    def _launcher_path(self) -> str | None:
+        path = launcher.launcher_path(self.dir)
+        # A map prepared by a version without the launcher starts its worker
+        # directly, as it did then (its worker sets the environment itself).
+        return path if os.path.exists(path) else None
 
     def _take_jobs(
         self, name: str, jobs: list[Job], adopted: bool = False, submitted_at: float = 0.0

@@ -76,3 +76,7 @@ class MapSettings:
     container: Container | None = None
     """The image and runtime the worker runs in (checked and completed by
     :func:`pypoolparty.container.for_pool`); ``None``: on the node itself."""
+
+    setup: tuple[str, ...] = ()
+    """Shell lines each job runs in order before the worker, under bash with
+    ``set -e`` (see :mod:`pypoolparty.launcher`)."""

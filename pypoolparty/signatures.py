@@ -112,7 +112,8 @@ _THROTTLE = (
 )
 _SETUP = (
     "not supported: each job is a new process, maybe on another machine; call the "
-    "setup at the start of the task function"
+    "setup at the start of the task function (shell commands such as module load or "
+    "source venv/bin/activate go in setup=[...])"
 )
 _CONTAINER = (
     "pass container=pypoolparty.Container(IMAGE, RUNTIME), the RUNTIME one of "
@@ -184,6 +185,13 @@ GUESSES: dict[str, Guess] = {
     "apptainer_image": Guess("an Apptainer image for the jobs", _CONTAINER),
     "docker_image": Guess("HTCondor's and HTMap's Docker image for the jobs", _CONTAINER),
     "python": Guess("dask-jobqueue's interpreter of the jobs", "pass python_path='PATH'"),
+    "job_script_prologue": Guess(
+        "dask-jobqueue's shell lines before the worker starts", Alias("setup")
+    ),
+    "env_extra": Guess("dask-jobqueue's shell lines before the worker starts", Alias("setup")),
+    "env_script": Guess(
+        "b2luigi's script sourced before the job", "pass setup=['source PATH/TO/SCRIPT']"
+    ),
     "name": Guess("a job name", "pass job_name_prefix='NAME' (each map adds its own suffix)"),
     "job_name": Guess("a job name", "pass job_name_prefix='NAME' (each map adds its own suffix)"),
 }

@@ -10,9 +10,13 @@ Layout of one map's session directory (all 0700 directories, 0600 files)::
         tasks.zip           one member per chunk: (first task index, tasks)
         worker.py           the worker script (standard library + cloudpickle)
         worker_config.json  map or starmap, the submitter's sys.path, limits
-        environment.json    the exported variables (never logged)
+        launcher.sh         starts the job: exports environment.sh, runs setup.sh, execs
+                            the worker (formats: :mod:`pypoolparty.launcher`)
+        environment.sh      the exported variables (never logged)
+        setup.sh            the setup lines
         outcomes/           <ichunk>.pickle written by workers, folded away
-                            (see :mod:`pypoolparty.outcome`)
+                            (see :mod:`pypoolparty.outcome`); <ichunk>.setup-failed
+                            written by the launcher when a setup line failed
         scheduler/          job scripts and the scheduler's stdout/stderr
         results.zip         <ichunk>.pickle           outcome of a chunk whose tasks all
                                                       succeeded (its name in outcomes/ too)
@@ -33,7 +37,8 @@ what the members of the archives are called (the ``*_MEMBER`` patterns and
 that reads them alike. The other formats have owners of their own:
 :mod:`pypoolparty.event_log` (``log.jsonl``), :mod:`pypoolparty.archive`
 (the zip files), :mod:`pypoolparty.outcome` (the outcomes and
-``exceptions.zip``'s text).
+``exceptions.zip``'s text), :mod:`pypoolparty.launcher` (the launcher, the
+files it reads and its ``.setup-failed`` files).
 """
 
 from __future__ import annotations
@@ -235,10 +240,6 @@ class SessionDir:
     @property
     def worker_config_path(self) -> str:
         return self.join("worker_config.json")
-
-    @property
-    def environment_path(self) -> str:
-        return self.join("environment.json")
 
     @property
     def outcomes_dir(self) -> str:

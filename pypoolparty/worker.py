@@ -1,7 +1,7 @@
 """The worker: runs one chunk of tasks on a compute node.
 
 This file is copied into each map's session directory and started by the
-scheduler as ``python worker.py SESSION_DIR --ichunk N`` (or with
+job's launcher as ``python worker.py SESSION_DIR --ichunk N`` (or with
 ``--ichunk-from-env VAR [--chunk-list FILE]`` for array jobs). It needs only
 the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
@@ -9,8 +9,11 @@ the compute node may not have it.
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
 submitter's Python and cloudpickle versions and ``sys.path``, the result size
 limit, the file names of the pickled code, the submitting script),
-``environment.json`` (the variables to set), ``function.pickle`` and its chunk
-in ``tasks.zip``.
+``function.pickle`` and its chunk in ``tasks.zip``. Its environment is set
+before it starts: the job's launcher (``launcher.sh``, see
+pypoolparty/launcher.py) exports the submitter's variables and runs the setup
+lines, then execs this script, so that ``LD_LIBRARY_PATH`` and ``PYTHONPATH``
+act on the interpreter itself.
 
 First of all it checks that its own Python version (major.minor) and
 cloudpickle version are the submitter's (:func:`interpreter_versions`):
@@ -47,7 +50,6 @@ could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
 import argparse
 import ast
 import contextlib
-import fnmatch
 import hashlib
 import importlib.util
 import io
@@ -83,7 +85,6 @@ def main(argv=None):
     if expected and not same_versions(expected, found):
         write_outcome(session_dir, ichunk, mismatch_outcome(ichunk, expected, found))
         return 0
-    apply_environment(read_json(os.path.join(session_dir, "environment.json")))
     enter_working_directory(config.get("working_directory"))
     main_module = import_main_module(config.get("main") or {})
     outcome = run_chunk(session_dir, ichunk, config, main_module)
@@ -128,15 +129,6 @@ def resolve_ichunk(args):
 def read_json(path):
     with open(path) as file:
         return json.load(file)
-
-
-def apply_environment(exported):
-    """Set the exported variables, but never those of this host or job."""
-    protected = exported.get("never_overwrite", [])
-    for name, value in exported.get("variables", {}).items():
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in protected):
-            continue
-        os.environ[name] = value
 
 
 # -- the interpreter check ------------------------------------------------------

@@ -74,7 +74,7 @@ def snapshot(directory) -> dict:
 def failed_map(tmp_path_factory) -> str:
     """A kept work_dir of a finished map in which two tasks raised."""
     work_dir = str(tmp_path_factory.mktemp("failed") / "work")
-    os.environ[SECRET_NAME] = SECRET_VALUE  # exported into the work_dir's environment.json
+    os.environ[SECRET_NAME] = SECRET_VALUE  # exported into the work_dir's environment.sh
     try:
         pool = pypoolparty.local.Pool(2, work_dir=work_dir, keep_work_dir=True)
         with pytest.raises(ValueError, match="bad task 4"):
@@ -552,7 +552,7 @@ def cut_central_directory(path: str) -> None:
 
 def test_commands_write_nothing_and_never_print_the_environment(failed_map, tmp_path):
     session_dir = session_dir_of(failed_map)
-    with open(os.path.join(session_dir, "environment.json")) as file:
+    with open(os.path.join(session_dir, "environment.sh")) as file:
         exported = SECRET_VALUE in file.read()
     assert exported, "the secret was not exported, so this test would prove nothing"
     before = snapshot(failed_map)

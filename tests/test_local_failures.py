@@ -439,5 +439,7 @@ def test_a_python_path_the_worker_cannot_execute_ends_with_a_clear_error(tmp_pat
         1, python_path=str(python), work_dir=str(tmp_path / "work"), max_num_resubmissions=1
     )
     python.chmod(0o644)  # as if the compute nodes could not execute it
-    with pytest.raises(pypoolparty.ResubmissionsExhausted, match="cannot start the worker"):
+    with pytest.raises(pypoolparty.JobCannotRun, match="exit code 126") as info:
         pool.map(abs, [1])
+    assert "could not run the interpreter" in str(info.value)
+    assert f"{python}: Permission denied" in str(info.value)  # the job's stderr

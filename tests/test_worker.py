@@ -14,7 +14,7 @@ from pypoolparty import chunking, serialization, worker
 WORKER = worker.__file__
 
 
-def prepare(session_dir, func, tasks, chunksize, star=False, variables=None, protected=()):
+def prepare(session_dir, func, tasks, chunksize, star=False):
     os.makedirs(os.path.join(session_dir, "outcomes"))
     function_bytes = serialization.pickle_function(func)
     with open(os.path.join(session_dir, "function.pickle"), "wb") as file:
@@ -25,8 +25,6 @@ def prepare(session_dir, func, tasks, chunksize, star=False, variables=None, pro
     )
     with open(os.path.join(session_dir, "worker_config.json"), "w") as file:
         json.dump({"star": star, "sys_path": sys.path, "max_result_size": 1000}, file)
-    with open(os.path.join(session_dir, "environment.json"), "w") as file:
-        json.dump({"variables": variables or {}, "never_overwrite": list(protected)}, file)
 
 
 def run_worker(session_dir, *arguments, env=None):
@@ -96,25 +94,6 @@ def test_a_result_larger_than_the_limit_is_an_error(tmp_path):
     small, large = outcome(tmp_path, 0)["tasks"]
     assert cloudpickle.loads(small["result"]) == b"x" * 10
     assert large["error"]["kind"] == "result_too_large"
-
-
-def read_environment(name):
-    return os.environ.get(name)
-
-
-def test_sets_exported_variables_but_never_the_jobs_own(tmp_path):
-    prepare(
-        tmp_path,
-        read_environment,
-        ["MY_SETTING", "SLURM_JOB_ID"],
-        chunksize=2,
-        variables={"MY_SETTING": "from submitter", "SLURM_JOB_ID": "submit-host-job"},
-        protected=["SLURM_*"],
-    )
-    env = dict(os.environ, SLURM_JOB_ID="1234")
-    run_worker(tmp_path, "--ichunk", "0", env=env)
-    results = [cloudpickle.loads(t["result"]) for t in outcome(tmp_path, 0)["tasks"]]
-    assert results == ["from submitter", "1234"]
 
 
 def test_a_function_that_cannot_be_loaded_is_reported_with_the_workers_own_error(

@@ -24,6 +24,11 @@ _INTERPRETER_FIX = (
     "the execute nodes and that the job's user may run (condor_q -af Owner shows "
     "who that is; HTCondor never runs a job as root)."
 )
+_LAUNCHER_FIX = (
+    "The job's launcher could not run the interpreter (exit code 127: not found, "
+    "126: not executable): pass a python_path that exists on the execute nodes and "
+    "that the job's user may run; the job's standard error names the path."
+)
 INCURABLE_HOLD_CODES = {
     6: _INTERPRETER_FIX,  # FailedToCreateProcess
     7: _WORK_DIR_FIX,  # UnableToOpenOutput
@@ -158,7 +163,9 @@ def status_after_event(
 
     A proc that terminated with exit code 0 has ended (its result file
     decides); with another exit code or a signal it failed, which the
-    session handles at once. ``user`` as in :func:`held_status`.
+    session handles at once: resubmitted, but for 126 and 127, the
+    launcher's "cannot run the interpreter", which no resubmission cures.
+    ``user`` as in :func:`held_status`.
     """
     name = f"event {event.code:03d}"
     code = event.code
@@ -173,6 +180,9 @@ def status_after_event(
         termination = eventlog.termination_of(event)
         if termination == "exit code 0" or termination == eventlog.UNKNOWN_TERMINATION:
             return JobStatus(JobState.ENDED, f"{name} (terminated)", termination)
+        if termination in ("exit code 126", "exit code 127"):
+            # The launcher execs the interpreter: it is missing or not executable.
+            return incurable(f"{name} (terminated)", termination, _LAUNCHER_FIX)
         return failed(f"{name} (terminated)", termination)
     if code == eventlog.HELD:
         hold = eventlog.hold_of(event)

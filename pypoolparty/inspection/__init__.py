@@ -6,7 +6,7 @@ line still being written, an archive may be in the middle of an append, an
 outcome may be folded away between listing and opening it. Every reader
 tolerates that and reports what was there at the moment it looked.
 
-It never opens ``environment.json`` (values of the user's environment), and it
+It never opens ``environment.sh`` (values of the user's environment), and it
 unpickles plain data only: pickles are code, and looking at a work_dir must
 not run any.
 

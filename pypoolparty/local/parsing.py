@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 
+from ..scheduler import JobStatus, failed, incurable
+
 JOB_NAME_VARIABLE = "PYPOOLPARTY_JOB_NAME"
 """Set in each worker's environment to its submission's job name."""
 
@@ -44,3 +46,22 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+INTERPRETER_FIX = (
+    "The job's launcher could not run the interpreter (exit code 127: not found, "
+    "126: not executable): pass a python_path that exists and is executable; the "
+    "job's standard error names the path."
+)
+
+
+def failed_status(code: int, reason: str) -> JobStatus:
+    """A worker that ended with exit status ``code`` (not 0), in words ``reason``.
+
+    The launcher ``exec``\\ s the interpreter, so its 127 (not found) or 126
+    (not executable) means the ``python_path`` cannot be run: no resubmission
+    cures that, as on SLURM and Grid Engine. Any other code may be cured.
+    """
+    if code in (126, 127):
+        return incurable("failed", reason, INTERPRETER_FIX)
+    return failed("failed", reason)

@@ -122,7 +122,7 @@ class LocalScheduler(Scheduler):
             if code == 0:
                 return JobStatus(JobState.ENDED, "exited", "exit code 0")
             reason = self._start_errors.get(job.jobid) or parsing.describe_exit(code)
-            return JobStatus(JobState.ERROR, "failed", reason)
+            return parsing.failed_status(code, reason)
         return None
 
     def _start_queued(self) -> None:

@@ -32,7 +32,7 @@ import sys
 import time
 
 ACTIONS = ("die_early", "half_written", "truncated", "late", "duplicate")
-WORKER_INPUTS = ("worker_config.json", "environment.json", "function.pickle", "tasks.zip")
+WORKER_INPUTS = ("worker_config.json", "function.pickle", "tasks.zip")
 
 
 def main(argv):

@@ -115,16 +115,21 @@ def test_failing_hanging_and_garbled_commands_do_not_end_the_map(dummy_htcondor,
     assert state["faults_used"]["hang_commands"]["condor_q"] == 1
 
 
-def test_a_submission_condor_submit_refuses_is_a_clear_error(dummy_htcondor, tmp_path, monkeypatch):
-    # An interpreter that is gone by the time condor_submit checks it.
+def test_an_interpreter_gone_before_the_jobs_start_is_a_clear_error(
+    dummy_htcondor, tmp_path, monkeypatch
+):
+    # The job's executable is bash, which execs the interpreter: its exit
+    # code 127 says the interpreter is gone; no resubmission would help.
     skip_the_submitters_check(monkeypatch)
     python = tmp_path / "python-removed-later"
     python.write_text("")
     python.chmod(0o755)
     pool = make_pool(tmp_path, python_path=str(python))
     os.remove(python)
-    with pytest.raises(pypoolparty.scheduler.SubmissionRejected, match="does not exist"):
+    with pytest.raises(pypoolparty.JobCannotRun, match="exit code 127") as info:
         pool.map(square, range(3))
+    assert "could not run the interpreter" in str(info.value)
+    assert "python-removed-later: No such file or directory" in str(info.value)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -70,6 +70,16 @@ def test_a_clean_exit_has_ended_and_its_result_file_decides():
     assert states.status_after_event(event, removed_by_us=False).state is JobState.ENDED
 
 
+@pytest.mark.parametrize("value, curable", [(126, False), (127, False), (1, True), (3, True)])
+def test_the_launchers_cannot_run_the_interpreter_is_not_resubmitted(value, curable):
+    event = eventlog.Event(
+        5, 7, 0, "", "Job terminated.", (f"(1) Normal termination (return value {value})",)
+    )
+    status = states.status_after_event(event, removed_by_us=False)
+    assert status.state is JobState.ERROR and status.curable is curable
+    assert status.reason == f"exit code {value}"
+
+
 @pytest.mark.parametrize("code", sorted(states.INCURABLE_HOLD_CODES))
 def test_permission_path_and_process_holds_cannot_be_cured_by_resubmitting(code):
     status = states.status_from_job_status("5", code, "some hold")
