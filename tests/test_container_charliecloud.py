@@ -91,3 +91,23 @@ def test_a_grid_engine_map_runs_inside_the_image(image_container):
     box, work_dir = image_container
     pool = pypoolparty.sun_grid_engine.Pool(container=box, work_dir=work_dir, polling_interval=0.5)
     assert pool.map(where_am_i, range(4), chunksize=1) == expected(4)
+
+
+def what_setup_saw(x):
+    return x, os.environ.get("PPP_SETUP_SAW")
+
+
+def test_the_setup_lines_run_inside_the_image(image_container):
+    box, work_dir = image_container
+    pool = pypoolparty.local.Pool(
+        container=box, work_dir=work_dir, setup=[f"export PPP_SETUP_SAW=$(cat {MARKER})"]
+    )
+    assert pool.map(what_setup_saw, range(2)) == [(0, MARKER_TEXT), (1, MARKER_TEXT)]
+
+
+def test_a_setup_line_that_fails_only_inside_the_image_ends_the_map(image_container):
+    box, work_dir = image_container
+    # The marker exists only in the image: this line passes on the host.
+    pool = pypoolparty.local.Pool(container=box, work_dir=work_dir, setup=[f"test ! -e {MARKER}"])
+    with pytest.raises(pypoolparty.JobCannotRun, match="setup line 1"):
+        pool.map(what_setup_saw, range(2))
