@@ -18,7 +18,7 @@ they come from):
   point per bind (Charliecloud's, read-only) needs one made once;
 - with :attr:`Container.gpus`, the runtime's flag that makes the host's
   NVIDIA GPUs visible;
-- the environment: the worker sets the variables the pool exports (the
+- the environment: the job's launcher exports the variables the pool exports (the
   ``environment`` option) inside the container, whatever the runtime.
   Apptainer, Singularity and Charliecloud also pass the job's own variables
   in, as they do by default; Podman and Docker start from the image's
@@ -86,7 +86,7 @@ class Container:
         option of the pool (``gpus``, ``request_gpus``, ...).
     options : sequence of str
         Further arguments of the runtime, placed before the image, e.g.
-        ``("--cleanenv",)`` or ``("--network", "host")``; one argument per
+        ``("--network", "host")``; one argument per
         item.
     binds : sequence of str
         Further host paths to mount: ``"/data"`` (at the same path) or
@@ -145,7 +145,7 @@ def _strings(name: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise BadInput(
             f"Container {name} must be a list of strings, one argument each, not {value!r}; "
-            f"e.g. {name}=['--cleanenv'] rather than {name}='--cleanenv'."
+            f"e.g. {name}=['--writable-tmpfs'] rather than {name}='--writable-tmpfs'."
         )
     return tuple(value)
 

@@ -1,4 +1,4 @@
-"""Which environment variables the worker sets, and which it never touches.
+"""Which environment variables the jobs get, and which they never overwrite.
 
 The submitting process's environment is exported to a private file in the
 work_dir (0600), never into a job script, a scheduler argument or a log,

@@ -71,7 +71,8 @@ class Pool(abc.ABC):
         runs it afresh in a directory of its own (see ``reuse_results``).
     reuse_results : bool
         Use the work_dir as a cache: a map that already finished in it (same
-        function, tasks, chunking and ``python_path``) returns its stored
+        function, tasks, chunking, ``python_path``, ``environment``,
+        ``setup`` and ``container``) returns its stored
         results without running anything, whatever scheduler ran it. Only the
         pickled function and tasks are compared: files the function reads,
         random numbers and the time are not, so ask for it only where the same
@@ -99,7 +100,7 @@ class Pool(abc.ABC):
         without the scheduler saying it failed, for shared file systems that
         show files late. A job the scheduler reports failed is handled at once.
     environment : str or list of str
-        Which environment variables of this process the worker sets:
+        Which environment variables of this process the jobs get:
         ``"default"`` (all but those that belong to this host or job, such as
         ``SLURM_*``, ``HOSTNAME``, ``TMPDIR``), ``"all"``, ``"none"``, or a
         list of names. They are set before the worker's interpreter starts
@@ -137,8 +138,8 @@ class Pool(abc.ABC):
     container : pypoolparty.Container, optional
         Run each job's worker inside this image, with the runtime it names
         (Apptainer/Singularity ``exec``, Podman/Docker ``run``, Charliecloud
-        ``ch-run``): the session directory and this process's working
-        directory are mounted at the same paths, and the job starts in that
+        ``ch-run``): the work_dir (which holds the session directory) and this
+        process's working directory are mounted at the same paths, and the job starts in that
         working directory. ``python_path`` then names the image's
         interpreter (absolute, with cloudpickle), which need not exist on
         this machine. ``multiprocessing`` has no equivalent. See

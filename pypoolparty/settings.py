@@ -53,7 +53,7 @@ class MapSettings:
     systems that show files late."""
 
     environment: Selection
-    """Which environment variables of the submitting process the worker sets."""
+    """Which environment variables of the submitting process the jobs get."""
 
     job_name_prefix: str
     """Start of the scheduler's job names."""

@@ -92,7 +92,7 @@ def render(submission: Submission, options: ClusterOptions) -> str:
         f"universe = {options.universe}",
         f"executable = {arguments[0]}",
         f"arguments = {quote_arguments(arguments[1:])}",
-        # The worker sets its environment itself, from a private file: secrets
+        # The job's launcher exports the environment from a private file: secrets
         # must not travel through the schedd's job ads.
         "getenv = False",
         f"initialdir = {literal(directory)}",

@@ -169,7 +169,7 @@ def _job(submission: Submission, ichunk: int, jobid: str) -> Job:
 
 
 def _job_environment(job_name: str) -> dict[str, str]:
-    """What a batch system gives a job before the worker sets the exported
+    """What a batch system gives a job before its launcher exports the
     variables: enough to start, nothing of the submitting shell's state, and
     the job's name, by which :meth:`LocalScheduler.recover` finds it."""
     environment = {name: os.environ[name] for name in JOB_START_VARIABLES if name in os.environ}

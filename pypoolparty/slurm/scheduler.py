@@ -109,7 +109,7 @@ class SlurmScheduler(Scheduler):
     def common_sbatch_options(self, job_name: str, directory: str, stem: str) -> list[str]:
         """Options of every job: name, output files, no exported environment, resources.
 
-        ``--export=NONE``: the worker sets its environment itself from a
+        ``--export=NONE``: the job's launcher exports the environment from a
         private file; the submitting environment may hold secrets.
         """
         check_path(directory)

@@ -16,7 +16,7 @@ RESOURCE_VALUE = re.compile(r"^[^\s,=]+$")
 
 # qsub options the adapter sets itself, or that would break the pool:
 # -V would copy the submitter's whole environment (secrets included) into the
-# scheduler's spool; the worker sets its environment from a private file.
+# scheduler's spool; the job's launcher exports it from a private file.
 RESERVED_QSUB_OPTIONS = frozenset(
     ["-t", "-tc", "-N", "-o", "-e", "-j", "-S", "-b", "-terse", "-sync", "-V", "-cwd", "-wd"]
 )
