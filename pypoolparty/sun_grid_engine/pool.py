@@ -35,8 +35,9 @@ class Pool(pool.Pool):
     qsub_arguments : list of str, optional
         Further qsub arguments, e.g. ``["-P", "myproject"]``. Options the pool
         sets itself (``-t``, ``-N``, ``-o``, ``-e``, ``-S``, ...) and ``-V``
-        are refused: the job's launcher exports your variables from a private file (environment.sh), so
-        that secrets do not reach the scheduler's spool.
+        are refused: the job's launcher exports your variables from a
+        private file (environment.sh), so that secrets do not reach the
+        scheduler's spool.
     qsub_path, qstat_path, qdel_path : str
         The Grid Engine commands. The default names are found on ``PATH``,
         e.g. Debian's ``/usr/bin`` wrappers, which set ``SGE_ROOT`` and
