@@ -20,12 +20,25 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def require_scheduler(name: str, commands: list[str], probe: list[str] | None = None) -> None:
+COMMANDS = {
+    "slurm": (["sbatch", "squeue", "scancel"], ["scontrol", "ping"]),
+    "sge": (["qsub", "qstat", "qdel"], ["qstat", "-g", "c"]),
+    "htcondor": (["condor_submit", "condor_q", "condor_rm"], ["condor_q", "-totals"]),
+}
+"""Per real scheduler: the commands a pool calls, and a probe that exits 0 when it is up."""
+
+
+def require_scheduler(
+    name: str, commands: list[str] | None = None, probe: list[str] | None = None
+) -> None:
     """Skip (or, in CI, fail) unless ``commands`` are on PATH and ``probe`` succeeds.
 
     ``probe`` is a command that must exit 0 for the scheduler to count as up,
-    e.g. ``["scontrol", "ping"]``.
+    e.g. ``["scontrol", "ping"]``. Without ``commands``, both come from
+    :data:`COMMANDS`.
     """
+    if commands is None:
+        commands, probe = COMMANDS[name]
     missing = [c for c in commands if shutil.which(c) is None]
     reason = ""
     if missing:

@@ -73,7 +73,7 @@ def divide_by_zero_inside(x):
 @pytest.mark.slurm
 @pytest.mark.parametrize("pool_class", [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool])
 def test_a_slurm_map_runs_inside_the_image(image_container, pool_class):
-    require_scheduler("slurm", ["sbatch", "squeue", "scancel"], probe=["scontrol", "ping"])
+    require_scheduler("slurm")
     box, work_dir = image_container
     pool = pool_class(
         container=box,
@@ -87,7 +87,7 @@ def test_a_slurm_map_runs_inside_the_image(image_container, pool_class):
 
 @pytest.mark.sge
 def test_a_grid_engine_map_runs_inside_the_image(image_container):
-    require_scheduler("sge", ["qsub", "qstat", "qdel"], probe=["qstat", "-g", "c"])
+    require_scheduler("sge")
     box, work_dir = image_container
     pool = pypoolparty.sun_grid_engine.Pool(container=box, work_dir=work_dir, polling_interval=0.5)
     assert pool.map(where_am_i, range(4), chunksize=1) == expected(4)

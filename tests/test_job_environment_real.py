@@ -24,7 +24,7 @@ from job_environment import (
     make_job_directories,
     what_the_job_sees,
 )
-from real_schedulers import REPO_DIR, in_ci, require_scheduler
+from real_schedulers import REPO_DIR, require_scheduler
 from session_logs import session_events
 
 import pypoolparty
@@ -107,15 +107,7 @@ if __name__ == "__main__":
 
 @pytest.fixture
 def condor_user():
-    require_scheduler(
-        "htcondor", ["condor_submit", "condor_q", "condor_rm"], probe=["condor_q", "-totals"]
-    )
-    entry = job_user.user_entry()
-    if entry is None:
-        message = f"the job user {job_user.user_name()!r} does not exist"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    entry = job_user.require_job_user()
     return entry
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 import pytest
-from real_schedulers import in_ci, require_scheduler
+from real_schedulers import require_scheduler
 
 import pypoolparty
 from dummy_queues import make_pool
@@ -37,11 +37,6 @@ ODD_NAME = "lr=0.1,bs=32 $HOME $(x) 'q\" #h 100%a %% é ü"
 """Spaces, ``=``, ``,``, ``$``, ``'``, ``"``, ``#``, ``%`` and non-ASCII letters."""
 
 NUM_TASKS = 3
-REAL_COMMANDS = {
-    "slurm": (["sbatch", "squeue", "scancel"], ["scontrol", "ping"]),
-    "sge": (["qsub", "qstat", "qdel"], ["qstat", "-g", "c"]),
-    "htcondor": (["condor_submit", "condor_q", "condor_rm"], ["condor_q", "-totals"]),
-}
 REAL_POOLS = {
     "slurm_array": ("slurm", pypoolparty.slurm.array.Pool),
     "slurm_job": ("slurm", pypoolparty.slurm.Pool),
@@ -105,7 +100,7 @@ def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(pool_kind, dummy_queue, tmp
 )
 def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(pool_kind, tmp_path):
     scheduler, pool_class = REAL_POOLS[pool_kind]
-    require_scheduler(scheduler, *REAL_COMMANDS[scheduler])
+    require_scheduler(scheduler)
     work_dir = str(tmp_path / ODD_NAME / "wd")
     pool = pool_class(
         work_dir=work_dir,
@@ -120,13 +115,7 @@ def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(pool_kind, tmp_path
 
 @pytest.mark.htcondor
 def test_a_map_runs_in_an_odd_work_dir_on_the_real_htcondor():
-    require_scheduler("htcondor", *REAL_COMMANDS["htcondor"])
-    user = job_user.user_entry()
-    if user is None:
-        message = f"the job user {job_user.user_name()!r} does not exist"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    user = job_user.require_job_user()
     python = job_user.ensure_venv()
     shared_dir = job_user.make_shared_dir(user)
     try:

@@ -14,7 +14,7 @@ import uuid
 import zipfile
 
 import pytest
-from real_schedulers import REPO_DIR, in_ci, require_scheduler
+from real_schedulers import REPO_DIR, require_scheduler
 from test_pickling import (
     SCRIPT,
     assert_an_unloadable_result_fails_its_task_alone,
@@ -66,15 +66,7 @@ def test_an_unloadable_result_fails_its_task_alone_on_a_real_scheduler(real_pool
 def test_a_scripts_objects_work_in_the_task_on_the_real_htcondor(tmp_path):
     """HTCondor never runs a job as root: the script runs as the job user
     (see tests/htcondor/job_user.py), in a directory that user owns."""
-    require_scheduler(
-        "htcondor", ["condor_submit", "condor_q", "condor_rm"], probe=["condor_q", "-totals"]
-    )
-    entry = job_user.user_entry()
-    if entry is None:
-        message = f"the job user {job_user.user_name()!r} does not exist"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    entry = job_user.require_job_user()
     venv = os.environ.get("PYPOOLPARTY_HTCONDOR_VENV", job_user.DEFAULT_VENV)
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):

@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 
-from real_schedulers import REPO_DIR
+import pytest
+from real_schedulers import REPO_DIR, in_ci, require_scheduler
 
 DEFAULT_USER = "condoruser"
 DEFAULT_VENV = "/var/tmp/pypoolparty-htcondor-venv"
@@ -33,6 +34,21 @@ def user_entry() -> pwd.struct_passwd | None:
         return pwd.getpwnam(user_name())
     except KeyError:
         return None
+
+
+def require_job_user() -> pwd.struct_passwd:
+    """The job user's entry, once the real HTCondor is up; else skip (in CI: fail)."""
+    require_scheduler("htcondor")
+    entry = user_entry()
+    if entry is None:
+        message = (
+            f"the job user {user_name()!r} does not exist; "
+            "'sudo bash local_clusters/htcondor/start.sh' creates it"
+        )
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return entry
 
 
 def requirements() -> list[str]:

@@ -15,7 +15,6 @@ import uuid
 
 import job_user
 import pytest
-from real_schedulers import in_ci, require_scheduler
 from waiting import wait_for
 
 pytestmark = pytest.mark.htcondor
@@ -27,19 +26,7 @@ HOLD_ON_SIGNAL = {"on_exit_hold": "ExitBySignal =?= true"}
 
 @pytest.fixture(scope="module")
 def condor_user():
-    require_scheduler(
-        "htcondor", ["condor_submit", "condor_q", "condor_rm"], probe=["condor_q", "-totals"]
-    )
-    entry = job_user.user_entry()
-    if entry is None:
-        message = (
-            f"the job user {job_user.user_name()!r} does not exist; "
-            "'sudo bash local_clusters/htcondor/start.sh' creates it"
-        )
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return entry
+    return job_user.require_job_user()
 
 
 @pytest.fixture(scope="module")

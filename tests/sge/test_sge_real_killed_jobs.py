@@ -30,7 +30,7 @@ pytestmark = pytest.mark.sge
 
 @pytest.fixture(autouse=True)
 def real_sge():
-    require_scheduler("sge", ["qsub", "qstat", "qdel"], probe=["qstat", "-g", "c"])
+    require_scheduler("sge")
 
 
 def make_pool(tmp_path, **options):

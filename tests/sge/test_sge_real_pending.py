@@ -15,7 +15,7 @@ pytestmark = pytest.mark.sge
 
 @pytest.fixture(autouse=True)
 def real_sge():
-    require_scheduler("sge", ["qsub", "qstat", "qdel"], probe=["qstat", "-g", "c"])
+    require_scheduler("sge")
 
 
 def test_a_job_waiting_for_its_start_time_shows_the_reason_and_is_not_blocked(tmp_path, capsys):

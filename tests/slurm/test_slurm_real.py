@@ -35,7 +35,7 @@ POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
 
 @pytest.fixture(autouse=True)
 def real_slurm():
-    require_scheduler("slurm", ["sbatch", "squeue", "scancel"], probe=["scontrol", "ping"])
+    require_scheduler("slurm")
 
 
 @pytest.fixture

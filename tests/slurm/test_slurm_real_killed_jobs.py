@@ -37,7 +37,7 @@ POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
 
 @pytest.fixture(autouse=True)
 def real_slurm():
-    require_scheduler("slurm", ["sbatch", "squeue", "scancel"], probe=["scontrol", "ping"])
+    require_scheduler("slurm")
 
 
 def make_pool(pool_class, tmp_path, **options):
