@@ -60,6 +60,7 @@ import pickle
 import runpy
 import secrets
 import signal
+import site
 import socket
 import struct
 import sys
@@ -198,17 +199,27 @@ def mismatch_outcome(ichunk, expected, found):
     }
 
 
+SITE_DIRECTORY_NAMES = ("site-packages", "dist-packages")
+
+
 def extend_sys_path(submitter_sys_path):
     """Let the worker import what the submitting process could import.
 
     Appended, never ahead of this interpreter's own entries (nor of its
     ``PYTHONPATH``): what the job's environment provides comes first.
     Entries that are files (a ``.zip`` or an ``.egg`` on ``PYTHONPATH``) are
-    importable too, so they are kept as well as directories.
+    importable too, so they are kept as well as directories. A
+    ``site-packages`` (or Debian's ``dist-packages``) directory is added as
+    :mod:`site` adds one, with its ``.pth`` files: an editable install
+    (``pip install -e``) is only a ``.pth`` file there, and without it the
+    package would be missing in another environment of the same Python.
     """
     for entry in submitter_sys_path:
         if entry and entry not in sys.path and os.path.exists(entry):
-            sys.path.append(entry)
+            if os.path.basename(entry.rstrip(os.sep)) in SITE_DIRECTORY_NAMES:
+                site.addsitedir(entry)
+            else:
+                sys.path.append(entry)
 
 
 def enter_working_directory(path):

@@ -240,6 +240,47 @@ def test_a_venv_of_the_same_python_gets_the_submitters_sys_path_after_its_own(
     assert pool.map(report_origin, range(2)) == ["venv", "venv"]
 
 
+def a_site_packages_with_an_editable_install(tmp_path) -> tuple:
+    """A ``site-packages`` whose package ``editable_probe`` is only a ``.pth``
+    file naming its source directory, as ``pip install -e`` leaves it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "editable_probe.py").write_text('ORIGIN = "editable source"\n')
+    site_packages = tmp_path / "submitters_env" / "site-packages"
+    site_packages.mkdir(parents=True)
+    (site_packages / "__editable__.editable_probe.pth").write_text(f"{source}\n")
+    return site_packages, source
+
+
+def import_the_editable_probe(_):
+    import editable_probe
+
+    return editable_probe.ORIGIN
+
+
+def test_the_worker_reads_the_pth_files_of_the_submitters_site_packages(tmp_path, monkeypatch):
+    site_packages, source = a_site_packages_with_an_editable_install(tmp_path)
+    own = list(sys.path)
+    monkeypatch.setattr(sys, "path", list(own))
+    pypoolparty.worker.extend_sys_path([str(site_packages)])
+    assert sys.path == [*own, str(site_packages), str(source)]
+
+
+def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(
+    tmp_path, monkeypatch
+):
+    """``pip install -e`` puts only a ``.pth`` file into site-packages; a job
+    in another environment of the same Python still imports the package."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_packages, _ = a_site_packages_with_an_editable_install(tmp_path)
+    monkeypatch.syspath_prepend(str(site_packages))
+    pool = pypoolparty.local.Pool(
+        1, python_path=str(venv / "bin" / "python"), work_dir=str(tmp_path / "work")
+    )
+    assert pool.map(import_the_editable_probe, range(2)) == ["editable source"] * 2
+
+
 def test_the_worker_appends_the_submitters_sys_path_only_for_the_same_python(tmp_path, monkeypatch):
     submitters = tmp_path / "submitters"
     submitters.mkdir()
