@@ -717,15 +717,29 @@ class WarningSignals:
     def __enter__(self):
         for name in WARNING_SIGNALS:
             signal.signal(getattr(signal, name), self._handle)
+        register_at_fork = getattr(os, "register_at_fork", None)  # Python 3.7+
+        if register_at_fork is not None:
+            register_at_fork(after_in_child=self._default_in_child)
         return self
+
+    def _default_in_child(self):
+        # A forked child (a task's multiprocessing.Pool) must die of these
+        # signals as it would without us. A Python handler cannot promise
+        # that: a signal that lands just before the child blocks in C (a
+        # SemLock's sem_wait) only sets a flag, the handler never runs, and
+        # Pool.terminate() then waits for that child forever.
+        for name in WARNING_SIGNALS:
+            signum = getattr(signal, name)
+            if signal.getsignal(signum) == self._handle:
+                signal.signal(signum, signal.SIG_DFL)
 
     def __exit__(self, *exc):
         return False
 
     def _handle(self, signum, frame):
         if os.getpid() != self.pid:
-            # A child a task forked (multiprocessing) inherits the handler:
-            # the signal does there what it would have done.
+            # A forked child on Python 3.6 (no os.register_at_fork) still
+            # has the handler: the signal does there what it would have done.
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return

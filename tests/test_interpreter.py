@@ -266,9 +266,7 @@ def test_the_worker_reads_the_pth_files_of_the_submitters_site_packages(tmp_path
     assert sys.path == [*own, str(site_packages), str(source)]
 
 
-def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(
-    tmp_path, monkeypatch
-):
+def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(tmp_path, monkeypatch):
     """``pip install -e`` puts only a ``.pth`` file into site-packages; a job
     in another environment of the same Python still imports the package."""
     venv = tmp_path / "venv"

@@ -86,24 +86,39 @@ def run_script(tmp_path, source: str, pool_module: str, paths: dict, *arguments:
     script = tmp_path / "user_script.py"
     script.write_text(source)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_DIR, str(zip_path)]))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            pool_module,
-            json.dumps(paths),
-            str(tmp_path / "work"),
-            str(tmp_path / "marks"),
-            *arguments,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-        **popen,
-    )
+    command = [
+        sys.executable,
+        str(script),
+        pool_module,
+        json.dumps(paths),
+        str(tmp_path / "work"),
+        str(tmp_path / "marks"),
+        *arguments,
+    ]
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=300, **popen
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"the script ran for {expired.timeout} s; {what_its_maps_did(tmp_path)}")
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1]), script
+
+
+def what_its_maps_did(tmp_path) -> str:
+    """``pypoolparty status`` and ``errors`` of the script's work_dir: what a
+    test that timed out leaves to read."""
+    reports = []
+    for command in ("status", "errors"):
+        shown = subprocess.run(
+            [sys.executable, "-m", "pypoolparty", command, str(tmp_path / "work")],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=REPO_DIR),
+            timeout=60,
+        )
+        reports.append(f"pypoolparty {command}:\n{shown.stdout}{shown.stderr}")
+    return "\n".join(reports)
 
 
 @pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))

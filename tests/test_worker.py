@@ -1,8 +1,10 @@
 """The worker script, run as the scheduler runs it: a separate Python process."""
 
 import json
+import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -165,3 +167,27 @@ def test_a_thread_left_running_by_a_task_does_not_keep_the_worker_alive(tmp_path
     completed = run_worker(tmp_path, "--ichunk", "0")
     assert completed.returncode == 0
     assert cloudpickle.loads(outcome(tmp_path, 0)["tasks"][0]["result"]) == 5
+
+
+def default_warning_signal_handlers(_):
+    return [
+        signal.getsignal(getattr(signal, name)) == signal.SIG_DFL
+        for name in ("SIGTERM", "SIGUSR1", "SIGUSR2")
+    ]
+
+
+def warning_signal_handlers_in_a_forked_child(_):
+    """Whether a task's multiprocessing child (fork) has the default handlers."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.map(default_warning_signal_handlers, [0])[0]
+
+
+def test_a_tasks_forked_children_die_of_warning_signals_as_without_the_worker(tmp_path):
+    """The worker's handlers stay in the worker: in a child a task forks, a
+    signal that lands just before the child blocks in C would only set a
+    flag, and the task's ``Pool.terminate()`` would wait for it forever."""
+    prepare(tmp_path, warning_signal_handlers_in_a_forked_child, [0], chunksize=1)
+    completed = run_worker(tmp_path, "--ichunk", "0")
+    assert completed.returncode == 0, completed.stderr
+    task = outcome(tmp_path, 0)["tasks"][0]
+    assert cloudpickle.loads(task["result"]) == [True, True, True]
