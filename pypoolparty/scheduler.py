@@ -89,11 +89,32 @@ class JobStatus:
     their parsing, through :func:`incurable`; the session ends the map at the
     first job with a fix, with the scheduler's reason and this text."""
 
+    time_limit: str = ""
+    """Only for :attr:`JobState.ERROR`: the job was killed at its time limit,
+    which this text names with the pool option that sets it, e.g. "the job's
+    time limit (SLURM TIMEOUT; the pool's ``time`` option)". A limit is the
+    user's estimate: the unfinished tasks run again, but a task that alone
+    exceeds the limit ends the map. Adapters fill it through :func:`timed_out`."""
+
+    by_the_cluster: bool = False
+    """Only for :attr:`JobState.ERROR`: the cluster stopped a job that did
+    nothing wrong -- a preemption, an eviction, a requeue by an admin, a node
+    failure. Its chunk runs again without counting against
+    ``max_num_resubmissions``. Adapters fill it through
+    :func:`stopped_by_the_cluster`."""
+
     def __post_init__(self) -> None:
         # Python 3.9 has no keyword-only dataclass fields: catch a fix passed
         # where ``blocked`` stands, which would silently make a failure curable.
-        if not isinstance(self.blocked, bool) or not isinstance(self.fix, str):
-            raise TypeError("JobStatus: pass blocked (a bool) and fix (a str) by keyword")
+        if (
+            not isinstance(self.blocked, bool)
+            or not isinstance(self.fix, str)
+            or not isinstance(self.time_limit, str)
+            or not isinstance(self.by_the_cluster, bool)
+        ):
+            raise TypeError(
+                "JobStatus: pass blocked, fix, time_limit and by_the_cluster by keyword"
+            )
 
     @property
     def curable(self) -> bool:
@@ -142,6 +163,50 @@ def incurable(scheduler_state: str, reason: str, fix: str) -> JobStatus:
     if not fix:
         raise ValueError("an incurable failure needs a fix")
     return JobStatus(JobState.ERROR, scheduler_state, reason, fix=fix)
+
+
+def timed_out(scheduler_state: str, reason: str, time_limit: str) -> JobStatus:
+    """A job the scheduler killed at its time limit.
+
+    Parameters
+    ----------
+    scheduler_state : str
+        The scheduler's own word, e.g. ``TIMEOUT``.
+    reason : str
+        The scheduler's reason, if it gives one.
+    time_limit : str
+        The limit and the pool option that sets it, e.g. "the job's time
+        limit (SLURM TIMEOUT; the pool's ``time`` option)".
+
+    Returns
+    -------
+    JobStatus
+        In :attr:`JobState.ERROR` with :attr:`JobStatus.time_limit`.
+    """
+    if not time_limit:
+        raise ValueError("a time limit kill needs the limit's name")
+    return JobStatus(JobState.ERROR, scheduler_state, reason, time_limit=time_limit)
+
+
+def stopped_by_the_cluster(scheduler_state: str, reason: str = "") -> JobStatus:
+    """A job the cluster stopped through no fault of its own.
+
+    Preemption, eviction, a requeue by an admin or a node failure.
+
+    Parameters
+    ----------
+    scheduler_state : str
+        The scheduler's own word, e.g. ``PREEMPTED`` or ``NODE_FAIL``.
+    reason : str
+        The scheduler's reason, if it gives one.
+
+    Returns
+    -------
+    JobStatus
+        In :attr:`JobState.ERROR` with :attr:`JobStatus.by_the_cluster`: the
+        chunk runs again, not counted as a resubmission.
+    """
+    return JobStatus(JobState.ERROR, scheduler_state, reason, by_the_cluster=True)
 
 
 @dataclasses.dataclass(frozen=True)
