@@ -41,7 +41,7 @@ def make_pool(pool_factory: str):
     """``multiprocessing:2``, or a pypoolparty pool module with an optional
     first argument, e.g. ``local:2`` or ``slurm.array``."""
     name, _, argument = pool_factory.partition(":")
-    if name == "multiprocessing":
+    if name in ("multiprocessing", "multiprocessing-imap"):
         import multiprocessing
 
         return multiprocessing.Pool(int(argument or 2))
@@ -53,7 +53,7 @@ def compare(pools: list[str], cases: list[tuple[str, int]] = CASES) -> None:
     """Run every case on every pool (``--repeat N`` times) and print a table."""
     parser = argparse.ArgumentParser(description="Compare pools on the same maps.")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median shown)")
-    repeat = parser.parse_args().repeat
+    repeat = parser.parse_known_args()[0].repeat  # a benchmark may take options of its own
     print(f"{'pool':<22} {'task':<18} {'tasks':>6} {'wall s median (min-max)':>26} {'peak MiB':>9}")
     for task, num_tasks in cases:
         for pool_factory in pools:
@@ -70,7 +70,11 @@ def _measure(pool_factory: str, task: str, num_tasks: int) -> None:
     function = getattr(tasks, task)
     pool = make_pool(pool_factory)
     start = time.perf_counter()
-    results = pool.map(function, range(num_tasks))
+    if pool_factory.startswith("multiprocessing-imap"):
+        # Balances uneven tasks as well as a pool can: one task at a time.
+        results = list(pool.imap(function, range(num_tasks), chunksize=1))
+    else:
+        results = pool.map(function, range(num_tasks))
     seconds = time.perf_counter() - start
     if hasattr(pool, "terminate"):
         pool.terminate()
