@@ -88,6 +88,7 @@ def new_job(options, script, script_arguments):
         "resources": resources(options["-l"]),
         "variables": variables(options["-v"], options.get("-V")),
         "max_running": int(options["-tc"]) if options.get("-tc") else None,
+        "notify": bool(options.get("-notify")),
         "array": options.get("-t") is not None,
         "task_range": f"{first}-{last}:{step}",
         "tasks": {
@@ -95,6 +96,16 @@ def new_job(options, script, script_arguments):
             for t in range(first, last + 1, step)
         },
     }
+
+
+def time_seconds(text):
+    """Seconds of a time value (``5``, ``1:30``, ``0:0:5``); None if there is none."""
+    if not text or not TIME_VALUE.match(text):
+        return None
+    seconds = 0
+    for part in text.split(":"):
+        seconds = seconds * 60 + int(part or 0)
+    return seconds
 
 
 def task_range(text):
