@@ -48,6 +48,14 @@ def reap(state: dict, processes: dict) -> None:
         del state["jobs"][jobid]
 
 
+def vacate_due(state: dict) -> None:
+    """Evict the running procs that faults.json's vacate_probability picked."""
+    for job in state["jobs"].values():
+        due = job.get("vacate_at")
+        if job["status"] == jobs.RUNNING and due is not None and time.time() >= due:
+            jobs.vacate(job)
+
+
 def kill_vacated(state: dict, processes: dict) -> None:
     """SIGKILL the processes of vacated procs that outlived their SIGTERM."""
     patience = float(htcondor_state.faults().get("vacate_kill_seconds", 5))
@@ -87,6 +95,7 @@ def start_idle(state: dict, processes: dict) -> None:
             continue
         processes[jobid] = process
         job.update(status=jobs.RUNNING, pid=process.pid, vacated_at=None)
+        job["vacate_at"] = jobs.vacate_at_start(job)
         job["unknown"] = jobs.looks_unknown(job)
         events.executing(job["ad"]["UserLog"], job["cluster"], job["proc"], slot)
 
@@ -101,6 +110,7 @@ def main() -> None:
 
     def step(state: dict) -> bool:
         reap(state, processes)
+        vacate_due(state)
         kill_vacated(state, processes)
         for cluster in list(state["clusters"]):
             jobs.materialize(state, int(cluster))

@@ -11,6 +11,7 @@ import os
 import re
 import time
 
+import common
 import state
 
 TIME_RESOURCES = {"h_rt", "s_rt", "h_cpu", "s_cpu"}
@@ -145,3 +146,9 @@ def variables(requests, export_all):
             key, equals, value = item.partition("=")
             values[key] = value if equals else os.environ.get(key, "")
     return values
+
+
+def reschedule(task):
+    """Stop a running task to run it again (``qmod -rj``): killed, then ``Rq`` once reaped."""
+    common.kill_process_group(task["pid"])
+    task.update(state="Rq", rescheduled=True, reschedule_at=None)

@@ -38,6 +38,7 @@ def main():
     def step(current):
         reap(current, processes)
         enforce_time_limits(directory, current)
+        reschedule_due(current)
         dispatch(directory, current, processes)
         return any(
             task["state"] in ACTIVE
@@ -95,6 +96,16 @@ def enforce_time_limits(directory, current):
             common.kill_process_group(task["pid"])
 
 
+def reschedule_due(current):
+    """Reschedule the running tasks that faults.json's reschedule_probability picked."""
+    now = time.time()
+    for job in current["jobs"].values():
+        for task in job["tasks"].values():
+            due = task.get("reschedule_at")
+            if task["state"] == "r" and due is not None and now >= due:
+                jobs.reschedule(task)
+
+
 def signal_group(pgid, signum):
     try:
         os.killpg(pgid, signum)
@@ -141,6 +152,10 @@ def dispatch(directory, current, processes):
                 start(job, number, task_id, task, processes)
                 if task["state"] == "r":
                     free -= job["slots"]
+                    if state.chance(settings, "reschedule_probability", *about):
+                        # As an admin's qmod -rj or a host gone: while it runs.
+                        delay = common.draw(settings["seed"], "reschedule_delay", *about)
+                        task["reschedule_at"] = time.time() + 0.05 + 0.5 * delay
 
 
 def start(job, number, task_id, task, processes):

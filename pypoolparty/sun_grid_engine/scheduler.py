@@ -225,7 +225,10 @@ class GridEngineScheduler(Scheduler):
                 continue
             limit = parsing.killed_at_run_time_limit(h_rt, self._started.get(job.jobid), now)
             if limit:
-                reason = "no accounting record (qacct); it left the queue after running its h_rt"
+                reason = (
+                    "left the queue after running its h_rt (by qstat's start time); "
+                    "no qacct record of it (yet)"
+                )
                 statuses[job.jobid] = timed_out("qstat", reason, limit)
         return statuses
 
