@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from killing_tasks import (
     chunk_results,
@@ -35,6 +36,7 @@ from pypoolparty.sun_grid_engine.options import checked_options
 from pypoolparty.sun_grid_engine.scheduler import CommandPaths, GridEngineScheduler
 
 NUM_TASKS = 4
+SGE_SAMPLES = Path(__file__).parent / "sge" / "samples"
 CHECKPOINTING = 2  # the task that checkpoints, and where the job is stopped
 STEP = 1  # its step at which it blocks
 
@@ -120,17 +122,20 @@ def test_an_htcondor_job_vacated_mid_chunk_resumes_without_a_resubmission(dummy_
 SLEEPER = "import time\nwhile True:\n    time.sleep(0.05)\n"
 
 
-def test_a_grid_engine_job_killed_at_its_h_rt_is_named_a_time_limit(dummy_queue, tmp_path):
-    dummy = dummy_queue("sge")
+def h_rt_scheduler(tmp_path, bin_dir):
+    return GridEngineScheduler(
+        checked_options(resources={"h_rt": "0:0:1"}),
+        commands.RetryPolicy(timeout=30),
+        CommandPaths(*(str(bin_dir / name) for name in ("qsub", "qstat", "qdel"))),
+    )
+
+
+def job_killed_at_its_h_rt(scheduler, tmp_path):
+    """Submit a job that runs until the dummy kills it at its h_rt; wait until it is gone."""
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
     directory = tmp_path / "submission"
     directory.mkdir(mode=0o700)
-    scheduler = GridEngineScheduler(
-        checked_options(resources={"h_rt": "0:0:1"}),
-        commands.RetryPolicy(timeout=30),
-        CommandPaths(**{k[: -len("_path")]: v for k, v in dummy.paths.items()}),
-    )
     worker = WorkerCall(sys.executable, str(script), str(tmp_path))
     (job,) = scheduler.submit(Submission([0], "hrt-test-1", worker, str(directory)))
     seen = []
@@ -142,13 +147,39 @@ def test_a_grid_engine_job_killed_at_its_h_rt_is_named_a_time_limit(dummy_queue,
 
     wait_for(gone, timeout=60)
     assert JobState.RUNNING in seen
+    return job
+
+
+def test_a_grid_engine_job_killed_at_its_h_rt_is_named_a_time_limit(dummy_queue, tmp_path):
+    dummy = dummy_queue("sge")
+    scheduler = h_rt_scheduler(tmp_path, Path(dummy.bin))
+    job = job_killed_at_its_h_rt(scheduler, tmp_path)
     # The dummy keeps no accounting: qstat's start time tells the limit was reached.
     status = scheduler.how_ended([job])[job.jobid]
     assert status.state is JobState.ERROR
     assert "h_rt=0:0:1" in status.time_limit and "resources" in status.time_limit
+    assert "qstat's start time" in status.reason
     # A job asked about before its h_rt could have run out is not taken for one.
     scheduler._started[job.jobid] = time.time()
     assert scheduler.how_ended([job]) == {}
+
+
+def test_grid_engines_accounting_names_the_h_rt_kill_first(dummy_queue, tmp_path):
+    dummy = dummy_queue("sge")
+    # The dummy's commands beside a qacct that answers as the real one did
+    # for a job killed at its h_rt (tests/sge/samples).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("qsub", "qstat", "qdel"):
+        (bin_dir / name).symlink_to(dummy.path(name))
+    qacct = bin_dir / "qacct"
+    qacct.write_text(f"#!/bin/sh\ncat {SGE_SAMPLES / 'qacct_j_h_rt_killed.txt'}\n")
+    qacct.chmod(0o755)
+    scheduler = h_rt_scheduler(tmp_path, bin_dir)
+    job = job_killed_at_its_h_rt(scheduler, tmp_path)
+    status = scheduler.how_ended([job])[job.jobid]
+    assert status.scheduler_state == "qacct" and "failed 37" in status.reason
+    assert "h_rt=5" in status.time_limit
 
 
 def test_the_dummy_warns_a_notify_job_with_sigusr2_before_its_h_rt_kill(dummy_queue, tmp_path):
