@@ -67,6 +67,38 @@ def counting_task(marks: str, num_steps: int, kill_at: tuple[int, ...]) -> int:
     return total
 
 
+def chunk_task(marks: str, x: int, checkpointing: int, block_step: int) -> int:
+    """Task ``x`` of a chunk; task ``checkpointing`` is a :func:`counting_task` of
+    4 steps that blocks at ``block_step`` (its gate is named after the step).
+
+    So one kill of the chunk's job shows both: the tasks finished before it
+    do not run again, and the checkpointing task resumes from its checkpoint.
+    """
+    mark(marks, x, "started")
+    value = counting_task(marks, 4, (block_step,)) if x == checkpointing else 10 * x
+    mark(marks, x, "finished")
+    return value
+
+
+def chunk_results(num_tasks: int, checkpointing: int) -> list[int]:
+    """What :func:`chunk_task` returns for tasks ``0..num_tasks-1``."""
+    squares = sum(s * s for s in range(4))
+    return [squares if x == checkpointing else 10 * x for x in range(num_tasks)]
+
+
+def session_job_ids(work_dir) -> list[str]:
+    """The ids of the jobs a map in ``work_dir`` submitted, from its event log: this
+    test's jobs, never another's."""
+    from session_logs import session_events
+
+    return [
+        row[0]
+        for event in session_events(work_dir)
+        if event["event"] == "submitted"
+        for row in event.get("jobs", ())
+    ]
+
+
 def where_blocked(marks, name, timeout: float = 120.0) -> dict:
     """Wait until the task named ``name`` blocks; its process id and job id."""
     path = os.path.join(marks, f"waiting-{name}")

@@ -61,3 +61,9 @@ def held(log_path, cluster, proc, reason, code, subcode):
 def aborted(log_path, cluster, proc, by_user):
     body = [f"via condor_rm (by user {by_user})"]
     append_event(log_path, 9, cluster, proc, "Job was aborted.", body)
+
+
+def evicted(log_path, cluster, proc):
+    # As condor_vacate_job's eviction (sample: tests/htcondor/samples/eventlog_vacated.log).
+    body = ["(0) CPU times", "\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage"]
+    append_event(log_path, 4, cluster, proc, "Job was evicted.", body)

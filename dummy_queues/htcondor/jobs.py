@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 
 import common
 import events
@@ -153,3 +156,24 @@ def retire_finished_clusters(state: dict) -> None:
         if record["next_item"] >= len(items) and not cluster_jobs(state, cluster):
             events.cluster_removed(record["log"], cluster, record["next_item"])
             del state["clusters"][key]
+
+
+def vacate(job: dict, fast: bool = False) -> None:
+    """condor_vacate_job: SIGTERM (``-fast``: SIGKILL) to the proc, log 004, idle again.
+
+    The runner starts it anew once its processes have ended, and SIGKILLs
+    them if they outlive ``vacate_kill_seconds`` (faults.json, default 5).
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+        os.killpg(job["pid"], signal.SIGKILL if fast else signal.SIGTERM)
+    job.update(status=IDLE, pid=None, vacated_at=time.time(), vacate_at=None)
+    job["vacations"] = job.get("vacations", 0) + 1
+    events.evicted(job["ad"]["UserLog"], job["cluster"], job["proc"])
+
+
+def vacate_at_start(job: dict) -> float | None:
+    """When faults.json's ``vacate_probability`` evicts this run of the proc, if it does."""
+    key = f"{job_id(job['cluster'], job['proc'])}.{job.get('vacations', 0)}"
+    if chance("vacate", key) >= faults().get("vacate_probability", 0.0):
+        return None
+    return time.time() + 0.05 + 0.5 * chance("vacate_delay", key)

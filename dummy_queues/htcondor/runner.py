@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 import common  # noqa: E402
@@ -42,9 +43,28 @@ def reap(state: dict, processes: dict) -> None:
         del processes[jobid]
         job = state["jobs"].get(jobid)
         if job is None or job["status"] != jobs.RUNNING:
-            continue  # removed by condor_rm meanwhile
+            continue  # removed by condor_rm, or vacated, meanwhile
         events.terminated(job["ad"]["UserLog"], job["cluster"], job["proc"], returncode)
         del state["jobs"][jobid]
+
+
+def vacate_due(state: dict) -> None:
+    """Evict the running procs that faults.json's vacate_probability picked."""
+    for job in state["jobs"].values():
+        due = job.get("vacate_at")
+        if job["status"] == jobs.RUNNING and due is not None and time.time() >= due:
+            jobs.vacate(job)
+
+
+def kill_vacated(state: dict, processes: dict) -> None:
+    """SIGKILL the processes of vacated procs that outlived their SIGTERM."""
+    patience = float(htcondor_state.faults().get("vacate_kill_seconds", 5))
+    for jobid, process in processes.items():
+        job = state["jobs"].get(jobid)
+        vacated_at = (job or {}).get("vacated_at")
+        if vacated_at is not None and job["status"] != jobs.RUNNING:
+            if time.time() - vacated_at >= patience:
+                common.kill_process_group(process.pid)
 
 
 def start_idle(state: dict, processes: dict) -> None:
@@ -59,6 +79,8 @@ def start_idle(state: dict, processes: dict) -> None:
         if not job["startable"]:
             continue  # e.g. request_memory = lots: never matches, as in HTCondor
         jobid = htcondor_state.job_id(job["cluster"], job["proc"])
+        if jobid in processes:
+            continue  # vacated: starts again once its processes have ended
         fault = jobs.fault_at_start(job)
         if fault == "vanish":
             del state["jobs"][jobid]  # gone without a trace, as after a lost schedd
@@ -72,7 +94,8 @@ def start_idle(state: dict, processes: dict) -> None:
         if process is None:
             continue
         processes[jobid] = process
-        job.update(status=jobs.RUNNING, pid=process.pid)
+        job.update(status=jobs.RUNNING, pid=process.pid, vacated_at=None)
+        job["vacate_at"] = jobs.vacate_at_start(job)
         job["unknown"] = jobs.looks_unknown(job)
         events.executing(job["ad"]["UserLog"], job["cluster"], job["proc"], slot)
 
@@ -87,6 +110,8 @@ def main() -> None:
 
     def step(state: dict) -> bool:
         reap(state, processes)
+        vacate_due(state)
+        kill_vacated(state, processes)
         for cluster in list(state["clusters"]):
             jobs.materialize(state, int(cluster))
         start_idle(state, processes)

@@ -11,6 +11,7 @@ import os
 import re
 import time
 
+import common
 import state
 
 TIME_RESOURCES = {"h_rt", "s_rt", "h_cpu", "s_cpu"}
@@ -88,6 +89,7 @@ def new_job(options, script, script_arguments):
         "resources": resources(options["-l"]),
         "variables": variables(options["-v"], options.get("-V")),
         "max_running": int(options["-tc"]) if options.get("-tc") else None,
+        "notify": bool(options.get("-notify")),
         "array": options.get("-t") is not None,
         "task_range": f"{first}-{last}:{step}",
         "tasks": {
@@ -95,6 +97,16 @@ def new_job(options, script, script_arguments):
             for t in range(first, last + 1, step)
         },
     }
+
+
+def time_seconds(text):
+    """Seconds of a time value (``5``, ``1:30``, ``0:0:5``); None if there is none."""
+    if not text or not TIME_VALUE.match(text):
+        return None
+    seconds = 0
+    for part in text.split(":"):
+        seconds = seconds * 60 + int(part or 0)
+    return seconds
 
 
 def task_range(text):
@@ -134,3 +146,9 @@ def variables(requests, export_all):
             key, equals, value = item.partition("=")
             values[key] = value if equals else os.environ.get(key, "")
     return values
+
+
+def reschedule(task):
+    """Stop a running task to run it again (``qmod -rj``): killed, then ``Rq`` once reaped."""
+    common.kill_process_group(task["pid"])
+    task.update(state="Rq", rescheduled=True, reschedule_at=None)

@@ -14,12 +14,14 @@ code 99 requeues a task (``Rq``), exit code 100 puts it in ``Eqw``.
 """
 
 import os
+import signal
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 import common  # noqa: E402
+import jobs  # noqa: E402
 import state  # noqa: E402
 
 TICK = 0.1
@@ -35,6 +37,8 @@ def main():
 
     def step(current):
         reap(current, processes)
+        enforce_time_limits(directory, current)
+        reschedule_due(current)
         dispatch(directory, current, processes)
         return any(
             task["state"] in ACTIVE
@@ -56,7 +60,11 @@ def reap(current, processes):
         if job is None or task_id not in job["tasks"]:
             continue
         task = job["tasks"][task_id]
-        if code == 99 and task["state"] != "dr":
+        if task.get("rescheduled"):
+            # qmod -rj killed it: it waits to run again.
+            task.update(state="Rq", pid=None, rescheduled=False)
+            task["restarts"] = task.get("restarts", 0) + 1
+        elif code == 99 and task["state"] != "dr":
             task.update(state="Rq", pid=None)
         elif code == 100 and task["state"] != "dr":
             task.update(state="Eqw", pid=None, reason=reason_text("exit_status of job start = 100"))
@@ -64,6 +72,45 @@ def reap(current, processes):
             del job["tasks"][task_id]
     for number in [n for n, job in current["jobs"].items() if not job["tasks"]]:
         del current["jobs"][number]
+
+
+def enforce_time_limits(directory, current):
+    """Kill the running tasks that reached their ``h_rt``; warn them first with ``-notify``."""
+    now = time.time()
+    notify_seconds = float(state.faults(directory).get("notify_seconds", 60))
+    for job in current["jobs"].values():
+        limit = jobs.time_seconds(job["resources"].get("h_rt"))
+        if limit is None:
+            continue
+        for task in job["tasks"].values():
+            if task["state"] != "r" or not task.get("pid") or task.get("rescheduled"):
+                continue
+            ran = now - task.get("started_at", now)
+            if ran < limit:
+                continue
+            if job.get("notify") and ran < limit + notify_seconds:
+                if not task.get("notified"):
+                    task["notified"] = True
+                    signal_group(task["pid"], signal.SIGUSR2)
+                continue
+            common.kill_process_group(task["pid"])
+
+
+def reschedule_due(current):
+    """Reschedule the running tasks that faults.json's reschedule_probability picked."""
+    now = time.time()
+    for job in current["jobs"].values():
+        for task in job["tasks"].values():
+            due = task.get("reschedule_at")
+            if task["state"] == "r" and due is not None and now >= due:
+                jobs.reschedule(task)
+
+
+def signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def dispatch(directory, current, processes):
@@ -82,6 +129,8 @@ def dispatch(directory, current, processes):
                 task["state"] = "qw"
             if task["state"] not in ("qw", "Rq") or job["slots"] > free:
                 continue
+            if (number, task_id) in processes:
+                continue  # its killed run is not reaped yet
             running = sum(1 for t in job["tasks"].values() if t["state"] in ("r", "t", "dr"))
             if job["max_running"] is not None and running >= job["max_running"]:
                 break
@@ -103,6 +152,10 @@ def dispatch(directory, current, processes):
                 start(job, number, task_id, task, processes)
                 if task["state"] == "r":
                     free -= job["slots"]
+                    if state.chance(settings, "reschedule_probability", *about):
+                        # As an admin's qmod -rj or a host gone: while it runs.
+                        delay = common.draw(settings["seed"], "reschedule_delay", *about)
+                        task["reschedule_at"] = time.time() + 0.05 + 0.5 * delay
 
 
 def start(job, number, task_id, task, processes):
@@ -132,7 +185,13 @@ def start(job, number, task_id, task, processes):
         stderr_path,
     )
     processes[(number, task_id)] = process
-    task.update(state="r", pid=process.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    task.update(
+        state="r",
+        pid=process.pid,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        started_at=time.time(),
+        notified=False,
+    )
 
 
 def output_path(job, number, task_id, which, letter):
@@ -178,8 +237,13 @@ def job_environment(job, number, task_id, stdout_path, stderr_path):
     else:
         for name in ("SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST", "SGE_TASK_STEPSIZE"):
             environment[name] = "undefined"
+    environment["RESTARTED"] = "1" if task_restarted(job, task_id) else "0"
     environment.update(job["variables"])
     return environment
+
+
+def task_restarted(job, task_id):
+    return job["tasks"].get(task_id, {}).get("restarts", 0) > 0
 
 
 def injected_error(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..scheduler import JobState, JobStatus, failed, incurable
+from ..scheduler import JobState, JobStatus, failed, incurable, timed_out
 from . import eventlog, parsing
 
 USER_REQUEST_HOLD_CODE = 1
@@ -68,6 +68,70 @@ _TRANSFER_HOLD_CODES = (12, 13)
 errno) says a file is missing or forbidden, else perhaps a network hiccup."""
 _PATH_ERRNOS = (2, 13)  # ENOENT, EACCES
 
+POLICY_HOLD_CODE = 3
+"""HoldReasonCode of a ``periodic_hold`` / ``on_exit_hold`` expression of the
+job, or a ``SYSTEM_PERIODIC_HOLD`` of the pool, that became true."""
+
+DURATION_HOLD_CODES = {
+    46: "allowed_job_duration",  # JobDurationExceeded
+    47: "allowed_execute_duration",  # JobExecuteExceeded
+}
+"""HoldReasonCodes of HTCondor's own run time limits, with the submit command
+that sets each (seen for real: "The job exceeded allowed job duration of
+00:05", Code 46)."""
+
+RUN_TIME_WORDS = re.compile(
+    r"RemoteWallClockTime|JobCurrentStartDate|JobStartDate|JobCurrentStartExecutingDate"
+    r"|CumulativeSlotTime|RemoteUserCpu|MaxRun ?Time|MaxWall ?Time|MaxJobRetirementTime"
+    r"|wall ?(clock )?time|run ?time|JobStatus\s*(==|=\?=)\s*2\b.*EnteredCurrentStatus",
+    flags=re.IGNORECASE,
+)
+"""What a policy expression (or a site's own hold reason) says when it limits
+how long a job runs: the job attributes of its run time, or words such as
+``MaxRuntime``, the name many pools give that limit."""
+
+_POLICY_EXPRESSION = re.compile(r"(PeriodicHold|PeriodicRemove|SYSTEM_PERIODIC_\w+)")
+_POLICY_OPTIONS = {
+    "PeriodicHold": "the periodic_hold expression in the pool's submit_directives",
+    "PeriodicRemove": "the periodic_remove expression in the pool's submit_directives",
+}
+
+
+def time_limit_of(reason: str, code: int | None = None) -> str:
+    """The run time limit a hold or a removal reports, named with what sets it; '' if none.
+
+    Parameters
+    ----------
+    reason : str
+        The HoldReason, or the RemoveReason of an abort event, e.g. "The job
+        attribute PeriodicHold expression '(time() - JobCurrentStartDate) > 5'
+        evaluated to TRUE".
+    code : int, optional
+        The HoldReasonCode (None for a removal).
+
+    Returns
+    -------
+    str
+        For ``allowed_job_duration`` and ``allowed_execute_duration`` holds
+        (:data:`DURATION_HOLD_CODES`), and for a policy hold or removal whose
+        expression limits the run time (:data:`RUN_TIME_WORDS`): the limit and
+        the option to raise. A policy of the pool itself
+        (``SYSTEM_PERIODIC_HOLD``, a site's ``+MaxRuntime``) is named as such.
+    """
+    if code in DURATION_HOLD_CODES:
+        option = DURATION_HOLD_CODES[code]
+        return f"HTCondor's {option} (the pool's submit_directives['{option}'])"
+    if code not in (None, POLICY_HOLD_CODE) or not RUN_TIME_WORDS.search(reason):
+        return ""
+    expression = _POLICY_EXPRESSION.search(reason)
+    if expression is not None and expression.group(1) in _POLICY_OPTIONS:
+        return f"HTCondor's run time policy ({_POLICY_OPTIONS[expression.group(1)]})"
+    return (
+        "the HTCondor pool's run time policy (a limit of the pool, often +MaxRuntime "
+        "in submit_directives where the pool reads it; ask its administrators)"
+    )
+
+
 _HELD_BY = re.compile(r"\(by user ([^)\s]+)\)")
 """How ``condor_hold`` names who held the job in the HoldReason."""
 
@@ -121,6 +185,9 @@ def held_status(
         code == USER_REQUEST_HOLD_CODE and not _held_by_another(reason, user)
     ):
         return JobStatus(JobState.HELD, scheduler_state, words)
+    limit = time_limit_of(reason, code)
+    if limit:
+        return timed_out(scheduler_state, words, limit)
     fix = INCURABLE_HOLD_CODES.get(code)
     if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
         fix = _WORK_DIR_FIX
@@ -189,8 +256,14 @@ def status_after_event(
         return held_status(f"{name} (held)", hold.reason, hold.code, hold.subcode, user)
     if code == eventlog.ABORTED:
         reason = eventlog.abort_reason_of(event)
-        state = JobState.ENDED if removed_by_us else JobState.ERROR
-        return JobStatus(state, f"{name} (removed)", reason or "removed from the queue")
+        if removed_by_us:
+            return JobStatus(
+                JobState.ENDED, f"{name} (removed)", reason or "removed from the queue"
+            )
+        limit = time_limit_of(reason)
+        if limit:
+            return timed_out(f"{name} (removed)", reason, limit)
+        return JobStatus(JobState.ERROR, f"{name} (removed)", reason or "removed from the queue")
     return None
 
 

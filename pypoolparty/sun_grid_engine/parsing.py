@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import xml.etree.ElementTree as ElementTree
 
 from ..commands import Completed, PermanentError, TransientError
-from ..scheduler import JobState, JobStatus, failed, incurable
+from ..scheduler import (
+    JobState,
+    JobStatus,
+    failed,
+    incurable,
+    stopped_by_the_cluster,
+    timed_out,
+)
 
 # A job's state in qstat is a word of letters, each a flag (sge_status(5) and
 # qstat(1)): d deleted, E error, h hold, r running, R restarted, s suspended,
@@ -130,6 +138,10 @@ class QstatEntry:
     tasks: tuple[int, ...]
     """The array task ids; empty for a job that is not an array."""
 
+    start_time: str = ""
+    """When a running task started (``JAT_start_time``, the qmaster's local
+    time, e.g. ``2026-11-29T19:09:47``); empty for a waiting one."""
+
 
 def parse_qsub_terse(stdout: str) -> str:
     """Return the job number printed by ``qsub -terse``.
@@ -207,6 +219,7 @@ def _entry(job_list: ElementTree.Element) -> QstatEntry:
         name=text("JB_name"),
         state=text("state"),
         tasks=expand_task_ids(text("tasks")),
+        start_time=text("JAT_start_time") if job_list.get("state") == "running" else "",
     )
 
 
@@ -340,6 +353,21 @@ def is_unreachable(output: str) -> bool:
     return UNREACHABLE.search(output) is not None
 
 
+RUN_TIME_LIMIT_FAILED = "37"
+"""qacct's ``failed 37 : qmaster enforced h_rt, h_cpu, or h_vmem limit``: what
+Son of Grid Engine 8.1.9 writes for a job killed at its ``h_rt`` (with exit
+status 137, SIGKILL; with ``-notify``, SIGUSR2 came first and the job may
+have ended by itself before the kill)."""
+
+RESCHEDULED_FAILED = ("24", "25")
+"""qacct's ``failed 24 : migrating`` and ``failed 25 : rescheduling``: the
+record of a run that Grid Engine stopped to run the job again (``qmod -rj``,
+a host that went unknown with ``reschedule_unknown``)."""
+
+KILLED = "137"
+"""Exit status of a job killed by SIGKILL (128 + 9)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AccountingRecord:
     """What ``qacct -j`` says of how one task ended."""
@@ -351,21 +379,79 @@ class AccountingRecord:
     exit_status: str
     """The exit status and its words, e.g. ``139 (Segmentation fault)``."""
 
+    wallclock: float | None = None
+    """``ru_wallclock`` in seconds, if given."""
+
+    cpu: float | None = None
+    """``cpu`` in seconds, if given."""
+
+    limits: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The ``-l`` requests of the job's ``category``, e.g. ``{"h_rt": "5"}``."""
+
     def status(self) -> JobStatus:
         """Ended (the result file decides) for exit 0, failed for anything else.
 
         The job script starts the interpreter with ``exec``, so the shell's exit
         status 127 (not found) or 126 (not executable) says the interpreter
-        cannot be run on that host: no resubmission cures that.
+        cannot be run on that host: no resubmission cures that. A job killed
+        at its ``h_rt`` or ``h_cpu`` (:func:`time_limit_hit`) timed out; a run
+        Grid Engine stopped to reschedule it was stopped by the cluster.
         """
         word = f"exit_status {self.exit_status}"
         code = self.exit_status.split(" ", 1)[0]
-        if self.failed.split(" ", 1)[0] == "0" and code == "0":
+        failed_code = self.failed.split(" ", 1)[0]
+        if failed_code == "0" and code == "0":
             return JobStatus(JobState.ENDED, "qacct", word)
         reason = _join_words(word, f"failed {self.failed}")
         if code in ("126", "127"):
             return incurable("qacct", reason, _INTERPRETER_FIX)
+        limit = time_limit_hit(self)
+        if limit:
+            return timed_out("qacct", reason, limit)
+        if failed_code in RESCHEDULED_FAILED:
+            return stopped_by_the_cluster("qacct", reason)
         return failed("qacct", reason)
+
+
+def time_limit_hit(record: AccountingRecord) -> str:
+    """The time limit ``record``'s job was killed at, named for the message; '' if none.
+
+    Grid Engine kills a job at its ``h_rt`` (wall clock) or ``h_cpu`` (CPU
+    time) with SIGKILL. Son of Grid Engine says ``failed 37``; other Grid
+    Engines may say ``failed 0`` with exit status 137 alone. Either counts
+    when the job used up the limit it asked for (``category``), so that a
+    memory limit (``h_vmem``, also ``failed 37``) or a ``qdel`` is not taken
+    for one.
+    """
+    failed_code = record.failed.split(" ", 1)[0]
+    if failed_code != RUN_TIME_LIMIT_FAILED and record.exit_status.split(" ", 1)[0] != KILLED:
+        return ""
+    for name, used in (("h_rt", record.wallclock), ("h_cpu", record.cpu)):
+        limit = time_value_seconds(record.limits.get(name, ""))
+        # ru_wallclock is in whole seconds and the kill comes a little late.
+        if limit is not None and used is not None and used >= limit - 1:
+            return time_limit_words(name, record.limits[name])
+    return ""
+
+
+def time_limit_words(name: str, value: str) -> str:
+    """How a Grid Engine time limit is named in messages, with the option that sets it."""
+    return f"Grid Engine's {name}={value} (the pool's resources={{'{name}': ...}})"
+
+
+def time_value_seconds(text: str) -> float | None:
+    """Seconds of a Grid Engine time value: ``5``, ``1:30``, ``0:0:5``, ``1:00:00``.
+
+    sge_types(1): ``[[hours:]minutes:]seconds``, each part may be empty.
+    ``None`` for anything else (``INFINITY`` included).
+    """
+    text = text.strip()
+    if not re.fullmatch(r"\d*(:\d*){0,2}", text) or not text.strip(":"):
+        return None
+    seconds = 0
+    for part in text.split(":"):
+        seconds = seconds * 60 + int(part or 0)
+    return float(seconds)
 
 
 def parse_qacct(text: str) -> dict[int, AccountingRecord]:
@@ -384,8 +470,57 @@ def parse_qacct(text: str) -> dict[int, AccountingRecord]:
             continue
         task = fields.get("taskid", "undefined")
         task_id = int(task) if task.isdigit() else 1
-        records[task_id] = AccountingRecord(task_id, fields["failed"], fields["exit_status"])
+        records[task_id] = AccountingRecord(
+            task_id,
+            fields["failed"],
+            fields["exit_status"],
+            wallclock=_seconds(fields.get("ru_wallclock", "")),
+            cpu=_seconds(fields.get("cpu", "")),
+            limits=category_limits(fields.get("category", "")),
+        )
     return records
+
+
+def _seconds(text: str) -> float | None:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s?", text.strip())
+    return float(match.group(1)) if match else None
+
+
+def category_limits(category: str) -> dict[str, str]:
+    """The resource requests of qacct's ``category``: ``-q all.q -l h_rt=5,h_vmem=1G``."""
+    words = category.split()
+    limits = {}
+    for flag, value in zip(words, words[1:]):
+        if flag in ("-l", "-hard"):
+            for item in value.split(","):
+                name, _, limit = item.partition("=")
+                if limit:
+                    limits[name] = limit
+    return limits
+
+
+def killed_at_run_time_limit(h_rt: str, started: float | None, gone: float) -> str:
+    """The ``h_rt`` limit a job that left the queue without a result was likely killed at.
+
+    For when Grid Engine keeps no accounting (``qacct`` has no record): a
+    job that ran, by ``qstat``'s start time (``started``, seconds since the
+    epoch) and the time it was first missed (``gone``), at least its
+    ``h_rt``, cannot have run longer, so Grid Engine killed it. A job that
+    died by itself a moment before its limit can look the same; it runs
+    again either way. '' when there is no limit or the job ran shorter.
+    """
+    limit = time_value_seconds(h_rt)
+    if limit is None or started is None or gone - started < limit:
+        return ""
+    return time_limit_words("h_rt", h_rt)
+
+
+def start_time_seconds(text: str) -> float | None:
+    """``JAT_start_time`` (``2026-11-29T19:09:47``, local time) as seconds since the epoch."""
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _join_words(*parts: str) -> str:

@@ -12,11 +12,20 @@ import os
 import pwd
 import re
 import shlex
+import time
 from collections.abc import Sequence
 
 from .. import commands
 from ..event_log import consecutive_runs
-from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..scheduler import (
+    Job,
+    JobState,
+    JobStatus,
+    Scheduler,
+    Submission,
+    SubmissionRejected,
+    timed_out,
+)
 from ..work_dir import write_private
 from . import parsing
 from .options import QsubOptions
@@ -69,6 +78,9 @@ class GridEngineScheduler(Scheduler):
         self.user = pwd.getpwuid(os.geteuid()).pw_name
         # The error reason of each task seen in an E state, from qstat -j.
         self._error_reasons: dict[str, str] = {}
+        # When each task seen running started (qstat's JAT_start_time, seconds
+        # since the epoch): without accounting, the hint of an h_rt kill.
+        self._started: dict[str, float] = {}
 
     def submit(self, submission: Submission) -> list[Job]:
         """Submit one array job with a task per chunk; return a job per task."""
@@ -146,6 +158,7 @@ class GridEngineScheduler(Scheduler):
                 jobid = f"{entry.job_number}.{task_id}"
                 if jobid in wanted:
                     statuses[jobid] = JobStatus(parsing.job_state(entry.state), entry.state)
+                    self._note_start(jobid, entry.start_time)
         held = [jobid for jobid, status in statuses.items() if status.state is JobState.HELD]
         if held:
             user_held = self._user_held()
@@ -178,12 +191,21 @@ class GridEngineScheduler(Scheduler):
                 self._error_reasons[f"{job_number}.{task_id}"] = reason
         return self._error_reasons.get(jobid, "")
 
+    def _note_start(self, jobid: str, start_time: str) -> None:
+        started = parsing.start_time_seconds(start_time) if start_time else None
+        if started is not None:
+            # A rescheduled task starts again: its latest start counts.
+            self._started[jobid] = started
+
     def how_ended(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
         """How ``jobs``, gone from ``qstat``, ended, as far as ``qacct`` knows yet.
 
         One ``qacct -j NUMBER -t FIRST-LAST`` per array job. Grid Engine
         writes the accounting record a little after the job left the queue;
-        jobs without one are left out (the session keeps waiting for them).
+        jobs without one are left out (the session keeps waiting for them),
+        but for a job that ran for the pool's whole ``h_rt`` (by ``qstat``'s
+        start time): Grid Engine killed it at its limit, with or without
+        accounting (:func:`parsing.killed_at_run_time_limit`).
         """
         tasks_by_number: dict[str, list[int]] = {}
         for job in jobs:
@@ -196,6 +218,18 @@ class GridEngineScheduler(Scheduler):
             for task_id in task_ids:
                 if records and task_id in records:
                     statuses[f"{job_number}.{task_id}"] = records[task_id].status()
+        h_rt = self.options.resources.get("h_rt", "")
+        now = time.time()
+        for job in jobs:
+            if job.jobid in statuses or not h_rt:
+                continue
+            limit = parsing.killed_at_run_time_limit(h_rt, self._started.get(job.jobid), now)
+            if limit:
+                reason = (
+                    "left the queue after running its h_rt (by qstat's start time); "
+                    "no qacct record of it (yet)"
+                )
+                statuses[job.jobid] = timed_out("qstat", reason, limit)
         return statuses
 
     def cancel(self, jobs: Sequence[Job]) -> None:

@@ -97,7 +97,23 @@ def _dummy_faults(draw: random.Random, seed: int, kind: str) -> dict:
     for fault, most in (("fail_commands", 2), ("hang_commands", 1), ("garbage_commands", 1)):
         counts = {command: draw.randint(0, most) for command in commands_of(kind)}
         faults[fault] = {command: n for command, n in counts.items() if n and draw.random() < 0.3}
+    faults.update(_cluster_stops(seed, kind))
     return faults
+
+
+def _cluster_stops(seed: int, kind: str) -> dict:
+    """The cluster stopping running jobs, which run again by themselves: Grid
+    Engine's reschedule (``qmod -rj``), HTCondor's eviction (``condor_vacate_job``).
+
+    Drawn apart, so that adding them left every other draw of a seed as it was.
+    """
+    draw = random.Random(f"{seed}-cluster-stops")
+    probability = draw.choice([0.0, 0.0, 0.1, 0.3])
+    if kind == "sge":
+        return {"reschedule_probability": probability}
+    if kind == "htcondor":
+        return {"vacate_probability": probability}
+    return {}
 
 
 def _wrapper_faults(draw: random.Random) -> dict:

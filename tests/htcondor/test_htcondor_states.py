@@ -136,3 +136,80 @@ def test_a_real_hold_for_an_inaccessible_initial_working_directory_ends_the_map(
     assert "Cannot access initial working directory" in status.reason
     assert "HoldReasonCode 14" in status.reason
     assert "work_dir" in status.fix
+
+
+# -- time limits and evictions (event logs of jobs held, removed and vacated for real)
+
+
+def sample_events(name):
+    with open(os.path.join(SAMPLES, name), "rb") as file:
+        return eventlog.parse_events(file.read())[0]
+
+
+def final_statuses(name, removed_by_us=False, codes=None):
+    statuses = {}
+    for event in sample_events(name):
+        if codes is not None and event.code not in codes:
+            continue
+        status = states.status_after_event(event, removed_by_us)
+        if status is not None:
+            statuses[(event.cluster, event.proc)] = status
+    return statuses
+
+
+def test_a_periodic_hold_on_the_run_time_is_a_time_limit_naming_periodic_hold():
+    # (The test removed the held jobs afterwards.)
+    held = final_statuses("eventlog_time_limits.log", codes=[eventlog.HELD])[(247, 0)]
+    assert held.state is JobState.ERROR and held.curable
+    assert "periodic_hold" in held.time_limit and "HoldReasonCode 3" in held.reason
+
+
+def test_a_periodic_remove_on_the_run_time_is_a_time_limit_naming_periodic_remove():
+    removed = final_statuses("eventlog_time_limits.log")[(248, 0)]
+    assert removed.state is JobState.ERROR and "periodic_remove" in removed.time_limit
+    # Removed by this map itself: not a failure at all.
+    ours = final_statuses("eventlog_time_limits.log", removed_by_us=True)[(248, 0)]
+    assert ours.state is JobState.ENDED and ours.time_limit == ""
+
+
+def test_allowed_job_duration_is_a_time_limit_naming_it():
+    held = final_statuses("eventlog_time_limits.log", codes=[eventlog.HELD])[(249, 0)]
+    assert held.state is JobState.ERROR and "allowed_job_duration" in held.time_limit
+
+
+def test_a_policy_hold_on_anything_but_the_run_time_is_no_time_limit():
+    status = states.held_status(
+        "5 (Held)", "The job attribute OnExitHold expression 'ExitBySignal =?= true' ...", 3
+    )
+    assert status.state is JobState.ERROR and status.time_limit == ""
+
+
+def test_a_sites_own_max_runtime_hold_names_the_pools_policy():
+    status = states.held_status(
+        "5 (Held)",
+        "The system macro SYSTEM_PERIODIC_HOLD expression "
+        "'(JobStatus == 2) && (time() - EnteredCurrentStatus > MaxRuntime)' evaluated to TRUE",
+        3,
+    )
+    assert "pool's run time policy" in status.time_limit and "+MaxRuntime" in status.time_limit
+
+
+def test_a_vacated_job_goes_back_to_idle_and_runs_again_by_itself():
+    walk = [
+        states.status_after_event(event, removed_by_us=False)
+        for event in sample_events("eventlog_vacated.log")
+    ]
+    walk = [status.state for status in walk if status is not None]
+    # Submitted, executing, evicted (back to idle), executing again; then the
+    # test removed it.
+    assert walk[:4] == [JobState.PENDING, JobState.RUNNING, JobState.PENDING, JobState.RUNNING]
+
+
+def test_condor_q_shows_time_limit_holds_as_time_limits():
+    with open(os.path.join(SAMPLES, "condor_q_af_t_held_at_time_limits.txt")) as file:
+        queued = parsing.parse_condor_q(file.read())
+    limits = [
+        states.status_from_job_status(j.job_status, j.hold_reason_code, j.hold_reason).time_limit
+        for j in queued
+    ]
+    assert "periodic_hold" in limits[0] and "allowed_job_duration" in limits[1]

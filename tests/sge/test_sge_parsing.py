@@ -215,3 +215,77 @@ def test_qacct_tells_a_clean_exit_from_a_failed_one_and_a_segfault():
 def test_qacct_of_a_job_without_a_record_yet_is_no_answer():
     text = sample("qacct_j_unknown.txt")
     assert parsing.parse_qacct_command(commands.Completed(("qacct",), 1, "", text)) == {}
+
+
+# -- time limits and rescheduling (samples from jobs killed for real) ---------
+
+
+def test_a_job_killed_at_its_h_rt_timed_out_and_names_h_rt():
+    (record,) = parsing.parse_qacct(sample("qacct_j_h_rt_killed.txt")).values()
+    status = record.status()
+    assert status.state is JobState.ERROR and status.curable
+    assert "h_rt=5" in status.time_limit and "resources" in status.time_limit
+    assert "failed 37" in status.reason and not status.by_the_cluster
+
+
+def test_every_task_of_an_array_killed_at_its_h_rt_timed_out():
+    records = parsing.parse_qacct(sample("qacct_j_array_h_rt_killed.txt"))
+    assert sorted(records) == [1, 2]
+    assert all("h_rt=4" in record.status().time_limit for record in records.values())
+
+
+def test_a_job_warned_by_notify_before_its_h_rt_kill_timed_out_too():
+    # -notify: SIGUSR2 at h_rt; this job then ended by itself (exit 0)
+    # before the kill, but qacct still says failed 37.
+    (record,) = parsing.parse_qacct(sample("qacct_j_h_rt_notify.txt")).values()
+    assert "h_rt=5" in record.status().time_limit
+
+
+def test_a_qdel_of_a_job_with_an_h_rt_is_no_time_limit():
+    (record,) = parsing.parse_qacct(sample("qacct_j_qdel_with_h_rt.txt")).values()
+    status = record.status()
+    assert status.state is JobState.ERROR and status.time_limit == ""
+    assert "Killed" in status.reason
+
+
+def test_the_record_of_a_rescheduled_run_is_the_clusters_doing():
+    text = sample("qacct_j_rescheduled_qmod_rj.txt")
+    # Two records: the run qmod -rj stopped, then the rerun, which counts.
+    first, rerun = text.split("=" * 62)[1:]
+    (stopped,) = parsing.parse_qacct("=" * 62 + first).values()
+    status = stopped.status()
+    assert status.state is JobState.ERROR and status.by_the_cluster
+    assert "rescheduling" in status.reason
+    assert parsing.parse_qacct(text)[1].status().state is JobState.ENDED
+
+
+def test_a_rescheduled_task_waits_in_the_queue_as_rq():
+    entries = parsing.parse_qstat_xml(sample("qstat_xml_rescheduled_rq.xml"))
+    rescheduled = [e for e in entries if e.state == "Rq"]
+    assert [e.tasks for e in rescheduled] == [(1,)]
+    assert parsing.job_state("Rq") is JobState.PENDING
+    assert parsing.job_state("Rr") is JobState.RUNNING
+
+
+def test_qstat_gives_when_running_tasks_started_and_none_for_waiting_ones():
+    entries = parsing.parse_qstat_xml(sample("qstat_xml_mixed.xml"))
+    running = [e for e in entries if parsing.job_state(e.state) is JobState.RUNNING]
+    waiting = [e for e in entries if parsing.job_state(e.state) is JobState.PENDING]
+    assert running and waiting
+    assert running[0].start_time == "2026-11-21T21:43:17"
+    assert parsing.start_time_seconds(running[0].start_time) is not None
+    assert {e.start_time for e in waiting} == {""}
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("5", 5), ("0:0:5", 5), ("1:30", 90), ("1:00:00", 3600), ("::7", 7), ("INFINITY", None)],
+)
+def test_grid_engine_time_values(text, seconds):
+    assert parsing.time_value_seconds(text) == seconds
+
+
+def test_without_accounting_a_job_gone_after_its_h_rt_was_killed_at_it():
+    assert "h_rt=0:0:5" in parsing.killed_at_run_time_limit("0:0:5", 100.0, 105.5)
+    assert parsing.killed_at_run_time_limit("0:0:5", 100.0, 103.0) == ""
+    assert parsing.killed_at_run_time_limit("0:0:5", None, 1000.0) == ""
