@@ -120,9 +120,10 @@ def session_dir(
     code_files = serialization.CodeFiles()
     function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
-    if settings.container is None:
+    if settings.container is None and scheduler.shares_file_system:
         # In a container, python_path names the image's interpreter, which
-        # this host cannot run: the worker's own check decides in the job.
+        # this host cannot run; without a shared file system, the execute
+        # nodes' own: the worker's own check decides in the job.
         interpreter.check(settings.python_path)
     if chunksize is None:
         parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
@@ -262,6 +263,8 @@ def _prepare_session_dir(
             + ([settings.container.identity()] if settings.container is not None else [])
             # What the job runs before the worker; no setup keeps the fingerprints of before.
             + ([repr(settings.setup)] if settings.setup else [])
+            # Jobs that get their files by transfer are given no submit-side paths.
+            + ([] if scheduler.shares_file_system else ["no shared file system"])
         )
         fingerprint = serialization.write_tasks(
             incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
@@ -275,7 +278,9 @@ def _prepare_session_dir(
             return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
-        _write_session_files(settings, session_dir, function_bytes, star, code_files)
+        _write_session_files(
+            settings, session_dir, function_bytes, star, code_files, scheduler.shares_file_system
+        )
         work_dir.SessionMetadata.of_new_map(
             fingerprint=fingerprint,
             scheduler=scheduler.name,
@@ -323,22 +328,32 @@ def _write_session_files(
     function_bytes: bytes,
     star: bool,
     code_files: serialization.CodeFiles,
+    shared_file_system: bool = True,
 ) -> None:
     """What the job reads besides the tasks (see :mod:`pypoolparty.launcher`,
-    :mod:`pypoolparty.worker`)."""
+    :mod:`pypoolparty.worker`).
+
+    Without a shared file system the job gets no path of the submit host:
+    neither its ``sys.path`` nor its working directory nor the submitting
+    script (the job's interpreter brings its own packages; see
+    :mod:`pypoolparty.job_files`).
+    """
     work_dir.write_private(session_dir.function_path, function_bytes)
     with open(WORKER_SCRIPT_SOURCE, "rb") as file:
         work_dir.write_private(session_dir.worker_script_path, file.read())
+    main = _main_module()
+    if not shared_file_system:
+        main["path"] = None
     work_dir.write_json(
         session_dir.worker_config_path,
         {
             "star": star,
             "interpreter": interpreter.submitter_versions(),
-            "sys_path": interpreter.submitter_sys_path(),
-            "working_directory": os.getcwd(),
+            "sys_path": interpreter.submitter_sys_path() if shared_file_system else [],
+            "working_directory": os.getcwd() if shared_file_system else None,
             "max_result_size": settings.max_result_size,
             "code_files": code_files.files,
-            "main": _main_module(),
+            "main": main,
         },
     )
     left_out = launcher.write_files(

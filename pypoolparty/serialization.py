@@ -165,3 +165,19 @@ def _pickle_chunk(tasks: list, start: int, stop: int, code_files: CodeFiles | No
 
 def _name(func) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
+
+
+def copy_chunk_tasks(tasks_path: str, ichunk: int, destination: str) -> None:
+    """Write a ``tasks.zip`` at ``destination`` holding only chunk ``ichunk``'s member.
+
+    For jobs that get their files by transfer (HTCondor without a shared file
+    system): a job needs its own chunk, not the tasks of the whole map. The
+    member keeps its name, so the worker reads it as from the map's archive.
+    """
+    member = f"{ichunk}.pickle"
+    with zipfile.ZipFile(tasks_path) as archive:
+        data = archive.read(member)
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(member, data)

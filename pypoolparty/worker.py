@@ -77,7 +77,9 @@ OUTCOME_FORMAT = 1
 def main(argv=None):
     args = parse_arguments(argv)
     os.umask(0o077)
-    session_dir = args.session_dir
+    # Absolute: a task may change the working directory, and a job that got
+    # its files by transfer is given "." (its scratch directory).
+    session_dir = os.path.abspath(args.session_dir)
     ichunk = resolve_ichunk(args)
     config = read_json(os.path.join(session_dir, "worker_config.json"))
     # Before anything is unpickled: pickled code runs only on equal versions.

@@ -1,0 +1,101 @@
+"""The files a job reads and writes, for pools whose jobs do not see the work_dir.
+
+On a shared file system a job opens its session directory itself. Without
+one (``pypoolparty.htcondor.Pool(shared_file_system=False)``), the scheduler
+copies files into the job's scratch directory and copies the job's outputs
+back; the job then runs with its scratch directory as its session directory
+(``.``), so that nothing it runs names a path of the submit host. This
+module says which files those are; the adapter only moves them.
+
+Into the job go
+
+- the files every job of the map reads (:data:`SHARED_INPUTS`): the worker
+  script, ``worker_config.json``, the pickled function, and the launcher with
+  its private environment and setup files -- once per job, never per task;
+- the job's own chunk, staged by :func:`stage_chunk` into a directory of its
+  own whose contents land in the scratch directory: a ``tasks.zip`` holding
+  only that chunk (not the tasks of the whole map), copies of the task
+  records earlier runs of the chunk left (so a resubmitted job skips the
+  tasks they finished), and the empty ``outcomes/`` and ``partial/``
+  directories the worker writes into.
+
+Back come :data:`OUTPUTS`, ``outcomes/`` and ``partial/``, into the session
+directory's directories of the same names, where the session reads them as
+on a shared file system. Transferred files keep their 0600 mode.
+
+The names are those of :class:`pypoolparty.work_dir.SessionDir` (the session
+directory's layout) and :mod:`pypoolparty.launcher`; the chunk's archive is
+written by :mod:`pypoolparty.serialization`, the owner of its format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from . import launcher, serialization, task_records, work_dir
+from .scheduler import WorkerCall
+
+SCRATCH_SESSION_DIR = "."
+"""The session directory of a job that got its files by transfer: its scratch directory."""
+
+SHARED_INPUTS = (
+    "worker.py",
+    "worker_config.json",
+    "function.pickle",
+    launcher.LAUNCHER_NAME,
+    launcher.ENVIRONMENT_NAME,
+    launcher.SETUP_NAME,
+)
+"""Files of the session directory every job reads, by their names there."""
+
+OUTPUTS = ("outcomes", task_records.DIRECTORY)
+"""Directories the job writes, copied back into the session directory's own."""
+
+
+def worker_call_in_scratch(worker: WorkerCall) -> WorkerCall:
+    """``worker`` with the paths a job in its scratch directory uses: relative ones.
+
+    The interpreter stays as given: it is the execute node's own.
+
+    Raises
+    ------
+    ValueError
+        ``worker`` runs in a container, whose binds name the submit host's
+        work_dir.
+    """
+    if worker.container is not None:
+        raise ValueError("a container needs the work_dir on a shared file system")
+    session = work_dir.SessionDir(SCRATCH_SESSION_DIR)
+    return dataclasses.replace(
+        worker,
+        script_path=os.path.basename(session.worker_script_path),
+        session_dir=SCRATCH_SESSION_DIR,
+        launcher_path=None if worker.launcher_path is None else launcher.LAUNCHER_NAME,
+        working_dir="",
+    )
+
+
+def stage_chunk(session_dir: str, ichunk: int, directory: str) -> None:
+    """Write into ``directory`` (new) what the job of chunk ``ichunk`` needs of its own.
+
+    Its contents are to be copied into the job's scratch directory: a
+    ``tasks.zip`` of the chunk alone, ``outcomes/``, and ``partial/`` with
+    copies of the chunk's task records as they are now.
+    """
+    session = work_dir.SessionDir(session_dir)
+    # makedirs would make the parents with the umask's mode.
+    work_dir.make_private_dir(os.path.dirname(directory))
+    work_dir.make_private_dir(directory)
+    serialization.copy_chunk_tasks(
+        session.tasks_path, ichunk, os.path.join(directory, os.path.basename(session.tasks_path))
+    )
+    work_dir.make_private_dir(os.path.join(directory, "outcomes"))
+    records = work_dir.make_private_dir(os.path.join(directory, task_records.DIRECTORY))
+    for path in task_records.files_by_chunk(session_dir).get(ichunk, []):
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            continue  # folded meanwhile: its tasks are in the outcome
+        work_dir.write_private(os.path.join(records, os.path.basename(path)), data)
