@@ -166,3 +166,42 @@ def test_a_killed_submitter_is_continued_by_the_same_map(job_python, hidden_dir,
     # Each chunk was done once: those done before the kill were reused, the
     # jobs that ended meanwhile had their outcomes fetched from the spool.
     assert sorted(e["ichunk"] for e in events(work_dir, "chunk_done")) == list(range(8))
+
+
+def running_procs(batch_name):
+    completed = subprocess.run(
+        ["condor_q", "-constraint", f'JobBatchName == "{batch_name}"', "-af:j", "JobStatus"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line.split() for line in completed.stdout.splitlines()]
+    return [row[0] for row in rows if row[1:] == ["2"]]
+
+
+def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    slow = {"TRANSFER_TEST_SLEEP": "3"}
+    process = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    try:
+        (jobid, *_) = wait_for(lambda: running_procs(batch_name), timeout=120, interval=0.2)
+        vacated = subprocess.run(
+            ["condor_vacate_job", jobid], capture_output=True, text=True, check=False
+        )
+        assert vacated.returncode == 0, vacated.stderr
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    outcome = json.loads(stdout.strip().splitlines()[-1])
+    assert outcome.get("results") == [x * x for x in range(8)], stderr
+    starts = subprocess.run(
+        ["condor_history", jobid, "-af", "NumJobStarts", "-limit", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
