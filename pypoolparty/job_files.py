@@ -31,10 +31,14 @@ written by :mod:`pypoolparty.serialization`, the owner of its format.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+from collections.abc import Sequence
 
 from . import launcher, serialization, task_records, work_dir
 from .scheduler import WorkerCall
+
+logger = logging.getLogger("pypoolparty")
 
 SCRATCH_SESSION_DIR = "."
 """The session directory of a job that got its files by transfer: its scratch directory."""
@@ -51,6 +55,10 @@ SHARED_INPUTS = (
 
 OUTPUTS = ("outcomes", task_records.DIRECTORY)
 """Directories the job writes, copied back into the session directory's own."""
+
+TRANSFER_WARNING_BYTES = 1 << 30
+"""A submission whose jobs get more than this many bytes in all (1 GiB) is
+warned about before it is submitted: every byte goes through the schedd."""
 
 
 def worker_call_in_scratch(worker: WorkerCall) -> WorkerCall:
@@ -99,3 +107,58 @@ def stage_chunk(session_dir: str, ichunk: int, directory: str) -> None:
         except FileNotFoundError:
             continue  # folded meanwhile: its tasks are in the outcome
         work_dir.write_private(os.path.join(records, os.path.basename(path)), data)
+
+
+def transfer_size(session_dir: str, staged_dirs: Sequence[str]) -> tuple[int, int]:
+    """Bytes the jobs of one submission get: ``(per job, in all)``.
+
+    Each job gets the :data:`SHARED_INPUTS` (the pickled function first of
+    all, with whatever it captures) and its own staged directory.
+    """
+    shared = sum(
+        os.path.getsize(os.path.join(session_dir, name))
+        for name in SHARED_INPUTS
+        if os.path.exists(os.path.join(session_dir, name))
+    )
+    own = sum(_tree_size(directory) for directory in staged_dirs)
+    return shared, shared * len(staged_dirs) + own
+
+
+def warn_if_large(session_dir: str, staged_dirs: Sequence[str]) -> str | None:
+    """Warn (log) when the jobs of a submission would get more than :data:`TRANSFER_WARNING_BYTES`.
+
+    Returns
+    -------
+    str or None
+        The warning, if one was given.
+    """
+    per_job, total = transfer_size(session_dir, staged_dirs)
+    if total <= TRANSFER_WARNING_BYTES:
+        return None
+    message = (
+        f"{len(staged_dirs)} job(s) of this map get {_size(total)} by file transfer, "
+        f"{_size(per_job)} of it for each job (the pickled function with what it "
+        "captures, the worker and the launcher) and the rest in their chunks' tasks; "
+        "all of it goes through the schedd and waits in its spool. Pass large data "
+        "by path to storage the execute nodes reach rather than in the function or "
+        "the tasks (see docs/no_shared_file_system.rst)."
+    )
+    logger.warning("%s", message)
+    return message
+
+
+def _tree_size(directory: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        total += sum(os.path.getsize(os.path.join(root, name)) for name in files)
+    return total
+
+
+def _size(num_bytes: float) -> str:
+    if num_bytes < 1024:
+        return f"{int(num_bytes)} bytes"
+    for unit in ("KiB", "MiB", "GiB"):
+        num_bytes /= 1024
+        if num_bytes < 1024 or unit == "GiB":
+            break
+    return f"{num_bytes:.1f} {unit}"

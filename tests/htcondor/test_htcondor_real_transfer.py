@@ -179,9 +179,7 @@ def running_procs(batch_name):
     return [row[0] for row in rows if row[1:] == ["2"]]
 
 
-def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(
-    job_python, hidden_dir, batch_name
-):
+def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidden_dir, batch_name):
     work_dir = os.path.join(hidden_dir, "work")
     slow = {"TRANSFER_TEST_SLEEP": "3"}
     process = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)

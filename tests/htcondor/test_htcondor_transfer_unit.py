@@ -150,3 +150,26 @@ def test_a_proc_whose_inputs_are_still_spooling_is_pending():
     status = spool.spooling_status(16, "Spooling input data files")
     assert status.state is JobState.PENDING and status.reason == "Spooling input data files"
     assert spool.spooling_status(3, "The job attribute OnExitHold expression") is None
+
+
+def test_a_submission_that_sends_much_through_the_schedd_is_warned_about(
+    tmp_path, monkeypatch, caplog
+):
+    session_dir = tmp_path / "map-1"
+    session_dir.mkdir()
+    (session_dir / "function.pickle").write_bytes(b"f" * 3000)  # captured data
+    staged = []
+    for ichunk in range(4):
+        directory = session_dir / "inputs" / str(ichunk)
+        directory.mkdir(parents=True)
+        (directory / "tasks.zip").write_bytes(b"t" * 100)
+        staged.append(str(directory))
+    assert job_files.transfer_size(str(session_dir), staged) == (3000, 4 * 3000 + 4 * 100)
+    assert job_files.warn_if_large(str(session_dir), staged) is None
+    monkeypatch.setattr(job_files, "TRANSFER_WARNING_BYTES", 10_000)
+    with caplog.at_level("WARNING", logger="pypoolparty"):
+        message = job_files.warn_if_large(str(session_dir), staged)
+    assert message is not None and message in caplog.text
+    assert "4 job(s) of this map get 12.1 KiB by file transfer, 2.9 KiB of it for each job" in (
+        message
+    )
