@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import job_user
@@ -203,3 +205,26 @@ def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidd
         check=True,
     )
     assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
+
+
+def test_a_held_job_is_removed_and_its_chunk_resubmitted(job_python, hidden_dir, batch_name):
+    markers = tempfile.mkdtemp(prefix="pypoolparty-transfer-markers-", dir="/var/tmp")
+    try:
+        os.chmod(markers, 0o1777)
+        work_dir = os.path.join(hidden_dir, "work")
+        outcome, stderr = run_map(
+            job_python,
+            work_dir,
+            "killed_on_first_attempt",
+            {"TRANSFER_TEST_MARKERS": markers},
+            batch_name=batch_name,
+            keep_work_dir=True,
+            # Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
+            submit_directives={"on_exit_hold": "ExitBySignal =?= true"},
+        )
+    finally:
+        shutil.rmtree(markers, ignore_errors=True)
+    assert outcome.get("results") == [x * x for x in range(4)], stderr
+    failures = events(work_dir, "job_failed")
+    assert len(failures) == 2, failures  # both chunks' first jobs
+    assert all("HoldReasonCode 3" in failure["reason"] for failure in failures)

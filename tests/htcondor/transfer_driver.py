@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -45,7 +46,19 @@ def slow_square(x):
     return x * x
 
 
+def killed_on_first_attempt(x):
+    """Dies by SIGKILL the first time it runs for ``x`` (a marker in a directory
+    of the test's that every user may write says so); HTCondor then holds the
+    proc if the submit directives say ``on_exit_hold`` on signals."""
+    marker = os.path.join(os.environ["TRANSFER_TEST_MARKERS"], f"attempted-{x}")
+    if x % 2 == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
 SCENARIOS = {
+    "killed_on_first_attempt": (killed_on_first_attempt, 4, 2),
     "square_where": (square_where, 6, 2),
     "raise_on_3": (raise_on_3, 6, 2),
     "slow_square": (slow_square, 8, 1),
