@@ -12,7 +12,7 @@ Into the job go
 - the files every job of the map reads (:data:`SHARED_INPUTS`): the worker
   script, ``worker_config.json``, the pickled function, and the launcher with
   its private environment and setup files -- once per job, never per task;
-- the job's own chunk, staged by :func:`stage_chunk` into a directory of its
+- the job's own chunk, staged by :func:`stage_chunks` into a directory of its
   own whose contents land in the scratch directory: a ``tasks.zip`` holding
   only that chunk (not the tasks of the whole map), copies of the task
   records earlier runs of the chunk left (so a resubmitted job skips the
@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import launcher, serialization, task_records, work_dir
 from .scheduler import WorkerCall
@@ -84,29 +84,37 @@ def worker_call_in_scratch(worker: WorkerCall) -> WorkerCall:
     )
 
 
-def stage_chunk(session_dir: str, ichunk: int, directory: str) -> None:
-    """Write into ``directory`` (new) what the job of chunk ``ichunk`` needs of its own.
+def stage_chunks(session_dir: str, directories: Mapping[int, str]) -> None:
+    """Write into each new directory what the job of its chunk needs of its own.
 
-    Its contents are to be copied into the job's scratch directory: a
-    ``tasks.zip`` of the chunk alone, ``outcomes/``, and ``partial/`` with
-    copies of the chunk's task records as they are now.
+    ``directories`` maps a chunk index to its directory, whose contents are
+    to be copied into the job's scratch directory: a ``tasks.zip`` of the
+    chunk alone, ``outcomes/``, and ``partial/`` with copies of the chunk's
+    task records as they are now. The map's archive is opened, and the
+    records listed, once for all the chunks.
     """
     session = work_dir.SessionDir(session_dir)
-    # makedirs would make the parents with the umask's mode.
-    work_dir.make_private_dir(os.path.dirname(directory))
-    work_dir.make_private_dir(directory)
+    tasks_name = os.path.basename(session.tasks_path)
+    for directory in directories.values():
+        # makedirs would make the parents with the umask's mode.
+        work_dir.make_private_dir(os.path.dirname(directory))
+        work_dir.make_private_dir(directory)
+        work_dir.make_private_dir(os.path.join(directory, "outcomes"))
+        work_dir.make_private_dir(os.path.join(directory, task_records.DIRECTORY))
     serialization.copy_chunk_tasks(
-        session.tasks_path, ichunk, os.path.join(directory, os.path.basename(session.tasks_path))
+        session.tasks_path,
+        {ichunk: os.path.join(directory, tasks_name) for ichunk, directory in directories.items()},
     )
-    work_dir.make_private_dir(os.path.join(directory, "outcomes"))
-    records = work_dir.make_private_dir(os.path.join(directory, task_records.DIRECTORY))
-    for path in task_records.files_by_chunk(session_dir).get(ichunk, []):
-        try:
-            with open(path, "rb") as file:
-                data = file.read()
-        except FileNotFoundError:
-            continue  # folded meanwhile: its tasks are in the outcome
-        work_dir.write_private(os.path.join(records, os.path.basename(path)), data)
+    records = task_records.files_by_chunk(session_dir)
+    for ichunk, directory in directories.items():
+        for path in records.get(ichunk, []):
+            try:
+                with open(path, "rb") as file:
+                    data = file.read()
+            except FileNotFoundError:
+                continue  # folded meanwhile: its tasks are in the outcome
+            staged = os.path.join(directory, task_records.DIRECTORY, os.path.basename(path))
+            work_dir.write_private(staged, data)
 
 
 def transfer_size(session_dir: str, staged_dirs: Sequence[str]) -> tuple[int, int]:

@@ -24,6 +24,7 @@ import os
 import pickle
 import types
 import zipfile
+from collections.abc import Mapping
 
 import cloudpickle
 
@@ -167,17 +168,19 @@ def _name(func) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 
 
-def copy_chunk_tasks(tasks_path: str, ichunk: int, destination: str) -> None:
-    """Write a ``tasks.zip`` at ``destination`` holding only chunk ``ichunk``'s member.
+def copy_chunk_tasks(tasks_path: str, destinations: Mapping[int, str]) -> None:
+    """Write, for each chunk, a ``tasks.zip`` at its destination holding only its member.
 
     For jobs that get their files by transfer (HTCondor without a shared file
     system): a job needs its own chunk, not the tasks of the whole map. The
     member keeps its name, so the worker reads it as from the map's archive.
+    The map's archive is opened once, whatever the number of chunks.
     """
-    member = f"{ichunk}.pickle"
     with zipfile.ZipFile(tasks_path) as archive:
-        data = archive.read(member)
-    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(member, data)
+        for ichunk, destination in destinations.items():
+            member = f"{ichunk}.pickle"
+            data = archive.read(member)
+            descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as chunk:
+                    chunk.writestr(member, data)

@@ -89,12 +89,12 @@ class HTCondorScheduler(Scheduler):
     def submit(self, submission: Submission) -> list[Job]:
         submit_path = os.path.join(submission.directory, submitfile.SUBMIT_FILE_NAME)
         if not self.shares_file_system:
-            staged = []
-            for ichunk in submission.chunks:
-                directory = submitfile.chunk_inputs_dir(submission.directory, ichunk)
-                job_files.stage_chunk(submission.worker.session_dir, ichunk, directory)
-                staged.append(directory)
-            job_files.warn_if_large(submission.worker.session_dir, staged)
+            staged = {
+                ichunk: submitfile.chunk_inputs_dir(submission.directory, ichunk)
+                for ichunk in submission.chunks
+            }
+            job_files.stage_chunks(submission.worker.session_dir, staged)
+            job_files.warn_if_large(submission.worker.session_dir, list(staged.values()))
         write_private(submit_path, submitfile.render(submission, self.options).encode())
         # HTCondor appends to an existing user log and keeps its mode; left to
         # create it, the schedd makes it world-readable (0644).

@@ -84,7 +84,7 @@ def classad_string(text: str) -> str:
 
 def chunk_inputs_dir(directory: str, ichunk: int | str) -> str:
     """Where a submission without a shared file system stages chunk ``ichunk``'s own
-    files (:func:`pypoolparty.job_files.stage_chunk`)."""
+    files (:func:`pypoolparty.job_files.stage_chunks`)."""
     return os.path.join(directory, INPUTS_DIR_NAME, str(ichunk))
 
 

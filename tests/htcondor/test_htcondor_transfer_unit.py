@@ -121,7 +121,7 @@ def test_a_chunk_is_staged_alone_with_its_records(tmp_path):
     for path in (submission_dir.parent, submission_dir):
         path.chmod(0o700)
     staged = submission_dir / "inputs" / "1"
-    job_files.stage_chunk(str(session_dir), 1, str(staged))
+    job_files.stage_chunks(str(session_dir), {1: str(staged)})
     with zipfile.ZipFile(staged / "tasks.zip") as archive:
         assert {n: archive.read(n) for n in archive.namelist()} == {"1.pickle": b"tasks of chunk 1"}
     assert os.listdir(staged / "partial") == ["1.node.12.ab.records"]
