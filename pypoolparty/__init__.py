@@ -31,12 +31,14 @@ from .errors import (
     Unpicklable,
     WorkDirError,
 )
+from .input_files import InputFile
 from .version import __version__
 
 __all__ = [
     "BadInput",
     "Cancelled",
     "Container",
+    "InputFile",
     "InterpreterMismatch",
     "JobCannotRun",
     "PendingTimeout",

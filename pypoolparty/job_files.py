@@ -16,8 +16,9 @@ Into the job go
   own whose contents land in the scratch directory: a ``tasks.zip`` holding
   only that chunk (not the tasks of the whole map), copies of the task
   records earlier runs of the chunk left (so a resubmitted job skips the
-  tasks they finished), and the empty ``outcomes/`` and ``partial/``
-  directories the worker writes into.
+  tasks they finished), the files of its tasks' :class:`pypoolparty.InputFile`
+  arguments (:mod:`pypoolparty.input_files`), and the empty ``outcomes/`` and
+  ``partial/`` directories the worker writes into.
 
 Back come :data:`OUTPUTS`, ``outcomes/`` and ``partial/``, into the session
 directory's directories of the same names, where the session reads them as
@@ -33,9 +34,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 
-from . import launcher, serialization, task_records, work_dir
+from . import input_files, launcher, serialization, task_records, work_dir
+from .errors import BadInput
 from .scheduler import WorkerCall
 
 logger = logging.getLogger("pypoolparty")
@@ -105,6 +108,9 @@ def stage_chunks(session_dir: str, directories: Mapping[int, str]) -> None:
         session.tasks_path,
         {ichunk: os.path.join(directory, tasks_name) for ichunk, directory in directories.items()},
     )
+    for ichunk, paths in input_files.files_of_chunks(session_dir, list(directories)).items():
+        for path in paths:
+            _link_or_copy(path, os.path.join(directories[ichunk], input_files.local_path(path)))
     records = task_records.files_by_chunk(session_dir)
     for ichunk, directory in directories.items():
         for path in records.get(ichunk, []):
@@ -115,6 +121,32 @@ def stage_chunks(session_dir: str, directories: Mapping[int, str]) -> None:
                 continue  # folded meanwhile: its tasks are in the outcome
             staged = os.path.join(directory, task_records.DIRECTORY, os.path.basename(path))
             work_dir.write_private(staged, data)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """``source`` at ``destination`` (0600): a hard link where it can be, else a copy.
+
+    Raises
+    ------
+    pypoolparty.BadInput
+        ``source`` is gone since the map was prepared.
+    """
+    work_dir.make_private_dir(os.path.dirname(os.path.dirname(destination)))
+    work_dir.make_private_dir(os.path.dirname(destination))
+    try:
+        if os.stat(source).st_uid == os.getuid() and os.stat(source).st_mode & 0o077 == 0:
+            os.link(source, destination)
+            return
+    except FileNotFoundError:
+        raise BadInput(
+            f"the InputFile {source!r} is gone since the map was prepared; put it back, "
+            "or call the map with the file it should read. Nothing more was submitted."
+        ) from None
+    except OSError:
+        pass  # another file system: copied
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(source, "rb") as file, os.fdopen(descriptor, "wb") as copy:
+        shutil.copyfileobj(file, copy, 1 << 20)
 
 
 def transfer_size(session_dir: str, staged_dirs: Sequence[str]) -> tuple[int, int]:

@@ -39,7 +39,16 @@ import uuid
 from collections.abc import Iterator
 from typing import Callable
 
-from . import chunking, environment, event_log, interpreter, launcher, serialization, work_dir
+from . import (
+    chunking,
+    environment,
+    event_log,
+    input_files,
+    interpreter,
+    launcher,
+    serialization,
+    work_dir,
+)
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -118,7 +127,8 @@ def session_dir(
     """
     _refuse_while_a_worker_imports_main()
     code_files = serialization.CodeFiles()
-    function_bytes = serialization.pickle_function(func, code_files)
+    with input_files.collecting(scheduler.shares_file_system) as inputs:
+        function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
     if settings.container is None and scheduler.shares_file_system:
         # In a container, python_path names the image's interpreter, which
@@ -131,7 +141,7 @@ def session_dir(
     bounds = chunking.chunk_bounds(len(tasks), chunksize)
     base = work_dir.prepare_base(settings.work_dir)
     claim = _prepare_session_dir(
-        settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
+        settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files, inputs
     )
     session_dir = work_dir.SessionDir(claim.path)
     try:
@@ -251,7 +261,7 @@ def _refuse_while_a_worker_imports_main() -> None:
 
 
 def _prepare_session_dir(
-    settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
+    settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files, inputs
 ):
     incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
     session_dir = None
@@ -266,9 +276,12 @@ def _prepare_session_dir(
             # Jobs that get their files by transfer are given no submit-side paths.
             + ([] if scheduler.shares_file_system else ["no shared file system"])
         )
-        fingerprint = serialization.write_tasks(
-            incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
-        )
+        with input_files.collecting(scheduler.shares_file_system) as task_inputs:
+            fingerprint = serialization.write_tasks(
+                incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
+            )
+        task_inputs.files.update(inputs.files)
+        task_inputs.check(bounds)
         name = work_dir.session_dir_name(fingerprint)
         claim = _ACTIVE_SESSIONS.claim(os.path.join(base, name), settings.reuse_results)
         session_dir = work_dir.SessionDir(claim.path)
@@ -278,6 +291,7 @@ def _prepare_session_dir(
             return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
+        task_inputs.write_manifest(session_dir)
         _write_session_files(
             settings, session_dir, function_bytes, star, code_files, scheduler.shares_file_system
         )

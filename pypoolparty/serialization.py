@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import cloudpickle
 
+from . import input_files
 from .errors import Unpicklable, also_of_type
 
 
@@ -137,7 +138,8 @@ def write_tasks(
     with os.fdopen(descriptor, "wb") as file:
         with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as archive:
             for ichunk, (start, stop) in enumerate(bounds):
-                data = _pickle_chunk(tasks, start, stop, code_files)
+                with input_files.pickling_chunk(ichunk):
+                    data = _pickle_chunk(tasks, start, stop, code_files)
                 digest.update(f"|{start}:{stop}|".encode())
                 digest.update(data)
                 archive.writestr(f"{ichunk}.pickle", data)

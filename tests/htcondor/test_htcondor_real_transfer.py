@@ -228,3 +228,26 @@ def test_a_held_job_is_removed_and_its_chunk_resubmitted(job_python, hidden_dir,
     failures = events(work_dir, "job_failed")
     assert len(failures) == 2, failures  # both chunks' first jobs
     assert all("HoldReasonCode 3" in failure["reason"] for failure in failures)
+
+
+def test_input_files_travel_with_the_jobs_of_their_tasks(job_python, hidden_dir, batch_name):
+    inputs = os.path.join(hidden_dir, "inputs")  # only root may read them
+    os.mkdir(inputs, 0o700)
+    for i in range(4):
+        with open(os.path.join(inputs, f"in-{i}.txt"), "w") as file:
+            file.write(f"content of input {i}")
+        os.chmod(os.path.join(inputs, f"in-{i}.txt"), 0o600)
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(
+        job_python,
+        work_dir,
+        "read_input",
+        {"TRANSFER_TEST_INPUTS": inputs},
+        batch_name=batch_name,
+    )
+    results = outcome.get("results")
+    assert results is not None, stderr
+    assert [content for content, _ in results] == [f"content of input {i}" for i in range(4)]
+    for _, path in results:
+        assert not path.startswith(hidden_dir)  # a copy in the job's scratch directory
+        assert path.endswith(".txt") and "/input_files/" in path

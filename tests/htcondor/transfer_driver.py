@@ -57,7 +57,14 @@ def killed_on_first_attempt(x):
     return x * x
 
 
+def read_input(path):
+    """What the task's InputFile holds, and where the task found it."""
+    with open(path) as file:
+        return [file.read(), path]
+
+
 SCENARIOS = {
+    "read_input": (read_input, 4, 2),
     "killed_on_first_attempt": (killed_on_first_attempt, 4, 2),
     "square_where": (square_where, 6, 2),
     "raise_on_3": (raise_on_3, 6, 2),
@@ -69,6 +76,10 @@ def main() -> None:
     scenario, work_dir, python = sys.argv[1:4]
     options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     func, num_tasks, chunksize = SCENARIOS[scenario]
+    tasks = range(num_tasks)
+    if scenario == "read_input":
+        inputs = os.environ["TRANSFER_TEST_INPUTS"]
+        tasks = [pypoolparty.InputFile(os.path.join(inputs, f"in-{i}.txt")) for i in tasks]
     pool = pypoolparty.htcondor.Pool(
         work_dir=work_dir,
         python_path=python,
@@ -77,7 +88,7 @@ def main() -> None:
         **options,
     )
     try:
-        results = pool.map(func, range(num_tasks), chunksize=chunksize)
+        results = pool.map(func, tasks, chunksize=chunksize)
     except Exception as error:
         cause = error.__cause__
         print(
