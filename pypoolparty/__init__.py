@@ -32,6 +32,7 @@ from .errors import (
     WorkDirError,
 )
 from .input_files import InputFile
+from .task_outputs import output_dir
 from .version import __version__
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "checkpoint",
     "htcondor",
     "local",
+    "output_dir",
     "sge",
     "slurm",
     "sun_grid_engine",

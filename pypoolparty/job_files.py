@@ -20,7 +20,8 @@ Into the job go
   arguments (:mod:`pypoolparty.input_files`), and the empty ``outcomes/`` and
   ``partial/`` directories the worker writes into.
 
-Back come :data:`OUTPUTS`, ``outcomes/`` and ``partial/``, into the session
+Back come :data:`OUTPUTS`, ``outcomes/``, ``partial/`` and the files the
+tasks wrote (``outputs/``, see :mod:`pypoolparty.task_outputs`), into the session
 directory's directories of the same names, where the session reads them as
 on a shared file system. Transferred files keep their 0600 mode.
 
@@ -37,7 +38,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 
-from . import input_files, launcher, serialization, task_records, work_dir
+from . import input_files, launcher, serialization, task_outputs, task_records, work_dir
 from .errors import BadInput
 from .scheduler import WorkerCall
 
@@ -56,7 +57,7 @@ SHARED_INPUTS = (
 )
 """Files of the session directory every job reads, by their names there."""
 
-OUTPUTS = ("outcomes", task_records.DIRECTORY)
+OUTPUTS = ("outcomes", task_records.DIRECTORY, task_outputs.DIRECTORY)
 """Directories the job writes, copied back into the session directory's own."""
 
 TRANSFER_WARNING_BYTES = 1 << 30
@@ -104,6 +105,7 @@ def stage_chunks(session_dir: str, directories: Mapping[int, str]) -> None:
         work_dir.make_private_dir(directory)
         work_dir.make_private_dir(os.path.join(directory, "outcomes"))
         work_dir.make_private_dir(os.path.join(directory, task_records.DIRECTORY))
+        work_dir.make_private_dir(os.path.join(directory, task_outputs.DIRECTORY))
     serialization.copy_chunk_tasks(
         session.tasks_path,
         {ichunk: os.path.join(directory, tasks_name) for ichunk, directory in directories.items()},

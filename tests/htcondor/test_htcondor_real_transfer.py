@@ -251,3 +251,23 @@ def test_input_files_travel_with_the_jobs_of_their_tasks(job_python, hidden_dir,
     for _, path in results:
         assert not path.startswith(hidden_dir)  # a copy in the job's scratch directory
         assert path.endswith(".txt") and "/input_files/" in path
+
+
+def test_output_files_come_back_per_task_failed_apart_from_finished(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(job_python, work_dir, "write_output", batch_name=batch_name)
+    assert outcome.get("error") == "ValueError", stderr
+    outputs = os.path.join(session_dir(work_dir), "outputs")
+    found = {}
+    for root, _dirs, names in os.walk(outputs):
+        for name in names:
+            with open(os.path.join(root, name)) as file:
+                found[os.path.relpath(os.path.join(root, name), outputs)] = file.read()
+    assert found == {
+        "done/0/out-0.txt": "output of task 0",
+        "failed/1/out-1.txt": "output of task 1",
+        "done/2/out-2.txt": "output of task 2",
+        "done/3/out-3.txt": "output of task 3",
+    }

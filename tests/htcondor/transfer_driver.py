@@ -21,6 +21,7 @@ import time
 
 import pypoolparty
 import pypoolparty.htcondor
+from pypoolparty import output_dir  # travels with the task: no pypoolparty on the nodes
 
 
 def square_where(x):
@@ -63,7 +64,17 @@ def read_input(path):
         return [file.read(), path]
 
 
+def write_output(x):
+    """Writes a file into its output directory; task 1 raises after that."""
+    with open(os.path.join(output_dir(), f"out-{x}.txt"), "w") as file:
+        file.write(f"output of task {x}")
+    if x == 1:
+        raise ValueError("task 1 fails after writing")
+    return x
+
+
 SCENARIOS = {
+    "write_output": (write_output, 4, 2),
     "read_input": (read_input, 4, 2),
     "killed_on_first_attempt": (killed_on_first_attempt, 4, 2),
     "square_where": (square_where, 6, 2),
