@@ -229,7 +229,8 @@ class Session:
                 # The files the tasks wrote (pypoolparty.output_dir) are the user's.
                 kept = task_outputs.keep(self.dir.path)
                 if kept is not None:
-                    progress.announce(f"the tasks' output files are in {kept}", self.settings.verbose)
+                    message = f"the tasks' output files are in {kept}"
+                    progress.announce(message, self.settings.verbose)
                 self.dir.remove()
                 work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
             else:
