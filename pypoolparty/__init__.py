@@ -31,12 +31,15 @@ from .errors import (
     Unpicklable,
     WorkDirError,
 )
+from .input_files import InputFile
+from .task_outputs import output_dir
 from .version import __version__
 
 __all__ = [
     "BadInput",
     "Cancelled",
     "Container",
+    "InputFile",
     "InterpreterMismatch",
     "JobCannotRun",
     "PendingTimeout",
@@ -55,6 +58,7 @@ __all__ = [
     "checkpoint",
     "htcondor",
     "local",
+    "output_dir",
     "sge",
     "slurm",
     "sun_grid_engine",

@@ -39,7 +39,16 @@ import uuid
 from collections.abc import Iterator
 from typing import Callable
 
-from . import chunking, environment, event_log, interpreter, launcher, serialization, work_dir
+from . import (
+    chunking,
+    environment,
+    event_log,
+    input_files,
+    interpreter,
+    launcher,
+    serialization,
+    work_dir,
+)
 from .errors import BadInput, WorkDirError
 from .scheduler import Scheduler
 from .settings import MapSettings
@@ -118,11 +127,13 @@ def session_dir(
     """
     _refuse_while_a_worker_imports_main()
     code_files = serialization.CodeFiles()
-    function_bytes = serialization.pickle_function(func, code_files)
+    with input_files.collecting(scheduler.shares_file_system) as inputs:
+        function_bytes = serialization.pickle_function(func, code_files)
     _check_commands(scheduler)
-    if settings.container is None:
+    if settings.container is None and scheduler.shares_file_system:
         # In a container, python_path names the image's interpreter, which
-        # this host cannot run: the worker's own check decides in the job.
+        # this host cannot run; without a shared file system, the execute
+        # nodes' own: the worker's own check decides in the job.
         interpreter.check(settings.python_path)
     if chunksize is None:
         parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
@@ -130,7 +141,7 @@ def session_dir(
     bounds = chunking.chunk_bounds(len(tasks), chunksize)
     base = work_dir.prepare_base(settings.work_dir)
     claim = _prepare_session_dir(
-        settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
+        settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files, inputs
     )
     session_dir = work_dir.SessionDir(claim.path)
     try:
@@ -250,7 +261,7 @@ def _refuse_while_a_worker_imports_main() -> None:
 
 
 def _prepare_session_dir(
-    settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files
+    settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files, inputs
 ):
     incomplete_tasks_path = os.path.join(base, f".tasks-{uuid.uuid4().hex}.incomplete")
     session_dir = None
@@ -262,10 +273,15 @@ def _prepare_session_dir(
             + ([settings.container.identity()] if settings.container is not None else [])
             # What the job runs before the worker; no setup keeps the fingerprints of before.
             + ([repr(settings.setup)] if settings.setup else [])
+            # Jobs that get their files by transfer are given no submit-side paths.
+            + ([] if scheduler.shares_file_system else ["no shared file system"])
         )
-        fingerprint = serialization.write_tasks(
-            incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
-        )
+        with input_files.collecting(scheduler.shares_file_system) as task_inputs:
+            fingerprint = serialization.write_tasks(
+                incomplete_tasks_path, tasks, bounds, function_bytes, identity, code_files
+            )
+        task_inputs.files.update(inputs.files)
+        task_inputs.check(bounds)
         name = work_dir.session_dir_name(fingerprint)
         claim = _ACTIVE_SESSIONS.claim(os.path.join(base, name), settings.reuse_results)
         session_dir = work_dir.SessionDir(claim.path)
@@ -275,7 +291,10 @@ def _prepare_session_dir(
             return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
-        _write_session_files(settings, session_dir, function_bytes, star, code_files)
+        task_inputs.write_manifest(session_dir)
+        _write_session_files(
+            settings, session_dir, function_bytes, star, code_files, scheduler.shares_file_system
+        )
         work_dir.SessionMetadata.of_new_map(
             fingerprint=fingerprint,
             scheduler=scheduler.name,
@@ -323,22 +342,32 @@ def _write_session_files(
     function_bytes: bytes,
     star: bool,
     code_files: serialization.CodeFiles,
+    shared_file_system: bool = True,
 ) -> None:
     """What the job reads besides the tasks (see :mod:`pypoolparty.launcher`,
-    :mod:`pypoolparty.worker`)."""
+    :mod:`pypoolparty.worker`).
+
+    Without a shared file system the job gets no path of the submit host:
+    neither its ``sys.path`` nor its working directory nor the submitting
+    script (the job's interpreter brings its own packages; see
+    :mod:`pypoolparty.job_files`).
+    """
     work_dir.write_private(session_dir.function_path, function_bytes)
     with open(WORKER_SCRIPT_SOURCE, "rb") as file:
         work_dir.write_private(session_dir.worker_script_path, file.read())
+    main = _main_module()
+    if not shared_file_system:
+        main["path"] = None
     work_dir.write_json(
         session_dir.worker_config_path,
         {
             "star": star,
             "interpreter": interpreter.submitter_versions(),
-            "sys_path": interpreter.submitter_sys_path(),
-            "working_directory": os.getcwd(),
+            "sys_path": interpreter.submitter_sys_path() if shared_file_system else [],
+            "working_directory": os.getcwd() if shared_file_system else None,
             "max_result_size": settings.max_result_size,
             "code_files": code_files.files,
-            "main": _main_module(),
+            "main": main,
         },
     )
     left_out = launcher.write_files(

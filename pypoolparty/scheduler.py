@@ -342,6 +342,12 @@ class Scheduler(abc.ABC):
 
     name: str = "scheduler"
 
+    shares_file_system: bool = True
+    """Whether the jobs see the work_dir. ``False``: the adapter copies each
+    job's files in and its outputs back (:mod:`pypoolparty.job_files`), so the
+    worker gets no path of the submit host (its ``sys.path``, working
+    directory, script), and the map's fingerprint differs from a shared one's."""
+
     @abc.abstractmethod
     def submit(self, submission: Submission) -> list[Job]:
         """Submit one job per chunk, with as few scheduler calls as possible.

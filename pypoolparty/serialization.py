@@ -24,9 +24,11 @@ import os
 import pickle
 import types
 import zipfile
+from collections.abc import Mapping
 
 import cloudpickle
 
+from . import input_files
 from .errors import Unpicklable, also_of_type
 
 
@@ -136,7 +138,8 @@ def write_tasks(
     with os.fdopen(descriptor, "wb") as file:
         with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as archive:
             for ichunk, (start, stop) in enumerate(bounds):
-                data = _pickle_chunk(tasks, start, stop, code_files)
+                with input_files.pickling_chunk(ichunk):
+                    data = _pickle_chunk(tasks, start, stop, code_files)
                 digest.update(f"|{start}:{stop}|".encode())
                 digest.update(data)
                 archive.writestr(f"{ichunk}.pickle", data)
@@ -165,3 +168,21 @@ def _pickle_chunk(tasks: list, start: int, stop: int, code_files: CodeFiles | No
 
 def _name(func) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
+
+
+def copy_chunk_tasks(tasks_path: str, destinations: Mapping[int, str]) -> None:
+    """Write, for each chunk, a ``tasks.zip`` at its destination holding only its member.
+
+    For jobs that get their files by transfer (HTCondor without a shared file
+    system): a job needs its own chunk, not the tasks of the whole map. The
+    member keeps its name, so the worker reads it as from the map's archive.
+    The map's archive is opened once, whatever the number of chunks.
+    """
+    with zipfile.ZipFile(tasks_path) as archive:
+        for ichunk, destination in destinations.items():
+            member = f"{ichunk}.pickle"
+            data = archive.read(member)
+            descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as chunk:
+                    chunk.writestr(member, data)

@@ -31,6 +31,7 @@ from . import (
     pending,
     prepare,
     progress,
+    task_outputs,
     work_dir,
 )
 from .commands import CommandFailed, CommandNotFound, PermanentError
@@ -225,6 +226,11 @@ class Session:
         finally:
             _quietly(self.log.close)
             if succeeded and not self.settings.keep_work_dir:
+                # The files the tasks wrote (pypoolparty.output_dir) are the user's.
+                kept = task_outputs.keep(self.dir.path)
+                if kept is not None:
+                    message = f"the tasks' output files are in {kept}"
+                    progress.announce(message, self.settings.verbose)
                 self.dir.remove()
                 work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
             else:

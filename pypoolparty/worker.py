@@ -59,6 +59,7 @@ import os
 import pickle
 import runpy
 import secrets
+import shutil
 import signal
 import site
 import socket
@@ -77,7 +78,9 @@ OUTCOME_FORMAT = 1
 def main(argv=None):
     args = parse_arguments(argv)
     os.umask(0o077)
-    session_dir = args.session_dir
+    # Absolute: a task may change the working directory, and a job that got
+    # its files by transfer is given "." (its scratch directory).
+    session_dir = os.path.abspath(args.session_dir)
     ichunk = resolve_ichunk(args)
     config = read_json(os.path.join(session_dir, "worker_config.json"))
     # Before anything is unpickled: pickled code runs only on equal versions.
@@ -462,6 +465,7 @@ def run_chunk(session_dir, ichunk, config, main_module=None):
                     record = run_task(func, task, itask, star, max_result_size, cloudpickle)
             except Interrupted:
                 break
+            settle_task_outputs(session_dir, itask, failed="error" in record)
             writer.append(record)
             remove_checkpoint(session_dir, itask)
             outcome["tasks"].append(record)
@@ -662,6 +666,24 @@ class TaskRecordWriter:
         name = f"{self.ichunk}.{host}.{os.getpid()}.{secrets.token_hex(4)}.records"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
         return os.open(os.path.join(directory, name), flags, 0o600)
+
+
+OUTPUTS_DIRECTORY = "outputs"
+# The layout of the tasks' output files is owned by pypoolparty/task_outputs.py.
+
+
+def settle_task_outputs(session_dir, itask, failed):
+    """Move a task's ``outputs/running/<itask>`` to ``outputs/done`` or ``outputs/failed``."""
+    outputs = os.path.join(session_dir, OUTPUTS_DIRECTORY)
+    running = os.path.join(outputs, "running", str(itask))
+    if not os.path.isdir(running):
+        return
+    settled = os.path.join(outputs, "failed" if failed else "done")
+    os.makedirs(settled, mode=0o700, exist_ok=True)
+    target = os.path.join(settled, str(itask))
+    if os.path.exists(target):
+        shutil.rmtree(target)  # an earlier run's
+    os.replace(running, target)
 
 
 def remove_checkpoint(session_dir, itask):

@@ -46,6 +46,19 @@ RESERVED_DIRECTIVES = frozenset(
     )
 )
 
+TRANSFER_DIRECTIVES = frozenset(
+    (
+        "should_transfer_files",
+        "when_to_transfer_output",
+        "transfer_executable",
+        "transfer_input_files",
+        "transfer_output_files",
+        "transfer_output_remaps",
+    )
+)
+"""Submit commands of HTCondor's file transfer, which the Pool writes itself
+without a shared file system (see :mod:`pypoolparty.job_files`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ClusterOptions:
@@ -58,6 +71,9 @@ class ClusterOptions:
     request_gpus: int | None = None
     batch_name: str | None = None
     submit_directives: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    shared_file_system: bool = True
+    """``False``: each job gets its files by HTCondor's file transfer, through
+    the schedd's spool (``condor_submit -spool``, ``condor_transfer_data``)."""
 
 
 def checked_options(
@@ -68,6 +84,7 @@ def checked_options(
     request_gpus: Any = None,
     batch_name: Any = None,
     submit_directives: Any = None,
+    shared_file_system: Any = True,
 ) -> ClusterOptions:
     """Check the options of an HTCondor pool and return them as :class:`ClusterOptions`.
 
@@ -79,14 +96,26 @@ def checked_options(
         An option condor_submit cannot take, or would take and then idle on
         forever (e.g. ``request_memory="lots"``); the message names it.
     """
+    if not isinstance(shared_file_system, bool):
+        raise ValueError(f"shared_file_system must be True or False, not {shared_file_system!r}")
+    directives = validate_directives(submit_directives)
+    if not shared_file_system:
+        refused = sorted(name for name in directives if name.lower() in TRANSFER_DIRECTIVES)
+        if refused:
+            raise ValueError(
+                f"submit_directives cannot set {', '.join(refused)} with "
+                "shared_file_system=False: the Pool transfers each job's files itself "
+                "(see docs/no_shared_file_system.rst)"
+            )
     return ClusterOptions(
+        shared_file_system=shared_file_system,
         universe=validate_universe(universe),
         request_cpus=checks.whole_number("request_cpus", request_cpus, 1),
         request_memory=validate_memory("request_memory", request_memory),
         request_disk=validate_memory("request_disk", request_disk),
         request_gpus=checks.optional_whole_number("request_gpus", request_gpus, 0),
         batch_name=validate_batch_name(batch_name),
-        submit_directives=validate_directives(submit_directives),
+        submit_directives=directives,
     )
 
 

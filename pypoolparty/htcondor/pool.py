@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import checks
+from ..errors import BadInput
 from ..pool import Pool as BasePool
 from ..scheduler import Scheduler
+from ..settings import MapSettings
 from ..signatures import with_inherited_options
 from .options import checked_options
 from .scheduler import CommandPaths, HTCondorScheduler
@@ -19,7 +21,8 @@ class Pool(BasePool):
     Each map submits one cluster with one proc per chunk (``condor_submit``
     once); chunks whose procs are held or vanish are resubmitted as a new
     cluster of just those chunks. Jobs run as the submitting user, so the
-    work_dir must be on a file system the execute nodes reach.
+    work_dir must be on a file system the execute nodes reach -- unless
+    ``shared_file_system=False``, where each job's files travel with it.
 
     Parameters
     ----------
@@ -47,8 +50,24 @@ class Pool(BasePool):
     batch_name : str, optional
         ``JobBatchName`` of the clusters (what ``condor_q`` groups by).
         Default: the map's job name.
+    shared_file_system : bool
+        ``True`` (default): the execute nodes see the work_dir, and jobs read
+        and write their session directory there. ``False``: the session
+        directory stays on the submit host; each job gets, by HTCondor's file
+        transfer through the schedd's spool (``condor_submit -spool``), the
+        worker, the launcher with its private environment file, the pickled
+        function and its own chunk's tasks, runs in its scratch directory,
+        and sends back only its outcome, task records, stdout and stderr
+        (``condor_transfer_data``). ``python_path`` must then name an
+        interpreter of the execute nodes with the submitter's Python and
+        cloudpickle versions; ``num_simultaneously_running_tasks`` and
+        ``container`` need a shared file system. See
+        ``docs/no_shared_file_system.rst``.
     condor_submit_path, condor_q_path, condor_rm_path : str
         The commands to call.
+    condor_transfer_data_path : str
+        The command that fetches the output of spooled jobs (only with
+        ``shared_file_system=False``).
     **common_options
         The options of :class:`pypoolparty.pool.Pool`, e.g. ``python_path``,
         ``work_dir``, ``polling_interval``, ``max_num_resubmissions``,
@@ -66,12 +85,16 @@ class Pool(BasePool):
         universe: str = "vanilla",
         submit_directives: Mapping[str, object] | None = None,
         batch_name: str | None = None,
+        shared_file_system: bool = True,
         condor_submit_path: str = "condor_submit",
         condor_q_path: str = "condor_q",
         condor_rm_path: str = "condor_rm",
+        condor_transfer_data_path: str = "condor_transfer_data",
         **common_options,
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
+        if shared_file_system is False:
+            _refuse_what_needs_a_shared_file_system(self.settings)
         self.cluster_options = checked_options(
             universe=universe,
             request_cpus=request_cpus,
@@ -80,12 +103,32 @@ class Pool(BasePool):
             request_gpus=request_gpus,
             batch_name=batch_name,
             submit_directives=submit_directives,
+            shared_file_system=shared_file_system,
         )
         self.command_paths = CommandPaths(
             condor_submit=checks.command("condor_submit_path", condor_submit_path),
             condor_q=checks.command("condor_q_path", condor_q_path),
             condor_rm=checks.command("condor_rm_path", condor_rm_path),
+            condor_transfer_data=checks.command(
+                "condor_transfer_data_path", condor_transfer_data_path
+            ),
         )
 
     def _make_scheduler(self) -> Scheduler:
         return HTCondorScheduler(self.cluster_options, self.retry_policy, self.command_paths)
+
+
+def _refuse_what_needs_a_shared_file_system(settings: MapSettings) -> None:
+    """Options that cannot work when jobs get their files by transfer; refused before anything."""
+    if settings.num_simultaneously_running_tasks is not None:
+        raise BadInput(
+            "num_simultaneously_running_tasks needs shared_file_system=True: HTCondor "
+            "limits running procs by late materialization (max_materialize), which does "
+            "not take spooled input files (its procs are held, unable to enter their "
+            "initial directory). Leave it out, or use a shared work_dir."
+        )
+    if settings.container is not None:
+        raise BadInput(
+            "container needs shared_file_system=True: the image mounts the work_dir, "
+            "which the execute nodes do not see. Leave it out, or use a shared work_dir."
+        )

@@ -10,6 +10,14 @@ from the queue without a word in the log, states the log cannot tell).
 Each submission's event log is in its directory, beside the procs' output
 files, so a new adapter (after a restart of the submitting process) finds it
 from the jobs alone and rebuilds the state by reading it from its start.
+
+Without a shared file system (``ClusterOptions.shared_file_system`` false),
+each proc's files travel with it (:mod:`pypoolparty.job_files`) through the
+schedd's spool (:mod:`.spool`): submit stages each chunk's own inputs and
+calls ``condor_submit -spool``; each query fetches the output of the procs
+that completed (``condor_transfer_data``), which then leave the queue. The
+state then comes from ``condor_q`` alone: spooled procs stay in the queue
+until fetched, also while no submitting process runs.
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ import dataclasses
 import logging
 import os
 import pwd
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 
-from .. import commands
+from .. import commands, job_files
 from ..scheduler import Job, JobState, JobStatus, Scheduler, Submission
 from ..work_dir import write_private
-from . import eventlog, parsing, states, submitfile
+from . import eventlog, parsing, spool, states, submitfile
 from .options import ClusterOptions
 
 logger = logging.getLogger(__name__)
@@ -42,6 +51,8 @@ class CommandPaths:
     condor_submit: str = "condor_submit"
     condor_q: str = "condor_q"
     condor_rm: str = "condor_rm"
+    condor_transfer_data: str = "condor_transfer_data"
+    """Called only without a shared file system."""
 
     @property
     def condor_status(self) -> str:
@@ -61,6 +72,7 @@ class HTCondorScheduler(Scheduler):
         paths: CommandPaths | None = None,
     ) -> None:
         self.options = options
+        self.shares_file_system = options.shared_file_system
         self.policy = policy
         self.paths = paths or CommandPaths()
         # The event log of each submission, and the clusters we follow in it.
@@ -76,6 +88,13 @@ class HTCondorScheduler(Scheduler):
     # ------------------------------------------------------------- submit
     def submit(self, submission: Submission) -> list[Job]:
         submit_path = os.path.join(submission.directory, submitfile.SUBMIT_FILE_NAME)
+        if not self.shares_file_system:
+            staged = {
+                ichunk: submitfile.chunk_inputs_dir(submission.directory, ichunk)
+                for ichunk in submission.chunks
+            }
+            job_files.stage_chunks(submission.worker.session_dir, staged)
+            job_files.warn_if_large(submission.worker.session_dir, list(staged.values()))
         write_private(submit_path, submitfile.render(submission, self.options).encode())
         # HTCondor appends to an existing user log and keeps its mode; left to
         # create it, the schedd makes it world-readable (0644).
@@ -83,11 +102,22 @@ class HTCondorScheduler(Scheduler):
         cluster, first_proc = commands.call(
             # -file: a bare argument with "=" would be read as a submit
             # command (condor_submit(1): <submit-variable>=<value>).
-            [self.paths.condor_submit, "-terse", "-file", submit_path],
+            [
+                self.paths.condor_submit,
+                "-terse",
+                # Without a shared file system: the inputs go to the schedd now.
+                *([] if self.shares_file_system else ["-spool"]),
+                "-file",
+                submit_path,
+            ],
             parse=lambda completed: parsing.submitted_cluster(completed, len(submission.chunks)),
             policy=self.policy,
             before_retry=lambda: self._find_submitted_cluster(submission),
         )
+        if not self.shares_file_system:
+            # condor_submit -spool has copied them to the schedd: not needed here
+            # any more (a map of 100,000 tasks would keep its tasks twice).
+            shutil.rmtree(os.path.join(submission.directory, submitfile.INPUTS_DIR_NAME))
         return self._jobs_of(submission, cluster, first_proc)
 
     def recover(self, submission: Submission) -> list[Job]:
@@ -135,6 +165,8 @@ class HTCondorScheduler(Scheduler):
         # the queue, so a job missing from this answer has its last event in
         # the log we read next.
         queued = self._condor_q(clusters)
+        if not self.shares_file_system:
+            self._fetch_completed(jobs, queued)
         self._read_logs(jobs)
         queued_clusters = {job.cluster for job in queued}
         by_id = {f"{job.cluster}.{job.proc}": job for job in queued}
@@ -148,6 +180,40 @@ class HTCondorScheduler(Scheduler):
     def _condor_q(self, clusters: list[int]) -> list[parsing.QueuedJob]:
         args = [self.paths.condor_q, *map(str, clusters), "-af:t", *parsing.CONDOR_Q_ATTRIBUTES]
         return commands.call(args, parse=parsing.queued_jobs, policy=self.policy)
+
+    def _fetch_completed(self, jobs: Sequence[Job], queued: list[parsing.QueuedJob]) -> None:
+        """Bring back the output of spooled procs that completed, then remove them.
+
+        How each ended comes from ``condor_q`` first (their event logs stay
+        in the spool); their outcome files are in the session directory once
+        ``condor_transfer_data`` returns, before the session looks for them.
+        """
+        by_id = {job.jobid: job for job in jobs}
+        done = [
+            f"{q.cluster}.{q.proc}"
+            for q in queued
+            if q.job_status == spool.COMPLETED and f"{q.cluster}.{q.proc}" in by_id
+        ]
+        for start in range(0, len(done), 500):
+            batch = done[start : start + 500]
+            ends = commands.call(
+                [self.paths.condor_q, *batch, "-af:t", *spool.EXIT_ATTRIBUTES],
+                parse=spool.exits,
+                policy=self.policy,
+            )
+            commands.call(
+                [self.paths.condor_transfer_data, *batch],
+                parse=spool.transferred,
+                policy=self.policy,
+            )
+            for end in ends:
+                self._from_log[end.jobid] = states.status_after_termination(
+                    f"{spool.COMPLETED} (Completed)", end.termination
+                )
+            for jobid in batch:
+                _make_private(by_id[jobid].stdout_path, by_id[jobid].stderr_path)
+            self._removed_by_us.update(batch)
+            commands.call([self.paths.condor_rm, *batch], parse=parsing.removed, policy=self.policy)
 
     def _read_logs(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
@@ -183,6 +249,10 @@ class HTCondorScheduler(Scheduler):
             return from_log
         if queued is not None:
             self._absent_polls.pop(job.jobid, None)
+            if not self.shares_file_system:
+                spooling = spool.spooling_status(queued.hold_reason_code, queued.hold_reason)
+                if spooling is not None:
+                    return spooling
             status = states.status_from_job_status(
                 queued.job_status, queued.hold_reason_code, queued.hold_reason, self._user
             )
@@ -248,11 +318,14 @@ class HTCondorScheduler(Scheduler):
             )
 
     def required_commands(self) -> dict[str, str]:
-        return {
+        commands = {
             "condor_submit_path": self.paths.condor_submit,
             "condor_q_path": self.paths.condor_q,
             "condor_rm_path": self.paths.condor_rm,
         }
+        if not self.shares_file_system:
+            commands["condor_transfer_data_path"] = self.paths.condor_transfer_data
+        return commands
 
     def _remove_whole_cluster(self, cluster: int, jobids: set[str]) -> bool:
         """Remove by cluster id when all its procs go, or when some of them may
@@ -275,6 +348,15 @@ def _current_user() -> str | None:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:  # no name for this uid (a container)
         return None
+
+
+def _make_private(*paths: str) -> None:
+    """0600: HTCondor writes a job's stdout and stderr 0644 (the worker's own files keep 0600)."""
+    for path in paths:
+        try:
+            os.chmod(path, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _cluster_of(job: Job) -> int:

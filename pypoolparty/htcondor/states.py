@@ -244,13 +244,7 @@ def status_after_event(
     if code in (eventlog.EXECUTING, eventlog.SUSPENDED, eventlog.UNSUSPENDED):
         return JobStatus(JobState.RUNNING, f"{name} ({event.text.rstrip('.')})")
     if code == eventlog.TERMINATED:
-        termination = eventlog.termination_of(event)
-        if termination == "exit code 0" or termination == eventlog.UNKNOWN_TERMINATION:
-            return JobStatus(JobState.ENDED, f"{name} (terminated)", termination)
-        if termination in ("exit code 126", "exit code 127"):
-            # The launcher execs the interpreter: it is missing or not executable.
-            return incurable(f"{name} (terminated)", termination, _LAUNCHER_FIX)
-        return failed(f"{name} (terminated)", termination)
+        return status_after_termination(f"{name} (terminated)", eventlog.termination_of(event))
     if code == eventlog.HELD:
         hold = eventlog.hold_of(event)
         return held_status(f"{name} (held)", hold.reason, hold.code, hold.subcode, user)
@@ -265,6 +259,21 @@ def status_after_event(
             return timed_out(f"{name} (removed)", reason, limit)
         return JobStatus(JobState.ERROR, f"{name} (removed)", reason or "removed from the queue")
     return None
+
+
+def status_after_termination(scheduler_state: str, termination: str) -> JobStatus:
+    """The state of a proc that terminated as ``termination`` says (``exit code 3``, ``signal 9``).
+
+    Exit code 0 (or an unknown end): ended, its result file decides. 126 and
+    127: the launcher cannot run the interpreter, which no resubmission
+    cures. Anything else failed and is resubmitted.
+    """
+    if termination == "exit code 0" or termination == eventlog.UNKNOWN_TERMINATION:
+        return JobStatus(JobState.ENDED, scheduler_state, termination)
+    if termination in ("exit code 126", "exit code 127"):
+        # The launcher execs the interpreter: it is missing or not executable.
+        return incurable(scheduler_state, termination, _LAUNCHER_FIX)
+    return failed(scheduler_state, termination)
 
 
 def idle_status(summary: parsing.MatchSummary) -> JobStatus:

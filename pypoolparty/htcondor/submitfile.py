@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .. import job_files
 from ..scheduler import Submission, SubmissionRejected
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ many pools."""
 
 EVENT_LOG_NAME = "events.log"
 SUBMIT_FILE_NAME = "cluster.sub"
+INPUTS_DIR_NAME = "inputs"
 
 
 def event_log_path(directory: str) -> str:
@@ -80,29 +82,19 @@ def classad_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def chunk_inputs_dir(directory: str, ichunk: int | str) -> str:
+    """Where a submission without a shared file system stages chunk ``ichunk``'s own
+    files (:func:`pypoolparty.job_files.stage_chunks`)."""
+    return os.path.join(directory, INPUTS_DIR_NAME, str(ichunk))
+
+
 def render(submission: Submission, options: ClusterOptions) -> str:
     """The submit description of one cluster, one proc per chunk, in order."""
-    directory = submission.directory
-    chunk = f"$({CHUNK_MACRO})"
-    stdout_path, stderr_path = job_output_paths(literal(directory), chunk)
-    # Every argument is a literal but the chunk macro (paths are absolute).
-    arguments = submission.worker.arguments(ichunk=chunk)
-    arguments = [a if a == chunk else literal(a) for a in arguments]
-    lines = [
-        f"universe = {options.universe}",
-        f"executable = {arguments[0]}",
-        f"arguments = {quote_arguments(arguments[1:])}",
-        # The job's launcher exports the environment from a private file: secrets
-        # must not travel through the schedd's job ads.
-        "getenv = False",
-        f"initialdir = {literal(directory)}",
-        f"log = {literal(event_log_path(directory))}",
-        f"output = {stdout_path}",
-        f"error = {stderr_path}",
-        # The work_dir is on a shared file system; nothing to transfer.
-        "should_transfer_files = NO",
-        f"request_cpus = {options.request_cpus}",
-    ]
+    if not options.shared_file_system:
+        lines = _transfer_lines(submission, options)
+    else:
+        lines = _shared_lines(submission, options)
+    lines.append(f"request_cpus = {options.request_cpus}")
     if options.request_memory is not None:
         lines.append(f"request_memory = {options.request_memory}")
     if options.request_disk is not None:
@@ -121,3 +113,63 @@ def render(submission: Submission, options: ClusterOptions) -> str:
     chunks = " ".join(str(int(ichunk)) for ichunk in submission.chunks)
     lines.append(f"queue {CHUNK_MACRO} in ({chunks})")
     return "\n".join(lines) + "\n"
+
+
+def _shared_lines(submission: Submission, options: ClusterOptions) -> list[str]:
+    directory = submission.directory
+    chunk = f"$({CHUNK_MACRO})"
+    stdout_path, stderr_path = job_output_paths(literal(directory), chunk)
+    # Every argument is a literal but the chunk macro (paths are absolute).
+    arguments = submission.worker.arguments(ichunk=chunk)
+    arguments = [a if a == chunk else literal(a) for a in arguments]
+    return [
+        f"universe = {options.universe}",
+        f"executable = {arguments[0]}",
+        f"arguments = {quote_arguments(arguments[1:])}",
+        # The job's launcher exports the environment from a private file: secrets
+        # must not travel through the schedd's job ads.
+        "getenv = False",
+        f"initialdir = {literal(directory)}",
+        f"log = {literal(event_log_path(directory))}",
+        f"output = {stdout_path}",
+        f"error = {stderr_path}",
+        # The work_dir is on a shared file system; nothing to transfer.
+        "should_transfer_files = NO",
+    ]
+
+
+def _transfer_lines(submission: Submission, options: ClusterOptions) -> list[str]:
+    """Without a shared file system: the job's files travel with it.
+
+    The initial directory is the session directory, so that every path here
+    is relative to it; the job runs in its scratch directory, with relative
+    paths only (:func:`pypoolparty.job_files.worker_call_in_scratch`).
+    condor_submit ``-spool`` sends the inputs through the schedd, so the
+    shadow never opens the submit host's files; no event log is kept, as
+    with spooling each proc's would come back over the others'.
+    """
+    session_dir = submission.worker.session_dir
+    relative = os.path.relpath(submission.directory, session_dir)
+    chunk = f"$({CHUNK_MACRO})"
+    stdout_path, stderr_path = job_output_paths(literal(relative), chunk)
+    worker = job_files.worker_call_in_scratch(submission.worker)
+    arguments = worker.arguments(ichunk=chunk)
+    arguments = [a if a == chunk else literal(a) for a in arguments]
+    inputs = [*job_files.SHARED_INPUTS, chunk_inputs_dir(literal(relative), chunk) + "/"]
+    return [
+        f"universe = {options.universe}",
+        # The launcher's shell (or the interpreter) is the execute node's own.
+        f"executable = {arguments[0]}",
+        "transfer_executable = False",
+        f"arguments = {quote_arguments(arguments[1:])}",
+        # The environment travels in the private environment.sh, not in the job ad.
+        "getenv = False",
+        f"initialdir = {literal(session_dir)}",
+        f"output = {stdout_path}",
+        f"error = {stderr_path}",
+        "should_transfer_files = YES",
+        "when_to_transfer_output = ON_EXIT",
+        # A directory with a trailing slash: its contents, into the scratch directory.
+        f"transfer_input_files = {', '.join(inputs)}",
+        f"transfer_output_files = {', '.join(job_files.OUTPUTS)}",
+    ]

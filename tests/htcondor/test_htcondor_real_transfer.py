@@ -1,0 +1,273 @@
+"""pypoolparty.htcondor.Pool(shared_file_system=False) against a real HTCondor pool.
+
+The submitting script runs as root, with its work_dir in a directory only
+root may enter (0700), while HTCondor runs every job as the ordinary job user
+(``job_user.py``): so a job, or a shadow on its behalf, that opened any file
+of the work_dir would fail, as on a pool whose nodes do not mount it. The
+first test shows that a task that tries is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import job_user
+import pytest
+from real_schedulers import REPO_DIR, in_ci
+from waiting import wait_for
+
+pytestmark = pytest.mark.htcondor
+
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transfer_driver.py")
+SECRET = "not-in-any-submit-file-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def job_python():
+    job_user.require_job_user()
+    if os.getuid() != 0:
+        message = "hiding the work_dir from the HTCondor job user needs a submitter that is root"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return job_user.ensure_venv()
+
+
+@pytest.fixture
+def hidden_dir(tmp_path):
+    """A directory of root's that the job user cannot enter."""
+    path = tmp_path / "hidden"
+    path.mkdir()
+    path.chmod(0o700)
+    return str(path)
+
+
+@pytest.fixture
+def batch_name():
+    name = f"ppp-transfer-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    # Nothing of the test may stay queued, whatever happened.
+    subprocess.run(
+        ["condor_rm", "-constraint", f'JobBatchName == "{name}"'], capture_output=True, check=False
+    )
+
+
+def start_map(job_python, work_dir, scenario, extra_env=None, **options):
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=REPO_DIR,
+        TRANSFER_TEST_WORK_DIR=work_dir,
+        TRANSFER_TEST_SECRET=SECRET,
+        **(extra_env or {}),
+    )
+    return subprocess.Popen(
+        [sys.executable, DRIVER, scenario, work_dir, job_python, json.dumps(options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def run_map(job_python, work_dir, scenario, extra_env=None, **options):
+    process = start_map(job_python, work_dir, scenario, extra_env, **options)
+    stdout, stderr = process.communicate(timeout=180)
+    assert stdout.strip(), stderr
+    return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def session_dir(work_dir):
+    (name,) = [name for name in os.listdir(work_dir) if name.startswith("map-")]
+    return os.path.join(work_dir, name)
+
+
+def events(work_dir, kind):
+    with open(os.path.join(session_dir(work_dir), "log.jsonl")) as file:
+        found = [json.loads(line) for line in file if line.strip()]
+    return [event for event in found if event["event"] == kind]
+
+
+def test_results_in_order_from_jobs_that_cannot_see_the_work_dir(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(
+        job_python, work_dir, "square_where", batch_name=batch_name, keep_work_dir=True
+    )
+    results = outcome.get("results")
+    assert results is not None, stderr
+    assert [r[0] for r in results] == [x * x for x in range(6)]
+    for _, cwd, reachable, secret in results:
+        assert reachable is False  # the work_dir is out of the job's reach
+        assert not cwd.startswith(hidden_dir)  # it ran in its scratch directory
+        assert secret == SECRET  # the private environment file travelled
+    session = session_dir(work_dir)
+    for root, _dirs, files in os.walk(session):
+        assert stat.S_IMODE(os.stat(root).st_mode) == 0o700, root
+        for name in files:
+            path = os.path.join(root, name)
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+            if name.endswith(".sub"):
+                with open(path) as file:
+                    assert SECRET not in file.read()
+    status = subprocess.run(
+        [sys.executable, "-m", "pypoolparty", "status", work_dir],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_DIR},
+    )
+    assert "6 done" in status.stdout, status.stdout + status.stderr
+
+
+def test_a_task_that_raises_raises_here_with_its_remote_traceback(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(job_python, work_dir, "raise_on_3", batch_name=batch_name)
+    assert outcome.get("error") == "ValueError", stderr
+    assert "task 3 does not like 3" in outcome["message"]
+    assert "RemoteTraceback" not in outcome["message"]
+    assert "in raise_on_3" in outcome["cause"]  # the job's own traceback
+    assert 'raise ValueError(f"task {x} does not like {x}")' in outcome["cause"]
+
+
+def test_a_killed_submitter_is_continued_by_the_same_map(job_python, hidden_dir, batch_name):
+    work_dir = os.path.join(hidden_dir, "work")
+    slow = {"TRANSFER_TEST_SLEEP": "2"}
+    first = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    try:
+        # Killed once a chunk is done, while others still run or wait.
+        wait_for(
+            lambda: (
+                os.path.isdir(work_dir)
+                and any(n.startswith("map-") for n in os.listdir(work_dir))
+                and os.path.exists(os.path.join(session_dir(work_dir), "log.jsonl"))
+                and events(work_dir, "chunk_done")
+            ),
+            timeout=120,
+            interval=0.2,
+        )
+        done_before = len(events(work_dir, "chunk_done"))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    assert done_before < 8
+    outcome, stderr = run_map(
+        job_python, work_dir, "slow_square", slow, batch_name=batch_name, keep_work_dir=True
+    )
+    assert outcome.get("results") == [x * x for x in range(8)], stderr
+    assert "continuing this map" in stderr
+    # Each chunk was done once: those done before the kill were reused, the
+    # jobs that ended meanwhile had their outcomes fetched from the spool.
+    assert sorted(e["ichunk"] for e in events(work_dir, "chunk_done")) == list(range(8))
+
+
+def running_procs(batch_name):
+    completed = subprocess.run(
+        ["condor_q", "-constraint", f'JobBatchName == "{batch_name}"', "-af:j", "JobStatus"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line.split() for line in completed.stdout.splitlines()]
+    return [row[0] for row in rows if row[1:] == ["2"]]
+
+
+def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidden_dir, batch_name):
+    work_dir = os.path.join(hidden_dir, "work")
+    slow = {"TRANSFER_TEST_SLEEP": "3"}
+    process = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    try:
+        (jobid, *_) = wait_for(lambda: running_procs(batch_name), timeout=120, interval=0.2)
+        vacated = subprocess.run(
+            ["condor_vacate_job", jobid], capture_output=True, text=True, check=False
+        )
+        assert vacated.returncode == 0, vacated.stderr
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    outcome = json.loads(stdout.strip().splitlines()[-1])
+    assert outcome.get("results") == [x * x for x in range(8)], stderr
+    starts = subprocess.run(
+        ["condor_history", jobid, "-af", "NumJobStarts", "-limit", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
+
+
+def test_a_held_job_is_removed_and_its_chunk_resubmitted(job_python, hidden_dir, batch_name):
+    markers = tempfile.mkdtemp(prefix="pypoolparty-transfer-markers-", dir="/var/tmp")
+    try:
+        os.chmod(markers, 0o1777)
+        work_dir = os.path.join(hidden_dir, "work")
+        outcome, stderr = run_map(
+            job_python,
+            work_dir,
+            "killed_on_first_attempt",
+            {"TRANSFER_TEST_MARKERS": markers},
+            batch_name=batch_name,
+            keep_work_dir=True,
+            # Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
+            submit_directives={"on_exit_hold": "ExitBySignal =?= true"},
+        )
+    finally:
+        shutil.rmtree(markers, ignore_errors=True)
+    assert outcome.get("results") == [x * x for x in range(4)], stderr
+    failures = events(work_dir, "job_failed")
+    assert len(failures) == 2, failures  # both chunks' first jobs
+    assert all("HoldReasonCode 3" in failure["reason"] for failure in failures)
+
+
+def test_input_files_travel_with_the_jobs_of_their_tasks(job_python, hidden_dir, batch_name):
+    inputs = os.path.join(hidden_dir, "inputs")  # only root may read them
+    os.mkdir(inputs, 0o700)
+    for i in range(4):
+        with open(os.path.join(inputs, f"in-{i}.txt"), "w") as file:
+            file.write(f"content of input {i}")
+        os.chmod(os.path.join(inputs, f"in-{i}.txt"), 0o600)
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(
+        job_python,
+        work_dir,
+        "read_input",
+        {"TRANSFER_TEST_INPUTS": inputs},
+        batch_name=batch_name,
+    )
+    results = outcome.get("results")
+    assert results is not None, stderr
+    assert [content for content, _ in results] == [f"content of input {i}" for i in range(4)]
+    for _, path in results:
+        assert not path.startswith(hidden_dir)  # a copy in the job's scratch directory
+        assert path.endswith(".txt") and "/input_files/" in path
+
+
+def test_output_files_come_back_per_task_failed_apart_from_finished(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(job_python, work_dir, "write_output", batch_name=batch_name)
+    assert outcome.get("error") == "ValueError", stderr
+    outputs = os.path.join(session_dir(work_dir), "outputs")
+    found = {}
+    for root, _dirs, names in os.walk(outputs):
+        for name in names:
+            with open(os.path.join(root, name)) as file:
+                found[os.path.relpath(os.path.join(root, name), outputs)] = file.read()
+    assert found == {
+        "done/0/out-0.txt": "output of task 0",
+        "failed/1/out-1.txt": "output of task 1",
+        "done/2/out-2.txt": "output of task 2",
+        "done/3/out-3.txt": "output of task 3",
+    }

@@ -1,0 +1,119 @@
+"""Run one map on the real HTCondor without a shared file system; print the outcome.
+
+The tests run this script as root with a work_dir only root can enter (0700),
+while HTCondor runs the jobs as another user: a job that opened any file of
+the work_dir would fail. Usage::
+
+    transfer_driver.py SCENARIO WORK_DIR JOB_PYTHON [JSON_POOL_OPTIONS]
+
+It prints one JSON line: ``{"results": [...]}`` or ``{"error": "<type>",
+"message": "...", "cause": "..."}``. The functions are in ``__main__``, so
+they are pickled by value: the jobs need no file of this checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pypoolparty
+import pypoolparty.htcondor
+from pypoolparty import output_dir  # travels with the task: no pypoolparty on the nodes
+
+
+def square_where(x):
+    """x squared, with what the job saw: its working directory, whether the
+    work_dir was in reach, and a variable of the submitter's environment."""
+    work_dir = os.environ["TRANSFER_TEST_WORK_DIR"]
+    try:
+        os.listdir(work_dir)
+        reachable = True
+    except OSError:
+        reachable = False
+    return [x * x, os.getcwd(), reachable, os.environ.get("TRANSFER_TEST_SECRET")]
+
+
+def raise_on_3(x):
+    if x == 3:
+        raise ValueError(f"task {x} does not like {x}")
+    return x * x
+
+
+def slow_square(x):
+    time.sleep(float(os.environ.get("TRANSFER_TEST_SLEEP", "0")))
+    return x * x
+
+
+def killed_on_first_attempt(x):
+    """Dies by SIGKILL the first time it runs for ``x`` (a marker in a directory
+    of the test's that every user may write says so); HTCondor then holds the
+    proc if the submit directives say ``on_exit_hold`` on signals."""
+    marker = os.path.join(os.environ["TRANSFER_TEST_MARKERS"], f"attempted-{x}")
+    if x % 2 == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def read_input(path):
+    """What the task's InputFile holds, and where the task found it."""
+    with open(path) as file:
+        return [file.read(), path]
+
+
+def write_output(x):
+    """Writes a file into its output directory; task 1 raises after that."""
+    with open(os.path.join(output_dir(), f"out-{x}.txt"), "w") as file:
+        file.write(f"output of task {x}")
+    if x == 1:
+        raise ValueError("task 1 fails after writing")
+    return x
+
+
+SCENARIOS = {
+    "write_output": (write_output, 4, 2),
+    "read_input": (read_input, 4, 2),
+    "killed_on_first_attempt": (killed_on_first_attempt, 4, 2),
+    "square_where": (square_where, 6, 2),
+    "raise_on_3": (raise_on_3, 6, 2),
+    "slow_square": (slow_square, 8, 1),
+}
+
+
+def main() -> None:
+    scenario, work_dir, python = sys.argv[1:4]
+    options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    func, num_tasks, chunksize = SCENARIOS[scenario]
+    tasks = range(num_tasks)
+    if scenario == "read_input":
+        inputs = os.environ["TRANSFER_TEST_INPUTS"]
+        tasks = [pypoolparty.InputFile(os.path.join(inputs, f"in-{i}.txt")) for i in tasks]
+    pool = pypoolparty.htcondor.Pool(
+        work_dir=work_dir,
+        python_path=python,
+        shared_file_system=False,
+        polling_interval=0.5,
+        **options,
+    )
+    try:
+        results = pool.map(func, tasks, chunksize=chunksize)
+    except Exception as error:
+        cause = error.__cause__
+        print(
+            json.dumps(
+                {
+                    "error": type(error).__name__,
+                    "message": str(error),
+                    "cause": str(cause) if cause is not None else "",
+                }
+            )
+        )
+        sys.exit(1)
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()

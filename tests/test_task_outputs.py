@@ -1,0 +1,85 @@
+"""pypoolparty.output_dir(): files a task writes come back per task, finished apart from failed.
+
+Without a shared file system they travel back with the job's outcome: see
+``tests/htcondor/test_htcondor_real_transfer.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cloudpickle
+import pytest
+
+import pypoolparty
+
+
+def write_output(x):
+    path = os.path.join(pypoolparty.output_dir(), f"out-{x}.txt")
+    with open(path, "w") as file:
+        file.write(f"output of task {x}")
+    if x == 2:
+        raise ValueError("task 2 fails after writing")
+    return x
+
+
+def outputs_of(directory):
+    found = {}
+    for root, _dirs, names in os.walk(directory):
+        for name in names:
+            with open(os.path.join(root, name)) as file:
+                found[os.path.relpath(os.path.join(root, name), directory)] = file.read()
+    return found
+
+
+def test_outputs_are_kept_under_the_work_dir_when_the_session_directory_goes(tmp_path, capfd):
+    work = tmp_path / "work"
+    pool = pypoolparty.local.Pool(work_dir=work, polling_interval=0.05)
+    assert pool.map(write_output, [0, 1, 3], chunksize=2) == [0, 1, 3]
+    (kept,) = os.listdir(work / "outputs")
+    assert not any(name.startswith("map-") for name in os.listdir(work))  # removed
+    assert outputs_of(work / "outputs" / kept) == {
+        f"done/{i}/out-{x}.txt": f"output of task {x}" for i, x in enumerate([0, 1, 3])
+    }
+    assert f"output files are in {work / 'outputs' / kept}" in capfd.readouterr().err
+
+
+def test_the_outputs_of_a_failed_task_are_apart_from_the_finished_ones(tmp_path):
+    work = tmp_path / "work"
+    pool = pypoolparty.local.Pool(work_dir=work, polling_interval=0.05)
+    with pytest.raises(ValueError, match="task 2 fails"):
+        pool.map(write_output, [0, 1, 2, 3], chunksize=2)
+    (session,) = [name for name in os.listdir(work) if name.startswith("map-")]
+    assert outputs_of(work / session / "outputs") == {
+        "done/0/out-0.txt": "output of task 0",
+        "done/1/out-1.txt": "output of task 1",
+        "failed/2/out-2.txt": "output of task 2",
+        "done/3/out-3.txt": "output of task 3",
+    }
+
+
+def test_outside_a_map_a_task_gets_a_directory_of_its_own():
+    first, second = pypoolparty.output_dir(), pypoolparty.output_dir()
+    assert os.path.isdir(first) and first != second
+    os.rmdir(first)
+    os.rmdir(second)
+
+
+def test_a_task_that_calls_output_dir_needs_no_pypoolparty_where_it_runs(tmp_path):
+    (tmp_path / "output_dir.pickle").write_bytes(cloudpickle.dumps(pypoolparty.output_dir))
+    script = (
+        "import os, pickle, sys\n"
+        "sys.modules['pypoolparty'] = None  # importing it would fail\n"
+        "output_dir = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "path = output_dir()\n"
+        "print(os.path.isdir(path))\n"
+        "os.rmdir(path)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "output_dir.pickle")],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.stdout.strip() == "True", completed.stderr
