@@ -31,6 +31,7 @@ from .errors import (
     Unpicklable,
     WorkDirError,
 )
+from .shell_commands import ShellResult, shell
 from .version import __version__
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ResubmissionsExhausted",
     "SchedulerError",
     "SchedulerUnavailable",
+    "ShellResult",
     "SubmissionRejected",
     "TaskError",
     "Terminated",
@@ -56,6 +58,7 @@ __all__ = [
     "htcondor",
     "local",
     "sge",
+    "shell",
     "slurm",
     "sun_grid_engine",
 ]

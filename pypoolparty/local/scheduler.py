@@ -223,9 +223,33 @@ def _workers_on_this_host(job_names: set[str]) -> dict[tuple[str, int], int]:
 
 
 def _kill(pid: int) -> None:
+    """SIGKILL the worker ``pid`` and every process of its session.
+
+    A worker leads a session of its own; a task's command may run in a
+    process group of its own inside it (:func:`pypoolparty.shell`, to kill
+    it alone at its timeout), which a signal to the worker's group misses.
+    A real scheduler kills everything of a cancelled job; so must we.
+    """
     if pid <= 0:
         return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    for member in [pid, *_session_members(pid)]:
+        try:
+            os.killpg(member, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _session_members(sid: int) -> list[int]:
+    """The process groups of the other processes of session ``sid`` on this host."""
+    groups = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == sid:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        if parsing.session_id(stat) == sid:
+            groups.add(parsing.process_group(stat))
+    return sorted(g for g in groups if g and g != sid)

@@ -1,0 +1,252 @@
+"""The record of a task-list run: ``<work_dir>/tasklist/``, owned here.
+
+::
+
+    tasklist/
+      run.json            which task list (its fingerprint, path, number of
+                          tasks) and where its commands run; written once
+      current.json        the map in progress: its lines, timeout and chunksize;
+                          present from before the map starts until its results
+                          are recorded, so a runner killed at any point
+                          continues exactly that map (same fingerprint)
+      outcomes.jsonl      one line per finished attempt of a task: line,
+                          attempt, returncode, timed_out, timeout, the last
+                          lines of its stderr; rewritten whole, atomically
+      stdout.zip          each attempt's stdout, member <line>.<attempt>.txt
+      stderr.zip          ... and stderr
+      finished.lines      line numbers of the tasks that succeeded, one a line
+      failed.lines        ... that failed (nonzero exit status or timed out)
+      failed.tasklist     the failed commands: a task list to run again
+
+The order of writing makes a kill harmless at every point: outputs are
+appended before ``outcomes.jsonl`` names them (an appended member nobody
+names is ignored, and :func:`pypoolparty.archive.append` keeps the first of a
+name, which is the same output again), and ``current.json`` is removed only
+after. Everything is 0600 in a 0700 directory, as the rest of the work_dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from .. import archive
+from ..work_dir import make_private_dir, read_json, write_json, write_private
+from .parsing import Task
+
+DIRECTORY_NAME = "tasklist"
+FORMAT = 1
+STDERR_TAIL_LINES = 5
+STDERR_TAIL_CHARS = 2000
+"""At most this much of the tail of a failed task's stderr is kept in the
+outcomes, for the summary; the whole output is in ``stderr.zip``."""
+
+
+class RunMismatch(ValueError):
+    """The work_dir holds the run of another task list (or of other options)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one attempt of one task ended."""
+
+    line: int
+    attempt: int
+    returncode: int
+    timed_out: bool
+    timeout: float | None
+    stderr_tail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+@dataclasses.dataclass(frozen=True)
+class CurrentMap:
+    """The map a run has started and not yet recorded."""
+
+    lines: list[int]
+    timeout: float | None
+    chunksize: int
+
+
+def run_dir(work_dir: str) -> str:
+    """The directory of the task-list run in ``work_dir``."""
+    return os.path.join(work_dir, DIRECTORY_NAME)
+
+
+def output_member(line: int, attempt: int) -> str:
+    """The name of an attempt's output in ``stdout.zip`` and ``stderr.zip``."""
+    return f"{line}.{attempt}.txt"
+
+
+class RunDir:
+    """The files of one task-list run; see the module's docstring."""
+
+    def __init__(self, work_dir: str) -> None:
+        self.path = run_dir(work_dir)
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def finished_path(self) -> str:
+        return self._file("finished.lines")
+
+    @property
+    def failed_path(self) -> str:
+        return self._file("failed.lines")
+
+    @property
+    def failed_tasklist_path(self) -> str:
+        return self._file("failed.tasklist")
+
+    def archive_path(self, stream: str) -> str:
+        return self._file(f"{stream}.zip")
+
+    def exists(self) -> bool:
+        return os.path.exists(self._file("run.json"))
+
+    # -- what the run is -------------------------------------------------------
+
+    def start_or_check(self, tasklist_path: str, fingerprint: str, num_tasks: int, cwd: str):
+        """Record a new run, or check that the recorded one is this one.
+
+        Raises
+        ------
+        RunMismatch
+            If the work_dir holds a run of another task list, or one whose
+            commands run in another directory; nothing was started.
+        """
+        if not self.exists():
+            make_private_dir(self.path)
+            write_json(
+                self._file("run.json"),
+                {
+                    "format": FORMAT,
+                    "tasklist": tasklist_path,
+                    "fingerprint": fingerprint,
+                    "num_tasks": num_tasks,
+                    "cwd": cwd,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+            )
+            return
+        recorded = read_json(self._file("run.json"))
+        if recorded.get("fingerprint") != fingerprint:
+            raise RunMismatch(
+                f"the work_dir holds the run of another task list: {recorded.get('tasklist')!r} "
+                f"with {recorded.get('num_tasks')} tasks, started {recorded.get('created')}, and "
+                f"{tasklist_path!r} ({num_tasks} tasks) is not that list as it was (a line was "
+                "edited, added or removed). A run never mixes two lists: restore the list to "
+                "continue that run, or start a new run with another --work-dir (or --new, "
+                "which forgets the recorded outcomes in this one)"
+            )
+        if recorded.get("cwd") != cwd:
+            raise RunMismatch(
+                f"the run in this work_dir runs its commands in {recorded.get('cwd')!r}, not in "
+                f"{cwd!r}: pass --chdir {recorded.get('cwd')!r} (or run from there) to continue "
+                "it, or start a new run with another --work-dir (or --new)"
+            )
+
+    def forget(self) -> None:
+        """Remove the run's record (``--new``)."""
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=False)
+
+    # -- the map in progress ---------------------------------------------------
+
+    def current_map(self) -> CurrentMap | None:
+        path = self._file("current.json")
+        if not os.path.exists(path):
+            return None
+        data = read_json(path)
+        return CurrentMap(list(data["lines"]), data["timeout"], int(data["chunksize"]))
+
+    def begin_map(self, current: CurrentMap) -> None:
+        write_json(self._file("current.json"), dataclasses.asdict(current))
+
+    def end_map(self) -> None:
+        os.remove(self._file("current.json"))
+
+    # -- outcomes --------------------------------------------------------------
+
+    def outcomes(self) -> dict[int, list[Outcome]]:
+        """Every recorded attempt, by line, oldest first."""
+        by_line: dict[int, list[Outcome]] = {}
+        path = self._file("outcomes.jsonl")
+        if not os.path.exists(path):
+            return by_line
+        with open(path, encoding="utf-8") as file:
+            for text in file:
+                outcome = Outcome(**json.loads(text))
+                by_line.setdefault(outcome.line, []).append(outcome)
+        return by_line
+
+    def record(self, results: list[tuple[int, object]]) -> list[Outcome]:
+        """Record ``(line, ShellResult)`` pairs as new attempts; return their outcomes."""
+        by_line = self.outcomes()
+        new = []
+        stdout, stderr = {}, {}
+        for line, result in results:
+            attempt = len(by_line.get(line, ())) + 1
+            member = output_member(line, attempt)
+            stdout[member] = result.stdout
+            stderr[member] = result.stderr
+            outcome = Outcome(
+                line,
+                attempt,
+                result.returncode,
+                result.timed_out,
+                result.timeout,
+                "" if result.ok else tail(result.stderr),
+            )
+            by_line.setdefault(line, []).append(outcome)
+            new.append(outcome)
+        archive.append(self.archive_path("stdout"), stdout)
+        archive.append(self.archive_path("stderr"), stderr)
+        text = "".join(
+            json.dumps(dataclasses.asdict(o), ensure_ascii=False) + "\n"
+            for attempts in by_line.values()
+            for o in attempts
+        )
+        write_private(self._file("outcomes.jsonl"), text.encode("utf-8"))
+        return new
+
+    def write_lists(self, tasks: list[Task], latest: dict[int, Outcome]) -> None:
+        """Write the finished and failed line numbers, and the failed commands."""
+        finished = [t.line for t in tasks if t.line in latest and latest[t.line].ok]
+        failed = [t for t in tasks if t.line in latest and not latest[t.line].ok]
+        write_private(self.finished_path, _numbers(finished))
+        write_private(self.failed_path, _numbers([t.line for t in failed]))
+        write_private(
+            self.failed_tasklist_path, "".join(t.command + "\n" for t in failed).encode("utf-8")
+        )
+
+    def output(self, line: int, stream: str) -> tuple[Outcome, bytes] | None:
+        """The latest attempt of task ``line`` and its ``stream``; None if it has not run."""
+        attempts = self.outcomes().get(line)
+        if not attempts:
+            return None
+        latest = attempts[-1]
+        data = archive.read_member(self.archive_path(stream), output_member(line, latest.attempt))
+        return latest, data if data is not None else b""
+
+
+def latest_outcomes(by_line: dict[int, list[Outcome]]) -> dict[int, Outcome]:
+    return {line: attempts[-1] for line, attempts in by_line.items()}
+
+
+def tail(data: bytes) -> str:
+    """The last lines of an output, decoded, for a summary."""
+    text = data.decode("utf-8", errors="replace").rstrip()
+    lines = text.splitlines()[-STDERR_TAIL_LINES:]
+    return "\n".join(lines)[-STDERR_TAIL_CHARS:]
+
+
+def _numbers(lines: list[int]) -> bytes:
+    return "".join(f"{line}\n" for line in lines).encode("ascii")
