@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 
 BASH = "/bin/bash"
+NOT_STARTED = 127
+"""The exit status of a command that could not start, as bash gives it."""
 KILL_GRACE_PERIOD = 5.0
 """Seconds a timed-out command's process group has between SIGTERM and SIGKILL,
 to write what it wants to (``trap ... TERM``), as PyTaskFarmer and GNU parallel give."""
@@ -140,14 +142,24 @@ def shell(
         raise TypeError(f"command must be a str, not {type(command).__name__}: {command!r}")
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a number of seconds > 0, not {timeout!r}")
-    process = subprocess.Popen(
-        [BASH, "-c", command],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **_OWN_PROCESS_GROUP,
-    )
+    try:
+        process = subprocess.Popen(
+            [BASH, "-c", command],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **_OWN_PROCESS_GROUP,
+        )
+    except OSError as error:
+        # No such directory on this node, no bash: the command failed, as
+        # bash reports a command it cannot run (127), not the task.
+        where = os.path.abspath(cwd) if cwd is not None else os.getcwd()
+        message = f"pypoolparty.shell: cannot run {BASH} in {where} on this host: {error}\n"
+        result = ShellResult(command, NOT_STARTED, b"", message.encode(), False, timeout)
+        if check:
+            result.check_returncode()
+        return result
     timed_out = False
     try:
         try:

@@ -102,3 +102,12 @@ def test_terminating_the_pool_kills_a_running_command(tmp_path):
     pool.terminate()
     # The command has a process group of its own; the cancel reaches it all the same.
     wait_for(lambda: not alive(int(pid)), timeout=10)
+
+
+def test_a_command_that_cannot_start_is_a_failed_command_that_says_why(tmp_path):
+    missing = tmp_path / "not-there"
+    result = pypoolparty.shell("true", cwd=missing)
+    assert result.returncode == 127 and not result.ok
+    assert f"cannot run /bin/bash in {missing}" in result.text("stderr")
+    with pytest.raises(subprocess.CalledProcessError):
+        pypoolparty.shell("true", cwd=missing, check=True)
