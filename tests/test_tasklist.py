@@ -195,3 +195,15 @@ def test_ten_thousand_lines_on_the_local_pool(here):
     assert finished == [str(line) for line in range(1, 10_001)]
     shown = pypoolparty("stdout", ".pypoolparty", 9_999, cwd=here)
     assert shown.stdout == b"task 9999\n"
+
+
+def test_a_second_runner_of_the_same_work_dir_is_refused_while_the_first_runs(here):
+    slow_list(here, 8)
+    first = start_run("tasks.txt", "--chunksize", "2", *FAST, cwd=here)
+    wait_for(lambda: runs_per_line(here), timeout=120)
+    second = pypoolparty("run", "tasks.txt", "--chunksize", "2", *FAST, cwd=here)
+    assert second.returncode == 2
+    assert f"another runner (pid {first.pid}" in second.stderr.decode()
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert runs_per_line(here) == {line: 1 for line in range(1, 9)}

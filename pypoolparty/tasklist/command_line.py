@@ -120,7 +120,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         summary = runner.run(options, _say)
-    except (parsing.TaskListError, state.RunMismatch, errors.BadInput, ValueError) as error:
+    except (
+        parsing.TaskListError,
+        state.RunMismatch,
+        state.RunnerBusy,
+        errors.BadInput,
+        ValueError,
+    ) as error:
         print(f"pypoolparty run: {error}", file=sys.stderr)
         return EXIT_USAGE
     except errors.PoolError as error:

@@ -86,6 +86,8 @@ def run(options: RunOptions, say: Callable[[str], None]) -> Summary:
         If the task list cannot be read or is empty; nothing was started.
     RunMismatch
         If the work_dir holds the run of another list or directory.
+    RunnerBusy
+        If another live runner runs this work_dir's task list.
     pypoolparty.BadInput
         If a pool option is wrong; nothing was submitted.
     """
@@ -93,11 +95,19 @@ def run(options: RunOptions, say: Callable[[str], None]) -> Summary:
     pool = options.make_pool()
     prepare_base(options.work_dir)
     run_dir = RunDir(options.work_dir)
-    if options.new and run_dir.exists():
-        run_dir.forget()
-    run_dir.start_or_check(
-        os.path.abspath(options.tasklist), parsing.fingerprint(tasks), len(tasks), options.cwd
-    )
+    run_dir.acquire_lock()
+    try:
+        if options.new and run_dir.exists():
+            run_dir.forget()
+        run_dir.start_or_check(
+            os.path.abspath(options.tasklist), parsing.fingerprint(tasks), len(tasks), options.cwd
+        )
+        return _run_what_is_left(run_dir, tasks, options, pool, say)
+    finally:
+        run_dir.release_lock()
+
+
+def _run_what_is_left(run_dir: RunDir, tasks, options: RunOptions, pool, say) -> Summary:
     by_line = {task.line: task for task in tasks}
     run_now = 0
     try:

@@ -3,6 +3,8 @@
 ::
 
     tasklist/
+      runner.lock         the live runner: {"host", "pid"}, as a map's session.lock
+                          (:class:`~pypoolparty.work_dir.LockHolder`)
       run.json            which task list (its fingerprint, path, number of
                           tasks) and where its commands run; written once
       current.json        the map in progress: its lines, timeout and chunksize;
@@ -30,10 +32,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 
 from .. import archive
-from ..work_dir import make_private_dir, read_json, write_json, write_private
+from ..work_dir import LockHolder, make_private_dir, read_json, write_json, write_private
 from .parsing import Task
 
 DIRECTORY_NAME = "tasklist"
@@ -46,6 +49,10 @@ outcomes, for the summary; the whole output is in ``stderr.zip``."""
 
 class RunMismatch(ValueError):
     """The work_dir holds the run of another task list (or of other options)."""
+
+
+class RunnerBusy(RuntimeError):
+    """Another live runner is running the task list of this work_dir."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +115,7 @@ class RunDir:
         return self._file(f"{stream}.zip")
 
     def exists(self) -> bool:
+        """Whether a run is recorded here."""
         return os.path.exists(self._file("run.json"))
 
     # -- what the run is -------------------------------------------------------
@@ -152,11 +160,57 @@ class RunDir:
                 "it, or start a new run with another --work-dir (or --new)"
             )
 
+    def acquire_lock(self) -> None:
+        """Make sure this process is the only runner of this work_dir's run.
+
+        Two runners would each run every unfinished task. A lock left by a
+        runner that died (SIGKILL) is taken over.
+
+        Raises
+        ------
+        RunnerBusy
+            If a live process (or one on another host) holds it.
+        """
+        make_private_dir(self.path)
+        path = self._file("runner.lock")
+        me = LockHolder(host=socket.gethostname(), pid=os.getpid())
+        for _ in range(2):
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                try:
+                    holder = LockHolder.read(path)
+                except (OSError, ValueError):
+                    holder = None
+                if holder is not None and holder.is_alive_here():
+                    raise RunnerBusy(
+                        f"another runner (pid {holder.pid} on {holder.host}) is running the "
+                        f"task list of this work_dir. Wait for it, or stop it (Ctrl-C, SIGUSR1); "
+                        f"if it is gone for good, delete {path!r}"
+                    ) from None
+                os.remove(path)
+                continue
+            with os.fdopen(descriptor, "w") as file:
+                file.write(me.to_json())
+            return
+        raise RunnerBusy(
+            f"cannot take the lock {path!r}: it keeps coming back; is a runner starting?"
+        )
+
+    def release_lock(self) -> None:
+        try:
+            os.remove(self._file("runner.lock"))
+        except FileNotFoundError:
+            pass
+
     def forget(self) -> None:
-        """Remove the run's record (``--new``)."""
+        """Remove the run's record (``--new``), all but the lock this runner holds."""
         import shutil
 
-        shutil.rmtree(self.path, ignore_errors=False)
+        for name in os.listdir(self.path):
+            if name != "runner.lock":
+                path = self._file(name)
+                (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
 
     # -- the map in progress ---------------------------------------------------
 
