@@ -208,7 +208,15 @@ def _add_command(
 
 
 def _status(args: argparse.Namespace) -> int:
-    sessions = inspection.find_sessions(args.work_dir)
+    if tasklist_command_line.print_status(args.work_dir):
+        # A task-list run shows its map, if one is in progress, below it.
+        try:
+            sessions = inspection.find_sessions(args.work_dir)
+        except inspection.NotAWorkDir:
+            return EXIT_OK
+        print()
+    else:
+        sessions = inspection.find_sessions(args.work_dir)
     for number, session in enumerate(sessions):
         if number:
             print()

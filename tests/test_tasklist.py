@@ -92,6 +92,9 @@ def test_a_mixed_task_list_runs_every_task_and_reports_each_outcome(here):
     assert shown.stdout.decode() == "héllo ✓ two  spaces $HOME back\n"
     assert pypoolparty("stdout", ".pypoolparty", 7, cwd=here).stdout == b"a b|c|\n"
     assert pypoolparty("stderr", ".pypoolparty", 4, cwd=here).stdout == b"to-stderr\n"
+    status = pypoolparty("status", ".pypoolparty", cwd=here)
+    assert status.returncode == 0
+    assert "tasks:    4: 2 done, 2 failed, 0 not run" in status.stdout.decode()
     not_a_task = pypoolparty("stdout", ".pypoolparty", 2, cwd=here)
     assert not_a_task.returncode == 1
     assert b"line 2 of the task list" in not_a_task.stderr
@@ -180,6 +183,9 @@ def test_ctrl_c_or_sigusr1_leaves_unfinished_tasks_for_the_next_run(here, signum
     assert runner.returncode == 130
     assert "interrupted; 24 task(s)" in out.decode()
     assert "run the same command again" in out.decode()
+    status = pypoolparty("status", ".pypoolparty", cwd=here).stdout.decode()
+    assert "runner:   not running" in status
+    assert "24 task(s), interrupted; the same 'pypoolparty run' continues it" in status
     again = pypoolparty("run", "tasks.txt", "--chunksize", "4", *FAST, cwd=here)
     assert again.returncode == 0
     assert runs_per_line(here) == {line: 1 for line in range(1, 25)}

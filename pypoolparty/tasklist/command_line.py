@@ -235,6 +235,30 @@ def _describe(outcome: state.Outcome) -> str:
     return describe_returncode(outcome.returncode)
 
 
+def print_status(work_dir: str) -> bool:
+    """Print how the task-list run in ``work_dir`` stands; False if it holds none."""
+    run_dir = RunDir(work_dir)
+    if not run_dir.exists():
+        return False
+    described = run_dir.description()
+    latest = state.latest_outcomes(run_dir.outcomes())
+    num_ok = sum(outcome.ok for outcome in latest.values())
+    runner = run_dir.runner()
+    current = run_dir.current_map()
+    print(f"task list {described.get('tasklist')} (run started {described.get('created')}):")
+    print(f"  runner:   {f'pid {runner.pid} on {runner.host}' if runner else 'not running'}")
+    print(
+        f"  tasks:    {described.get('num_tasks')}: {num_ok} done, {len(latest) - num_ok} "
+        f"failed, {int(described.get('num_tasks', 0)) - len(latest)} not run (as recorded)"
+    )
+    if current is not None:
+        state_of_map = (
+            "running" if runner else "interrupted; the same 'pypoolparty run' continues it"
+        )
+        print(f"  map:      {len(current.lines)} task(s), {state_of_map}")
+    return True
+
+
 def task_output(work_dir: str, line: int, stream: str) -> int | None:
     """Write task ``line``'s ``stream`` if ``work_dir`` holds a task-list run.
 

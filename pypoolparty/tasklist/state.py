@@ -203,6 +203,18 @@ class RunDir:
         except FileNotFoundError:
             pass
 
+    def description(self) -> dict:
+        """What ``run.json`` says: ``tasklist``, ``num_tasks``, ``cwd``, ``created``."""
+        return read_json(self._file("run.json"))
+
+    def runner(self) -> LockHolder | None:
+        """The runner holding the lock, if it is alive (or on another host)."""
+        try:
+            holder = LockHolder.read(self._file("runner.lock"))
+        except (OSError, ValueError):
+            return None
+        return holder if holder is not None and holder.is_alive_here() else None
+
     def forget(self) -> None:
         """Remove the run's record (``--new``), all but the lock this runner holds."""
         import shutil
