@@ -213,3 +213,15 @@ def test_a_second_runner_of_the_same_work_dir_is_refused_while_the_first_runs(he
     first.communicate(timeout=120)
     assert first.returncode == 0
     assert runs_per_line(here) == {line: 1 for line in range(1, 9)}
+
+
+def test_chdir_runs_the_commands_there_and_a_continuation_must_keep_it(here):
+    (here / "sub").mkdir()
+    (here / "tasks.txt").write_text("pwd\n")
+    run = pypoolparty("run", "tasks.txt", "--chdir", "sub", *FAST, cwd=here)
+    assert run.returncode == 0
+    assert pypoolparty("stdout", ".pypoolparty", 1, cwd=here).stdout.decode() == f"{here / 'sub'}\n"
+    elsewhere = pypoolparty("run", "tasks.txt", *FAST, cwd=here)
+    assert elsewhere.returncode == 2
+    assert f"runs its commands in '{here / 'sub'}'" in elsewhere.stderr.decode()
+    assert "pass --chdir" in elsewhere.stderr.decode()

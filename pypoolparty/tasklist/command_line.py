@@ -19,6 +19,12 @@ from . import parsing, runner, state
 from .state import RunDir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(ValueError):
+    """An option of ``pypoolparty run`` that cannot be used; nothing ran."""
+
+
 MAX_LISTED_FAILURES = 20
 
 POOLS = {
@@ -125,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
         state.RunMismatch,
         state.RunnerBusy,
         errors.BadInput,
-        ValueError,
+        UsageError,
     ) as error:
         print(f"pypoolparty run: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -147,12 +153,12 @@ def main(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> runner.RunOptions:
     if args.timeout is not None and not args.timeout > 0:
-        raise ValueError(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
+        raise UsageError(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
     if args.chunksize is not None and args.chunksize < 1:
-        raise ValueError(f"--chunksize must be a whole number >= 1, not {args.chunksize}")
+        raise UsageError(f"--chunksize must be a whole number >= 1, not {args.chunksize}")
     cwd = os.path.abspath(args.chdir or os.getcwd())
     if not os.path.isdir(cwd):
-        raise ValueError(f"--chdir {args.chdir!r} is not a directory")
+        raise UsageError(f"--chdir {args.chdir!r} is not a directory")
     work_dir = os.path.abspath(args.work_dir)
     keywords = dict(_pool_option(text) for text in args.pool_option)
     keywords.update(work_dir=work_dir, keep_work_dir=True, reuse_results=True)
@@ -177,7 +183,7 @@ def _options(args: argparse.Namespace) -> runner.RunOptions:
 def _pool_option(text: str) -> tuple[str, object]:
     name, equals, value = text.partition("=")
     if not equals or not name.isidentifier():
-        raise ValueError(
+        raise UsageError(
             f"--pool-option {text!r} is not NAME=VALUE with NAME a keyword of the pool "
             "(e.g. --pool-option partition=debug)"
         )
@@ -191,7 +197,13 @@ def _make_pool(kind: str, jobs: int | None, keywords: dict):
     import importlib
 
     module = importlib.import_module(POOLS[kind])
-    return module.Pool(jobs, **keywords)
+    try:
+        return module.Pool(jobs, **keywords)
+    except errors.BadInput:
+        raise
+    except (TypeError, ValueError) as error:
+        # A value of the wrong kind for an option the pool does have.
+        raise UsageError(f"--pool {kind}: {error}") from error
 
 
 def _say(line: str) -> None:
