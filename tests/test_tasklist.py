@@ -161,34 +161,54 @@ def slow_list(here, num_lines: int) -> None:
 
 
 def test_a_runner_killed_with_sigkill_continues_and_no_finished_line_runs_again(here):
-    slow_list(here, 40)
+    slow_list(here, 24)
     runner = start_run("tasks.txt", "--chunksize", "4", *FAST, cwd=here)
-    wait_for(lambda: len(runs_per_line(here)) >= 10, timeout=120)
+    wait_for(lambda: len(runs_per_line(here)) >= 6, timeout=120)
     runner.kill()
     runner.communicate()
-    assert len(runs_per_line(here)) < 40, "the run ended before it was killed"
+    assert len(runs_per_line(here)) < 24, "the run ended before it was killed"
     again = pypoolparty("run", "tasks.txt", "--chunksize", "4", *FAST, cwd=here)
     assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
     assert "continuing the interrupted map" in again.stderr.decode()
-    assert runs_per_line(here) == {line: 1 for line in range(1, 41)}
+    assert runs_per_line(here) == {line: 1 for line in range(1, 25)}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1])
 def test_ctrl_c_or_sigusr1_leaves_unfinished_tasks_for_the_next_run(here, signum):
-    slow_list(here, 24)
-    runner = start_run("tasks.txt", "--chunksize", "4", *FAST, cwd=here)
-    wait_for(lambda: len(runs_per_line(here)) >= 4, timeout=120)
+    # One job at a time: when line 3 has started (and hangs until released),
+    # lines 1 and 2 are finished and recorded, and line 3 is the one in flight.
+    lines = [counted("true", 1), counted("true", 2)]
+    lines.append(counted("test -e release || { echo $$ > started; sleep 600; }", 3))
+    lines += [counted("true", line) for line in range(4, 9)]
+    (here / "tasks.txt").write_text("\n".join(lines) + "\n")
+    options = ("-j", "1", "--chunksize", "4", *FAST)
+    runner = start_run("tasks.txt", *options, cwd=here)
+    wait_for(lambda: (here / "started").exists() and (here / "started").read_text(), timeout=120)
     runner.send_signal(signum)
     out, _ = runner.communicate(timeout=120)
     assert runner.returncode == 130
-    assert "interrupted; 24 task(s)" in out.decode()
+    assert "interrupted; 8 task(s)" in out.decode()
     assert "run the same command again" in out.decode()
+    # The hanging command went with its cancelled job.
+    hanging = int((here / "started").read_text())
+    wait_for(lambda: not os.path.exists(f"/proc/{hanging}") or dead(hanging), timeout=10)
     status = pypoolparty("status", ".pypoolparty", cwd=here).stdout.decode()
     assert "runner:   not running" in status
-    assert "24 task(s), interrupted; the same 'pypoolparty run' continues it" in status
-    again = pypoolparty("run", "tasks.txt", "--chunksize", "4", *FAST, cwd=here)
+    assert "8 task(s), interrupted; the same 'pypoolparty run' continues it" in status
+    assert runs_per_line(here) == {1: 1, 2: 1}
+    (here / "release").write_text("")
+    again = pypoolparty("run", "tasks.txt", *options, cwd=here)
     assert again.returncode == 0
-    assert runs_per_line(here) == {line: 1 for line in range(1, 25)}
+    assert runs_per_line(here) == {line: 1 for line in range(1, 9)}
+
+
+def dead(pid: int) -> bool:
+    """A zombie (state Z) is dead for our purpose."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_ten_thousand_lines_on_the_local_pool(here):
@@ -204,15 +224,17 @@ def test_ten_thousand_lines_on_the_local_pool(here):
 
 
 def test_a_second_runner_of_the_same_work_dir_is_refused_while_the_first_runs(here):
-    slow_list(here, 8)
-    first = start_run("tasks.txt", "--chunksize", "2", *FAST, cwd=here)
-    wait_for(lambda: runs_per_line(here), timeout=120)
-    second = pypoolparty("run", "tasks.txt", "--chunksize", "2", *FAST, cwd=here)
+    lines = [counted("touch started", 1), counted("until test -e release; do sleep 0.05; done", 2)]
+    (here / "tasks.txt").write_text("\n".join(lines) + "\n")
+    first = start_run("tasks.txt", "-j", "1", "--chunksize", "2", *FAST, cwd=here)
+    wait_for(lambda: (here / "started").exists(), timeout=120)
+    second = pypoolparty("run", "tasks.txt", *FAST, cwd=here)
     assert second.returncode == 2
     assert f"another runner (pid {first.pid}" in second.stderr.decode()
+    (here / "release").write_text("")
     first.communicate(timeout=120)
     assert first.returncode == 0
-    assert runs_per_line(here) == {line: 1 for line in range(1, 9)}
+    assert runs_per_line(here) == {1: 1, 2: 1}
 
 
 def test_chdir_runs_the_commands_there_and_a_continuation_must_keep_it(here):
