@@ -135,6 +135,10 @@ def main(args: argparse.Namespace) -> int:
     ) as error:
         print(f"pypoolparty run: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Before or after the maps (which handle it themselves): nothing is lost.
+        print("pypoolparty run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except errors.PoolError as error:
         # The scheduler or the jobs broke down; what finished is recorded or
         # kept in the interrupted map, which the same command continues.

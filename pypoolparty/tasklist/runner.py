@@ -95,23 +95,29 @@ def run(options: RunOptions, say: Callable[[str], None]) -> Summary:
     pool = options.make_pool()
     prepare_base(options.work_dir)
     run_dir = RunDir(options.work_dir)
-    run_dir.acquire_lock()
-    try:
-        if options.new and run_dir.exists():
-            run_dir.forget()
-        run_dir.start_or_check(
-            os.path.abspath(options.tasklist), parsing.fingerprint(tasks), len(tasks), options.cwd
-        )
-        return _run_what_is_left(run_dir, tasks, options, pool, say)
-    finally:
-        run_dir.release_lock()
+    # Leaving the pool's block terminates it: no job of this run outlives a
+    # refusal below or an interruption.
+    with pool:
+        run_dir.acquire_lock()
+        try:
+            if options.new and run_dir.exists():
+                run_dir.forget()
+            run_dir.start_or_check(
+                os.path.abspath(options.tasklist),
+                parsing.fingerprint(tasks),
+                len(tasks),
+                options.cwd,
+            )
+            return _run_what_is_left(run_dir, tasks, options, pool, say)
+        finally:
+            run_dir.release_lock()
 
 
 def _run_what_is_left(run_dir: RunDir, tasks, options: RunOptions, pool, say) -> Summary:
     by_line = {task.line: task for task in tasks}
     run_now = 0
     try:
-        with _signals_interrupt(), pool:
+        with _signals_interrupt():
             for current in _maps(run_dir, tasks, options, pool, say):
                 run_now += len(current.lines)
                 _run_map(run_dir, current, by_line, options, pool)
