@@ -33,6 +33,7 @@ from .errors import (
 )
 from .input_files import InputFile
 from .task_outputs import output_dir
+from .shell_commands import ShellResult, shell
 from .version import __version__
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ResubmissionsExhausted",
     "SchedulerError",
     "SchedulerUnavailable",
+    "ShellResult",
     "SubmissionRejected",
     "TaskError",
     "Terminated",
@@ -60,6 +62,7 @@ __all__ = [
     "local",
     "output_dir",
     "sge",
+    "shell",
     "slurm",
     "sun_grid_engine",
 ]

@@ -9,10 +9,14 @@
     pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
     pypoolparty clean    WORK_DIR [--dry-run] [--unfinished]
                                              remove the directories of maps that are over
+    pypoolparty run      TASKLIST [options]  run each line as a shell command in a pool
+                                             (see :mod:`pypoolparty.tasklist`)
 
 WORK_DIR is the work_dir given to the Pool (every map in it) or one map's
 ``map-...`` directory; without it, ``./.pypoolparty``, a Pool's default.
-Nothing is written into it, but for ``clean`` (see :mod:`pypoolparty.cleaning`).
+Nothing is written into it, but for ``clean`` (see :mod:`pypoolparty.cleaning`)
+and ``run``. For the work_dir of a ``run``, ``stdout``/``stderr`` TASK is a line
+number of the task list and shows that task's own output.
 Exit codes: 0 done, 1 the output asked for is not in the work_dir (or a
 directory could not be removed), 2 a usage error or not a work_dir.
 """
@@ -28,6 +32,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from . import cleaning, inspection, pending, progress
+from .tasklist import command_line as tasklist_command_line
 from .version import __version__
 from .work_dir import DEFAULT_BASE_NAME, is_session_dir_name
 
@@ -115,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pypoolparty",
-        description="Look into a pypoolparty work_dir, while its map runs or after.",
+        description="Look into a pypoolparty work_dir, while its map runs or after; "
+        "run a task list of shell commands.",
         epilog="WORK_DIR: the work_dir given to the Pool (by default ./.pypoolparty), "
         "or one of its map-... directories. Nothing is written into it, but for 'clean'.",
     )
@@ -127,7 +133,13 @@ def _parser() -> argparse.ArgumentParser:
         command = _add_command(
             commands, stream, _output, f"the {stream} of the job that ran a task"
         )
-        command.add_argument("task", type=int, metavar="TASK", help="the task's index in the map")
+        command.add_argument(
+            "task",
+            type=int,
+            metavar="TASK",
+            help="the task's index in the map; for the work_dir of 'pypoolparty run', "
+            "the task's line number in the task list",
+        )
         command.add_argument(
             "--attempt",
             type=int,
@@ -162,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
         "raised) and that no live process holds; calling such a map again would have "
         "continued it",
     )
+    tasklist_command_line.add_command(commands)
     return parser
 
 
@@ -195,7 +208,15 @@ def _add_command(
 
 
 def _status(args: argparse.Namespace) -> int:
-    sessions = inspection.find_sessions(args.work_dir)
+    if tasklist_command_line.print_status(args.work_dir):
+        # A task-list run shows its map, if one is in progress, below it.
+        try:
+            sessions = inspection.find_sessions(args.work_dir)
+        except inspection.NotAWorkDir:
+            return EXIT_OK
+        print()
+    else:
+        sessions = inspection.find_sessions(args.work_dir)
     for number, session in enumerate(sessions):
         if number:
             print()
@@ -348,6 +369,10 @@ def _indent(text: str, width: int) -> str:
 
 
 def _output(args: argparse.Namespace) -> int:
+    if args.attempt is None:
+        status = tasklist_command_line.task_output(args.work_dir, args.task, args.stream)
+        if status is not None:
+            return status
     session = inspection.only_session(args.work_dir)
     output = inspection.job_output(session, args.task, args.stream, attempt=args.attempt)
     job = f", job {output.jobid}" if output.jobid else ""

@@ -378,6 +378,49 @@ class Pool(abc.ABC):
         """
         return self._imap(func, iterable, chunksize, read_ahead, batch_window, ordered=False)
 
+    def run_commands(
+        self,
+        commands: Iterable[str],
+        *,
+        timeout: float | None = None,
+        cwd: str | os.PathLike | None = None,
+        check: bool = False,
+        chunksize: int | None = None,
+    ) -> list:
+        """Run shell commands as one map; per command, its exit status and output.
+
+        Each command runs with ``bash -c`` (:func:`pypoolparty.shell`) in
+        ``cwd``. A failing command is a result, not an exception: the others
+        go on, and the list holds a :class:`pypoolparty.ShellResult` per
+        command, in order (``returncode``, ``stdout``, ``stderr``,
+        ``timed_out``).
+
+        Parameters
+        ----------
+        commands : iterable of str
+            Bash command lines.
+        timeout : float, optional
+            Seconds each command may run before its process group is killed.
+        cwd : str or path-like, optional
+            Where the commands run; default: this process's working directory
+            (which the compute nodes must see).
+        check : bool
+            Raise the first failure instead (``subprocess.CalledProcessError``
+            or ``subprocess.TimeoutExpired``, with its task index), as
+            :meth:`map` does for a task that raises.
+        chunksize : int, optional
+            As in :meth:`map`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Before anything is submitted, for a command that is not a string
+            or a ``timeout`` that is not a number > 0.
+        """
+        from .shell_commands import run_commands
+
+        return run_commands(self, commands, timeout, cwd, check, chunksize)
+
     def executor(self, *, batch_window: float | None = None):
         """A :class:`concurrent.futures.Executor` whose calls run as this pool's jobs.
 

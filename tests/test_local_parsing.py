@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -47,3 +48,26 @@ def test_exit_codes_and_signals_in_words():
     assert parsing.describe_exit(3) == "exit code 3"
     assert parsing.describe_exit(-signal.SIGKILL) == "killed by signal SIGKILL"
     assert parsing.describe_exit(-200) == "killed by signal 200"
+
+
+STAT = (
+    b"19818 (cat) R 19770 19771 29022 0 -1 4194304 99 0 0 0 0 0 0 0 20 0 1 0 2211457 "
+    b"3133440 394 18446744073709551615 93977330499584 93977330519465 140732074617568 0 0 0"
+)
+"""A real /proc/<pid>/stat (captured), its process group changed to tell it from its parent."""
+
+
+def test_the_session_and_process_group_are_read_from_proc_stat():
+    assert parsing.session_id(STAT) == 29022
+    assert parsing.process_group(STAT) == 19771
+    # A command name may hold blanks and parentheses: fields count from its last ')'.
+    odd = STAT.replace(b"(cat)", b"(a) (b c)")
+    assert (parsing.session_id(odd), parsing.process_group(odd)) == (29022, 19771)
+    assert parsing.session_id(b"garbage") is None
+
+
+def test_a_process_of_our_own_has_our_session_in_proc():
+    with open("/proc/self/stat", "rb") as file:
+        stat = file.read()
+    assert parsing.session_id(stat) == os.getsid(0)
+    assert parsing.process_group(stat) == os.getpgid(0)

@@ -38,6 +38,26 @@ def job_name(environ: bytes) -> str | None:
     return None
 
 
+def session_id(stat: bytes) -> int | None:
+    """The session of a process, from its ``/proc/<pid>/stat``; ``None`` if unreadable.
+
+    The command name (in parentheses) may hold blanks and ``)``: the fields
+    after it are counted from its last ``)``.
+    """
+    try:
+        return int(stat.rsplit(b")", 1)[1].split()[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_group(stat: bytes) -> int | None:
+    """The process group of a process, from its ``/proc/<pid>/stat``; ``None`` if unreadable."""
+    try:
+        return int(stat.rsplit(b")", 1)[1].split()[2])
+    except (IndexError, ValueError):
+        return None
+
+
 def describe_exit(code: int) -> str:
     """A worker's exit status in words, as :attr:`subprocess.Popen.returncode` gives it."""
     if code < 0:

@@ -75,11 +75,8 @@ class LocalScheduler(Scheduler):
             self._queue = collections.deque(q for q in self._queue if q[0].jobid not in ids)
             self._queued -= ids
             killed = [self._running[job.jobid] for job in jobs if job.jobid in self._running]
-            for process in killed:
-                _kill(process.pid)
             foreign = [job for job in jobs if not self._knows(job)]
-            for pid in _workers_of(foreign).values():
-                _kill(pid)
+            _kill([process.pid for process in killed] + list(_workers_of(foreign).values()))
         # SIGKILL takes effect a moment later: a cancelled job must be gone
         # when cancel returns, as it is from a real queue.
         for process in killed:
@@ -222,10 +219,35 @@ def _workers_on_this_host(job_names: set[str]) -> dict[tuple[str, int], int]:
     return found
 
 
-def _kill(pid: int) -> None:
-    if pid <= 0:
+def _kill(pids: list[int]) -> None:
+    """SIGKILL the workers ``pids`` and every process of their sessions.
+
+    A worker leads a session of its own; a task's command may run in a
+    process group of its own inside it (:func:`pypoolparty.shell`, to kill
+    it alone at its timeout), which a signal to the worker's group misses.
+    A real scheduler kills everything of a cancelled job; so must we.
+    """
+    pids = [pid for pid in pids if pid > 0]
+    if not pids:
         return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    for group in [*pids, *_other_groups_of_sessions(set(pids))]:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _other_groups_of_sessions(sessions: set[int]) -> set[int]:
+    """The process groups, other than the sessions' leaders', of processes in ``sessions``."""
+    groups = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        if parsing.session_id(stat) in sessions:
+            groups.add(parsing.process_group(stat))
+    return {group for group in groups if group and group not in sessions}
