@@ -32,8 +32,8 @@ from .errors import (
     WorkDirError,
 )
 from .input_files import InputFile
-from .task_outputs import output_dir
 from .shell_commands import ShellResult, shell
+from .task_outputs import output_dir
 from .version import __version__
 
 __all__ = [
