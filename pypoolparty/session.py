@@ -498,6 +498,7 @@ class Session:
             chunk.ichunk,
             chunk.job.jobid,
             stop.status.time_limit,
+            _join(stop.status.scheduler_state, stop.status.reason),
             ran,
             done + len(now.finished_tasks),
             explained,

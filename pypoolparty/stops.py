@@ -111,6 +111,7 @@ def time_limit_message(
     ichunk: int,
     jobid: str,
     time_limit: str,
+    stopped_by: str,
     ran: str,
     finished_elsewhere: int,
     explained: str = "",
@@ -124,6 +125,9 @@ def time_limit_message(
     time_limit : str
         The scheduler adapter's words for the limit and the option that sets
         it (:attr:`pypoolparty.scheduler.JobStatus.time_limit`).
+    stopped_by : str
+        What stopped the job: the scheduler's state and reason (``TIMEOUT;
+        TimeLimit``, or the warning signal and what sent it).
     ran : str
         How long the task ran (:func:`ran_for`).
     finished_elsewhere : int
@@ -133,9 +137,9 @@ def time_limit_message(
     """
     lines = [
         f"task {itask} (chunk {ichunk}, job {jobid}) needs more time than the job's time "
-        f"limit allows: {time_limit}. It ran {ran}, and the job finished no task nor saved "
-        "a checkpoint, so a job with the same limit would stop at the same task: none "
-        "was submitted.",
+        f"limit allows: {time_limit}. It ran {ran} ({stopped_by}), and the job finished no "
+        "task nor saved a checkpoint, so a job with the same limit would stop at the same "
+        "task: none was submitted.",
         "Raise that limit so that one task fits, with a margin (the limit applies to a "
         "whole job, which runs a chunk: see docs/time_limits.rst), or let the task save "
         "checkpoints with pypoolparty.checkpoint.save so that it can go on in the next job. "

@@ -67,6 +67,21 @@ def counting_task(marks: str, num_steps: int, kill_at: tuple[int, ...]) -> int:
     return total
 
 
+def chunk_task(marks: str, x: int, slow: int, num_steps: int = 6, block_at: int = 3) -> int:
+    """Task ``x`` of a chunk whose task ``slow`` is a :func:`counting_task` that
+    blocks at step ``block_at``; the others just run. Marks ``started`` and
+    ``finished`` per task, ``done`` per step of the slow one."""
+    mark(marks, x, "started")
+    value = counting_task(marks, num_steps, (block_at,)) if x == slow else 10 * x
+    mark(marks, x, "finished")
+    return value
+
+
+def chunk_results(num_tasks: int, slow: int, num_steps: int = 6) -> list:
+    """What :func:`chunk_task` returns for tasks ``0..num_tasks-1``."""
+    return [sum(s * s for s in range(num_steps)) if x == slow else 10 * x for x in range(num_tasks)]
+
+
 def where_blocked(marks, name, timeout: float = 120.0) -> dict:
     """Wait until the task named ``name`` blocks; its process id and job id."""
     path = os.path.join(marks, f"waiting-{name}")

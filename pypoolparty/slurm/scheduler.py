@@ -35,7 +35,7 @@ from .. import commands
 from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected, timed_out
 from ..work_dir import write_private
 from . import parsing
-from .options import SbatchOptions
+from .options import SbatchOptions, users_signal
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,16 @@ class SlurmScheduler(Scheduler):
         warning = self.options.warning_signal()
         if warning is None or signal_name != warning:
             return None
+        if users_signal(self.options.sbatch_arguments) is not None:
+            sent = "by the --signal of sbatch_arguments"
+        else:
+            sent = (
+                f"{self.options.time_limit_warning} s ahead, or up to a minute earlier "
+                "(the pool's time_limit_warning)"
+            )
         return timed_out(
             signal_name,
-            "SLURM's warning before the time limit (sbatch --signal)",
+            f"SLURM's warning before the time limit, sent {sent}",
             self.options.time_limit_words(),
         )
 

@@ -183,6 +183,9 @@ def test_a_value_sbatch_rejects_ends_the_map_with_its_message(pool_class, dummy_
         ({"mem": "lots"}, ValueError),
         ({"sbatch_arguments": "--nice=10"}, TypeError),
         ({"partitoin": "debug"}, TypeError),
+        ({"time": 1, "time_limit_warning": 60}, ValueError),  # not shorter than the limit
+        ({"time_limit_warning": -5}, ValueError),
+        ({"time_limit_warning": 70000}, ValueError),
     ],
 )
 def test_bad_options_are_refused_before_submitting(pool_class, options, error, dummy_slurm):
