@@ -339,6 +339,18 @@ def test_a_time_limit_names_the_option_and_the_clusters_stops_are_told_apart():
     assert found["18"].state is JobState.PENDING and not found["18"].by_the_cluster
 
 
+def test_a_warned_job_completes_a_requeued_one_waits_a_timed_out_one_names_its_limit():
+    records = parsing.squeue_records(completed(sample("squeue_time_limits.txt")))
+    found = parsing.statuses(records, ["2152", "2154_0", "2156_0"], time_limit="time='1'")
+    # The worker exited on the warning (--signal=B:USR1@59): the job just completed.
+    assert (found["2152"].state, found["2152"].time_limit) == (JobState.ENDED, "")
+    # scontrol requeue: pending again under its id, for about two minutes.
+    assert (found["2154_0"].state, found["2154_0"].reason) == (JobState.PENDING, "BeginTime")
+    assert (found["2156_0"].state, found["2156_0"].time_limit) == (JobState.ERROR, "time='1'")
+    requeued = parsing.job_explanation(completed(sample("scontrol_show_job_requeued.txt")))
+    assert "Reason=BeginTime Restarts=1" in requeued
+
+
 def test_preemption_and_boot_failures_are_the_clusters_doing():
     # Not producible on the test cluster (no preemption plugin, no power saving):
     # the states as squeue(1) documents them.
