@@ -49,7 +49,10 @@ The events and their fields besides ``time`` and ``event``:
                        unless the job got nothing done, which ends the map),
                        neither counted as a resubmission; ``requeued`` (the
                        scheduler requeued the job under its id: the map
-                       waits for it). See docs/time_limits.rst.
+                       waits for it); ``cancelled`` (``jobid`` ``""``: the
+                       job of an earlier call, which cancelled it as it
+                       stopped; the chunk is submitted). See
+                       docs/time_limits.rst.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
 ``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),

@@ -325,9 +325,24 @@ class Session:
         if mismatched and not before_submitting:
             self._wrong_interpreter(self.chunks[mismatched[0].ichunk], mismatched[0])
         for item in interrupted:
-            # A chunk without a job is submitted anyway; for one with a job,
-            # the job's status at the poll that follows says what stopped it.
-            self.chunks[item.ichunk].stopped = item
+            chunk = self.chunks[item.ichunk]
+            if chunk.job is None:
+                # The job of an earlier call, which cancelled it when it
+                # stopped: the chunk is submitted as any chunk without a job.
+                self.log.write(
+                    event_log.JOB_INTERRUPTED,
+                    jobid="",
+                    ichunk=chunk.ichunk,
+                    cause="cancelled",
+                    signal=str(item.interrupted.get("signal", "")),
+                    scheduler_state="",
+                    reason="cancelled by an earlier call of the map",
+                    interruptions=chunk.num_interruptions,
+                    unfinished_tasks=item.interrupted.get("unfinished_tasks"),
+                )
+                continue
+            # The job's status at the poll that follows says what stopped it.
+            chunk.stopped = item
 
     def _of_current_job(self, item: FoldedChunk) -> bool:
         """Whether an interrupted outcome comes from its chunk's current job.
