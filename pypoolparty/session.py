@@ -375,10 +375,12 @@ class Session:
             and status.state is JobState.ERROR
             and bool(status.time_limit or status.by_the_cluster)
         )
+        if stopped is None and not cut_short:
+            return None
         if self.reducer.has_outcome(chunk.ichunk):
             return None  # arrived since the fold (a requeued job's end, say): the next fold
         if stopped is None:
-            return _Stop(chunk, status, None) if cut_short else None
+            return _Stop(chunk, status, None)
         if status is not None and status.state in _WAITING:
             chunk.stopped = None
             self._log_stop(chunk, status, stopped, cause="requeued")
