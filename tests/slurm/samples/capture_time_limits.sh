@@ -16,13 +16,13 @@ SCRIPT
 wait_state() {  # job state-pattern tries
   for _ in $(seq 1 "$3"); do squeue -h -t all -j "$1" -o %T | grep -Eq "$2" && return; sleep 0.1; done
 }
-requeued_job=$(sbatch --parsable --array=0 --job-name=cap-limits --output=/dev/null --wrap 'sleep 300')
+requeued_job=$(sbatch --parsable --chdir=/tmp --array=0 --job-name=cap-limits --output=/dev/null --wrap 'sleep 300')
 wait_state "${requeued_job}_0" RUNNING 1200
 scontrol requeue "${requeued_job}_0"
 wait_state "${requeued_job}_0" PENDING 100
 scontrol show job "${requeued_job}_0" >"$here/scontrol_show_job_requeued.txt"
-warned_job=$(sbatch --parsable --job-name=cap-limits --output=/dev/null --time=0:01 --signal=B:USR1@59 --wrap "exec bash $work/stop_on_usr1.sh")
-timeout_job=$(sbatch --parsable --array=0 --job-name=cap-limits --output=/dev/null --time=0:01 --wrap 'sleep 300')
+warned_job=$(sbatch --parsable --chdir=/tmp --job-name=cap-limits --output=/dev/null --time=0:01 --signal=B:USR1@59 --wrap "exec bash $work/stop_on_usr1.sh")
+timeout_job=$(sbatch --parsable --chdir=/tmp --array=0 --job-name=cap-limits --output=/dev/null --time=0:01 --wrap 'sleep 300')
 wait_state "$warned_job" 'COMPLETED|FAILED|TIMEOUT' 1500
 wait_state "${timeout_job}_0" TIMEOUT 1500
 squeue -h --array -t all -n cap-limits -o '%i|%F|%K|%T|%r' >"$here/squeue_time_limits.txt"
