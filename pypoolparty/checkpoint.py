@@ -122,3 +122,39 @@ def load(default: Any = None) -> Any:
     except FileNotFoundError:
         return default
     return cloudpickle.loads(data)
+
+
+def saved_versions(session_dir: str) -> dict[int, tuple[int, int]]:
+    """Which checkpoint of each task is there now: itask -> (inode, mtime in ns).
+
+    One listing of the session's ``checkpoints/``. A save replaces the file by
+    a rename, so a task that saved since an earlier call shows another
+    version (a new inode); the session compares the two to tell whether a
+    killed job got anywhere with a long task. Reads no checkpoint.
+
+    Parameters
+    ----------
+    session_dir : str
+        The map's session directory.
+
+    Returns
+    -------
+    dict of int to tuple of int
+        Empty if no task saved a checkpoint.
+    """
+    directory = os.path.join(session_dir, DIRECTORY)
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return {}
+    versions = {}
+    for entry in entries:
+        stem, dot, extension = entry.name.partition(".")
+        if not (dot and extension == "pickle" and stem.isdigit()):
+            continue  # a save still being written, under its temporary name
+        try:
+            info = entry.stat()
+        except FileNotFoundError:
+            continue  # removed since the listing: its task finished
+        versions[int(stem)] = (info.st_ino, info.st_mtime_ns)
+    return versions

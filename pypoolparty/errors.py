@@ -186,6 +186,19 @@ class JobCannotRun(SchedulerError):
     """
 
 
+class TimeLimitTooShort(JobCannotRun):
+    """A task alone needs more time than the jobs' time limit allows.
+
+    Raised when a job was killed at its time limit (or stopped on the
+    scheduler's warning before it) without finishing any task, nor saving a
+    checkpoint (:mod:`pypoolparty.checkpoint`): a job with the same limit
+    would stop at the same task again. The message names the task, the
+    limit and the option that sets it, and how long the task ran. The map's
+    other jobs are cancelled and its finished tasks kept: calling the same
+    map with a longer limit (and the same work_dir) continues it.
+    """
+
+
 class Terminated(BaseException):
     """The submitting process received SIGTERM during a map.
 

@@ -36,12 +36,23 @@ The events and their fields besides ``time`` and ``event``:
                        ``reason``: a job failed for scheduler reasons;
                        with ``fix`` (what the user must change) when no
                        resubmission can cure it and the map ended there.
-``job_interrupted``    ``jobid``, ``ichunk``, ``signal``, ``unfinished_tasks``,
-                       ``interruptions`` (of the chunk in this call): the
-                       job was told to stop (SIGTERM, SIGUSR1, SIGUSR2) and
-                       said so in its outcome; its finished tasks are kept
-                       and the chunk is submitted again at once, not counted
-                       as a resubmission.
+``job_interrupted``    ``jobid``, ``ichunk``, ``cause``, ``signal``,
+                       ``scheduler_state``, ``reason``, ``interruptions`` (of
+                       the chunk in this call), and where known
+                       ``unfinished_tasks`` and ``got_something_done`` (a
+                       task finished or saved a checkpoint in that job): the
+                       job stopped before its chunk's end -- its worker on a
+                       signal (``signal``, else ``""``), or killed -- and
+                       its finished tasks are kept. ``cause``: ``cluster``
+                       (preempted, a node failure, a signal: the chunk is
+                       submitted again at once) or ``time_limit`` (the same,
+                       unless the job got nothing done, which ends the map),
+                       neither counted as a resubmission; ``requeued`` (the
+                       scheduler requeued the job under its id: the map
+                       waits for it); ``cancelled`` (``jobid`` ``""``: the
+                       job of an earlier call, which cancelled it as it
+                       stopped; the chunk is submitted). See
+                       docs/time_limits.rst.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
 ``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),

@@ -422,6 +422,19 @@ class Scheduler(abc.ABC):
         """
         return {}
 
+    def stopped_on(self, signal_name: str) -> JobStatus | None:
+        """What a worker that stopped on ``signal_name`` says of its job, if this adapter knows.
+
+        The worker stops its chunk on SIGTERM, SIGUSR1 or SIGUSR2 and writes
+        an outcome that names the signal (``"SIGUSR1"``). Where the pool asks
+        its scheduler for a signal of its own before the time limit (SLURM's
+        ``--signal``), that signal means the limit is near: return
+        :func:`timed_out` for it, so the session treats the stop as a time
+        limit, not as the cluster's doing. The default knows no signal: the
+        session goes by the job's status in the scheduler.
+        """
+        return None
+
     def explain(self, job: Job) -> str:
         """More words on why ``job`` is in error, if the scheduler has them
         (e.g. ``qstat -j``). Called rarely, only for jobs in error."""

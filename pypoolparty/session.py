@@ -31,6 +31,7 @@ from . import (
     pending,
     prepare,
     progress,
+    stops,
     task_outputs,
     work_dir,
 )
@@ -45,22 +46,36 @@ from .errors import (
     SchedulerUnavailable,
     SubmissionRejected,
     Terminated,
+    TimeLimitTooShort,
     WorkDirError,
 )
 from .outcome import TaskFailure, exception_for, last_lines, task_values
 from .reducer import FoldedChunk, Reducer
-from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall, incurable
+from .scheduler import (
+    Job,
+    JobState,
+    JobStatus,
+    Scheduler,
+    Submission,
+    WorkerCall,
+    incurable,
+    stopped_by_the_cluster,
+)
 from .settings import MapSettings
 from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
 MAX_INTERRUPTIONS_PER_CHUNK = 20
-"""Times one call of a map submits a chunk again after its job was told to
-stop (SIGTERM, SIGUSR1, SIGUSR2: preemption, a time limit's warning, an
-eviction). Such a stop is the cluster's doing and keeps the finished tasks,
-so it does not count against ``max_num_resubmissions``; this bound only
-stops a loop, e.g. a job that is signalled as soon as it starts."""
+"""Times one call of a map submits a chunk again after a stop of its job in
+which no task finished and no checkpoint was saved. A stop -- a warning
+signal (SIGTERM, SIGUSR1, SIGUSR2), a preemption, a node failure, an
+eviction, a time limit -- keeps the finished tasks and does not count
+against ``max_num_resubmissions``; stops that got something done are not
+bounded (each finishes a task). This bound only stops a loop, e.g. a job
+that is preempted as soon as it starts. A time limit that stops a job
+before it got anything done ends the map at once
+(:class:`~pypoolparty.errors.TimeLimitTooShort`)."""
 
 
 def run_map(
@@ -151,6 +166,17 @@ class Chunk:
     adopted: bool = False
     num_interruptions: int = 0
     """Submissions that followed an interruption: not resubmissions."""
+    num_idle_interruptions: int = 0
+    """Of those, the ones after a job that got nothing done (see
+    :data:`MAX_INTERRUPTIONS_PER_CHUNK`)."""
+    stopped: FoldedChunk | None = None
+    """The current job's worker stopped on a signal and said so; the job's
+    status at the next poll tells what to do (:meth:`Session._stop_of`)."""
+    progress: stops.Progress | None = None
+    """What the chunk's jobs had got done when this call submitted the
+    current job; None for an adopted job."""
+    running_since: float | None = None
+    """When a poll first saw the current job running (``time.monotonic()``)."""
     submitted_at: float = 0.0
     """When this call submitted the current job (seconds since the epoch);
     0 for an adopted job or none."""
@@ -304,8 +330,25 @@ class Session:
             self.reducer.discard_duplicate(item.ichunk)
         if mismatched and not before_submitting:
             self._wrong_interpreter(self.chunks[mismatched[0].ichunk], mismatched[0])
-        if interrupted:
-            self._requeue(interrupted)
+        for item in interrupted:
+            chunk = self.chunks[item.ichunk]
+            if chunk.job is None:
+                # The job of an earlier call, which cancelled it when it
+                # stopped: the chunk is submitted as any chunk without a job.
+                self.log.write(
+                    event_log.JOB_INTERRUPTED,
+                    jobid="",
+                    ichunk=chunk.ichunk,
+                    cause="cancelled",
+                    signal=str(item.interrupted.get("signal", "")),
+                    scheduler_state="",
+                    reason="cancelled by an earlier call of the map",
+                    interruptions=chunk.num_interruptions,
+                    unfinished_tasks=item.interrupted.get("unfinished_tasks"),
+                )
+                continue
+            # The job's status at the poll that follows says what stopped it.
+            chunk.stopped = item
 
     def _of_current_job(self, item: FoldedChunk) -> bool:
         """Whether an interrupted outcome comes from its chunk's current job.
@@ -323,54 +366,190 @@ class Session:
             return False
         return True
 
-    def _requeue(self, interrupted: list[FoldedChunk]) -> None:
-        """Submit again, at once, the chunks whose jobs stopped on a warning signal.
+    def _stop_of(self, chunk: Chunk, status: JobStatus | None) -> _Stop | None:
+        """Whether ``chunk``'s job was stopped before the chunk's end, and why.
 
-        The worker recorded the finished tasks, so the new job starts at the
-        first unfinished one. Not a resubmission: the cluster stopped the
-        job (see :data:`MAX_INTERRUPTIONS_PER_CHUNK`).
+        A stop is a time limit or the cluster's doing (a preemption, a node
+        failure, an eviction, a warning signal): its chunk runs again at
+        once, from its first unfinished task. A job the scheduler requeued
+        itself (SLURM's ``scontrol requeue``) is pending again under its id:
+        the map waits for it, and it continues the chunk.
         """
-        chunks = []
-        in_queue = []
-        for item in interrupted:
-            chunk = self.chunks[item.ichunk]
-            chunk.num_interruptions += 1
-            if chunk.job is not None:
-                if chunk.status is not None and chunk.status.state != JobState.ENDED:
-                    in_queue.append(chunk.job)
-                self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
-            signal_name = str(item.interrupted.get("signal", "?"))
-            self.log.write(
-                event_log.JOB_INTERRUPTED,
-                jobid=chunk.job.jobid if chunk.job is not None else "",
-                ichunk=chunk.ichunk,
-                signal=signal_name,
-                unfinished_tasks=item.interrupted.get("unfinished_tasks"),
-                interruptions=chunk.num_interruptions,
-            )
+        stopped = chunk.stopped
+        cut_short = (
+            status is not None
+            and status.state is JobState.ERROR
+            and bool(status.time_limit or status.by_the_cluster)
+        )
+        if stopped is None and not cut_short:
+            return None
+        if self.reducer.has_outcome(chunk.ichunk):
+            return None  # arrived since the fold (a requeued job's end, say): the next fold
+        if stopped is None:
+            return _Stop(chunk, status, None)
+        if status is not None and status.state in _WAITING:
+            chunk.stopped = None
+            self._log_stop(chunk, status, stopped, cause="requeued")
             logger.info(
-                "job of chunk %d stopped on %s; submitting its %s unfinished task(s) again",
+                "job %s (chunk %d) was requeued by the scheduler (%s); it runs again "
+                "from its first unfinished task",
+                chunk.job.jobid,
                 chunk.ichunk,
-                signal_name,
-                item.interrupted.get("unfinished_tasks", "?"),
+                _join(status.scheduler_state, status.reason),
             )
-            chunks.append(chunk)
+            return None
+        if status is not None and status.state in (JobState.RUNNING, JobState.UNKNOWN):
+            return None  # still ending (SLURM's COMPLETING), or running again
+        if cut_short:
+            return _Stop(chunk, status, stopped)
+        signal_name = str(stopped.interrupted.get("signal", ""))
+        meaning = self._meaning_of(signal_name)
+        if meaning is None:
+            meaning = stopped_by_the_cluster(
+                status.scheduler_state if status is not None else "gone",
+                f"the worker stopped on {signal_name}",
+            )
+        return _Stop(chunk, meaning, stopped)
+
+    def _meaning_of(self, signal_name: str) -> JobStatus | None:
+        try:
+            return self.scheduler.stopped_on(signal_name)
+        except Exception as error:  # only a hint: without it, the stop is the cluster's
+            logger.info("could not tell what %s means: %s", signal_name, error)
+            return None
+
+    def _run_again(self, stopped: list[_Stop]) -> None:
+        """Submit again, at once, the chunks whose jobs were stopped before their end.
+
+        The records keep the finished tasks, so each new job starts at its
+        chunk's first unfinished task. Not a resubmission (see
+        :data:`MAX_INTERRUPTIONS_PER_CHUNK`).
+
+        Raises
+        ------
+        TimeLimitTooShort
+            A time limit stopped a job that finished no task and saved no
+            checkpoint: the next job would stop at the same task.
+        ResubmissionsExhausted
+            A chunk was stopped too often without getting anything done.
+        """
+        now = stops.progress_of(self.dir.path, self.bounds, [s.chunk.ichunk for s in stopped])
+        for stop in stopped:
+            advanced = now[stop.chunk.ichunk].advanced_since(stop.chunk.progress)
+            if stop.status.time_limit and not advanced:
+                self._time_limit_too_short(stop, now[stop.chunk.ichunk])
+        in_queue = [
+            s.chunk.job
+            for s in stopped
+            if s.chunk.status is not None and s.chunk.status.state != JobState.ENDED
+        ]
         if in_queue:
             self.scheduler.cancel(in_queue)
-        looping = [c for c in chunks if c.num_interruptions > MAX_INTERRUPTIONS_PER_CHUNK]
+        for stop in stopped:
+            chunk = stop.chunk
+            chunk.num_interruptions += 1
+            advanced = now[chunk.ichunk].advanced_since(chunk.progress)
+            if not advanced:
+                chunk.num_idle_interruptions += 1
+            chunk.last_error = _join(stop.status.scheduler_state, stop.status.reason)
+            self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+            cause = "time_limit" if stop.status.time_limit else "cluster"
+            self._log_stop(chunk, stop.status, stop.folded, cause, now[chunk.ichunk], advanced)
+            start, end = self.bounds[chunk.ichunk]
+            logger.info(
+                "job %s of chunk %d was stopped (%s); submitting its %d unfinished task(s) again",
+                chunk.job.jobid,
+                chunk.ichunk,
+                _join(stop.status.scheduler_state, stop.status.reason),
+                end - start - len(now[chunk.ichunk].finished_tasks),
+            )
+        chunks = [s.chunk for s in stopped]
+        looping = [c for c in chunks if c.num_idle_interruptions > MAX_INTERRUPTIONS_PER_CHUNK]
         if looping:
             raise ResubmissionsExhausted(self._interrupted_too_often_message(looping))
         self._submit([c.ichunk for c in chunks])
 
+    def _log_stop(
+        self,
+        chunk: Chunk,
+        status: JobStatus,
+        folded: FoldedChunk | None,
+        cause: str,
+        now: stops.Progress | None = None,
+        advanced: bool | None = None,
+    ) -> None:
+        """One ``job_interrupted`` event: the scheduler's words, the signal, what is left."""
+        interrupted = folded.interrupted if folded is not None else {}
+        fields = {}
+        if now is not None:
+            start, end = self.bounds[chunk.ichunk]
+            fields["unfinished_tasks"] = end - start - len(now.finished_tasks)
+        elif "unfinished_tasks" in interrupted:
+            fields["unfinished_tasks"] = interrupted["unfinished_tasks"]
+        if advanced is not None:
+            fields["got_something_done"] = advanced
+        self.log.write(
+            event_log.JOB_INTERRUPTED,
+            jobid=chunk.job.jobid,
+            ichunk=chunk.ichunk,
+            cause=cause,
+            signal=str(interrupted.get("signal", "")),
+            scheduler_state=status.scheduler_state,
+            reason=status.reason,
+            interruptions=chunk.num_interruptions,
+            **fields,
+        )
+
+    def _time_limit_too_short(self, stop: _Stop, now: stops.Progress) -> None:
+        """End the map: a time limit stopped a job before it finished any task.
+
+        Raises
+        ------
+        TimeLimitTooShort
+            Always, naming the task, the limit and how long the task ran;
+            the abort that follows cancels the map's other jobs.
+        """
+        chunk = stop.chunk
+        itask = stops.first_unfinished_task(now, self.bounds[chunk.ichunk])
+        seen = None if chunk.running_since is None else time.monotonic() - chunk.running_since
+        ran = stops.ran_for(stop.folded.outcome if stop.folded is not None else None, seen)
+        done = sum(end - start for c, (start, end) in zip(self.chunks, self.bounds) if c.done)
+        explained = self._explain(chunk.job)
+        stderr_tail = last_lines(self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions))
+        message = stops.time_limit_message(
+            itask,
+            chunk.ichunk,
+            chunk.job.jobid,
+            stop.status.time_limit,
+            _join(stop.status.scheduler_state, stop.status.reason),
+            ran,
+            done + len(now.finished_tasks),
+            explained,
+        )
+        self.log.write(
+            event_log.JOB_FAILED,
+            jobid=chunk.job.jobid,
+            ichunk=chunk.ichunk,
+            attempt=chunk.num_submissions,
+            reason=_join(stop.status.scheduler_state, stop.status.reason, explained),
+            fix=message.splitlines()[1],
+        )
+        if stderr_tail:
+            message += "\n  stderr (last lines):\n" + "\n".join(
+                f"    {line}" for line in stderr_tail.splitlines()
+            )
+        raise TimeLimitTooShort(message)
+
     def _interrupted_too_often_message(self, looping: list[Chunk]) -> str:
         start, stop = self.bounds[looping[0].ichunk]
         return (
-            f"{len(looping)} chunk(s) were stopped by a signal of the scheduler more than "
-            f"{MAX_INTERRUPTIONS_PER_CHUNK} times in this call, e.g. chunk {looping[0].ichunk} "
-            f"(tasks {start}..{stop - 1}); each time its finished tasks were kept. Something "
-            "stops these jobs as soon as they run (preemption, a drained node, a time limit "
-            "shorter than one task): look at the jobs' stderr in stderr.zip and the "
-            "scheduler's accounting."
+            f"{len(looping)} chunk(s) had their jobs stopped by the cluster more than "
+            f"{MAX_INTERRUPTIONS_PER_CHUNK} times in this call before they got anything done, "
+            f"e.g. chunk {looping[0].ichunk} (tasks {start}..{stop - 1}); the tasks finished "
+            "so far are kept. Something stops these jobs as soon as they run (preemption, a "
+            "failing or drained node, a signal sent to them): look at the jobs' stderr in "
+            "stderr.zip, the event log's job_interrupted entries and the scheduler's accounting. "
+            f"The last stop: {looping[0].last_error}."
         )
 
     def _withdraw(self) -> None:
@@ -431,18 +610,29 @@ class Session:
         statuses.update(self._how_ended([c for c in live if c.job.jobid not in statuses]))
         now = time.monotonic()
         failed: list[Chunk] = []
+        stopped: list[_Stop] = []
         for chunk in live:
             status = statuses.get(chunk.job.jobid)
             self._note_status(chunk, status)
+            if status is not None and status.state is JobState.RUNNING:
+                chunk.running_since = chunk.running_since or now
             if status is None or status.state in (JobState.ERROR, JobState.ENDED):
                 self._check_setup(chunk)
             if status is not None and not status.curable:
                 if not self.reducer.has_outcome(chunk.ichunk):
                     self._cannot_run(chunk, status)
+            stop = self._stop_of(chunk, status)
+            if stop is not None:
+                stopped.append(stop)
+                continue
+            if chunk.stopped is not None:
+                continue  # its job is still ending
             reason = self._error_reason(chunk, status, now)
             if reason and not self.reducer.has_outcome(chunk.ichunk):
                 chunk.last_error = reason
                 failed.append(chunk)
+        if stopped:
+            self._run_again(stopped)
         if failed:
             self._resubmit(failed)
         self.pending.check()
@@ -673,11 +863,19 @@ class Session:
         ``submitted_at``: when the submission began; no worker of these jobs
         started earlier.
         """
+        got_done = (
+            {}
+            if adopted
+            else stops.progress_of(self.dir.path, self.bounds, [j.ichunk for j in jobs])
+        )
         for job in jobs:
             chunk = self.chunks[job.ichunk]
             chunk.job = job
             chunk.status = None
             chunk.missing_since = None
+            chunk.stopped = None
+            chunk.running_since = None
+            chunk.progress = got_done.get(job.ichunk)
             chunk.adopted = adopted
             chunk.num_submissions = 1 if adopted else chunk.num_submissions + 1
             chunk.submitted_at = submitted_at
@@ -1009,7 +1207,19 @@ class Session:
 
 
 _WAITING = (JobState.PENDING, JobState.HELD)
-"""Job states in which a withdrawn chunk's job is cancelled before it starts."""
+"""Job states in which a withdrawn chunk's job is cancelled before it starts, and
+in which a job whose worker stopped was requeued by its scheduler."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stop:
+    """A job stopped before its chunk's end, and what stopped it."""
+
+    chunk: Chunk
+    status: JobStatus
+    """Its status with :attr:`~JobStatus.time_limit` or :attr:`~JobStatus.by_the_cluster`."""
+    folded: FoldedChunk | None
+    """The worker's interrupted outcome, if it wrote one."""
 
 
 def _may_linger(chunk: Chunk, status: JobStatus) -> bool:

@@ -103,6 +103,18 @@ def recorded_tasks(paths: list[str]) -> dict[int, bytes]:
     return found
 
 
+def finished_tasks(session_dir: str, ichunks: list[int]) -> dict[int, set[int]]:
+    """The tasks recorded as finished, by chunk, of ``ichunks`` (one listing of ``partial/``).
+
+    Chunks without records are left out. Reads the framing only, as
+    :func:`num_finished_tasks` does.
+    """
+    files = files_by_chunk(session_dir)
+    return {
+        ichunk: set(recorded_tasks(files[ichunk])) for ichunk in set(ichunks) if ichunk in files
+    }
+
+
 def num_finished_tasks(session_dir: str) -> dict[int, int]:
     """Tasks recorded as finished, by chunk, for chunks whose outcome is not written yet.
 

@@ -67,23 +67,19 @@ def counting_task(marks: str, num_steps: int, kill_at: tuple[int, ...]) -> int:
     return total
 
 
-def chunk_task(marks: str, x: int, checkpointing: int, block_step: int) -> int:
-    """Task ``x`` of a chunk; task ``checkpointing`` is a :func:`counting_task` of
-    4 steps that blocks at ``block_step`` (its gate is named after the step).
-
-    So one kill of the chunk's job shows both: the tasks finished before it
-    do not run again, and the checkpointing task resumes from its checkpoint.
-    """
+def chunk_task(marks: str, x: int, slow: int, num_steps: int = 6, block_at: int = 3) -> int:
+    """Task ``x`` of a chunk whose task ``slow`` is a :func:`counting_task` that
+    blocks at step ``block_at``; the others just run. Marks ``started`` and
+    ``finished`` per task, ``done`` per step of the slow one."""
     mark(marks, x, "started")
-    value = counting_task(marks, 4, (block_step,)) if x == checkpointing else 10 * x
+    value = counting_task(marks, num_steps, (block_at,)) if x == slow else 10 * x
     mark(marks, x, "finished")
     return value
 
 
-def chunk_results(num_tasks: int, checkpointing: int) -> list[int]:
+def chunk_results(num_tasks: int, slow: int, num_steps: int = 6) -> list:
     """What :func:`chunk_task` returns for tasks ``0..num_tasks-1``."""
-    squares = sum(s * s for s in range(4))
-    return [squares if x == checkpointing else 10 * x for x in range(num_tasks)]
+    return [sum(s * s for s in range(num_steps)) if x == slow else 10 * x for x in range(num_tasks)]
 
 
 def session_job_ids(work_dir) -> list[str]:

@@ -173,7 +173,7 @@ def test_errors_shows_jobs_that_failed_at_the_scheduler_with_their_stderr(tmp_pa
 
 
 def test_errors_shows_the_scheduler_states_of_failed_slurm_jobs(dummy_slurm, tmp_path):
-    dummy_slurm.set_faults(seed=5, error_probability=1.0, error_states=["NODE_FAIL"])
+    dummy_slurm.set_faults(seed=5, error_probability=1.0, error_states=["OUT_OF_MEMORY"])
     pool = pypoolparty.slurm.array.Pool(
         work_dir=str(tmp_path / "work"),
         polling_interval=0.05,
@@ -187,11 +187,11 @@ def test_errors_shows_the_scheduler_states_of_failed_slurm_jobs(dummy_slurm, tmp
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
     failures = [line for line in out.splitlines() if ", attempt " in line]
-    assert len(failures) >= 3 and all("NODE_FAIL; NodeDown" in line for line in failures)
+    assert len(failures) >= 3 and all("OUT_OF_MEMORY; OutOfMemory" in line for line in failures)
     assert "(chunk 0, attempt 1)" in out and "(chunk 1, attempt 1)" in out
     assert "attempt 3)" in out  # one chunk failed 1 + 2 times
     assert "resubmitted as job" in out
-    assert "the map stopped at" in out and "NODE_FAIL" in out
+    assert "the map stopped at" in out and "OUT_OF_MEMORY" in out
 
     status = run_cli("status", tmp_path / "work").stdout
     assert "map:      stopped by an error" in status

@@ -51,7 +51,7 @@ def running_in_background(call, marks):
 
 
 def map_a_chunk(pool, marks):
-    tasks = [(str(marks), x, CHECKPOINTING, STEP) for x in range(NUM_TASKS)]
+    tasks = [(str(marks), x, CHECKPOINTING, 4, STEP) for x in range(NUM_TASKS)]
     return lambda: pool.starmap(chunk_task, tasks, chunksize=NUM_TASKS)
 
 
@@ -92,7 +92,7 @@ def test_a_grid_engine_job_rescheduled_mid_chunk_resumes_in_the_same_job(dummy_q
         where_blocked(marks, STEP)
         open_gate(marks, STEP)
         results = future.result(timeout=300)
-    assert results == chunk_results(NUM_TASKS, CHECKPOINTING)
+    assert results == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert_only_the_stopped_step_ran_again(marks)
     # One job, run twice: never cancelled nor resubmitted.
     events = [e["event"] for e in session_events(tmp_path / "work")]
@@ -113,7 +113,7 @@ def test_an_htcondor_job_vacated_mid_chunk_resumes_without_a_resubmission(dummy_
         where_blocked(marks, STEP)
         open_gate(marks, STEP)
         results = future.result(timeout=300)
-    assert results == chunk_results(NUM_TASKS, CHECKPOINTING)
+    assert results == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert_only_the_stopped_step_ran_again(marks)
     failed = [e for e in session_events(tmp_path / "work") if e["event"] == "job_failed"]
     assert failed == []

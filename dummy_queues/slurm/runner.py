@@ -5,8 +5,10 @@ its own process group, with its output files as SLURM names them. Faults
 from ``faults.json`` are drawn here, when a job would start.
 """
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -33,8 +35,12 @@ def main():
 
 def reap(state, processes):
     jobs = {slurm_state.jobid_of(j): j for j in state["jobs"]}
+    settings = slurm_state.faults()
     for jobid, process in list(processes.items()):
         job = jobs.get(jobid)
+        if job is not None:
+            enforce_time_limit(job, process, settings)
+            stop_by_fault(job, jobid, settings)
         if (
             job is not None
             and job["state"] == "RUNNING"
@@ -47,12 +53,62 @@ def reap(state, processes):
         if process.poll() is None:
             continue
         del processes[jobid]
+        if job is not None and job.get("requeueing"):
+            # scontrol requeue: back to pending under the same id, once its
+            # processes are gone (as SLURM shows COMPLETING until then).
+            begin = time.time() + float(settings["requeue_delay"])
+            job.update(state="PENDING", reason="BeginTime", begin=begin, requeueing=False)
+            job["restarts"] = job.get("restarts", 0) + 1
+            continue
         if job is None or job["state"] != "RUNNING":
             continue  # cancelled or vanished meanwhile
         if process.returncode == 0:
             slurm_state.end_job(job, "COMPLETED", "None")
         else:
             slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
+
+
+def enforce_time_limit(job, process, settings):
+    """``--signal`` before ``--time``, then SIGTERM and TIMEOUT at it, SIGKILL after kill_wait.
+
+    Times are SLURM's seconds times ``time_scale``.
+    """
+    now = time.time()
+    if job["state"] == "RUNNING" and job.get("signal_at", 1e300) <= now:
+        name, _, batch_only = job["warning"]
+        job["signal_at"] = 1e300
+        send(process.pid if batch_only else job.get("pgid"), name, batch_only)
+    if job["state"] == "RUNNING" and job.get("limit_at", 1e300) <= now:
+        send(job.get("pgid"), "SIGTERM", False)
+        slurm_state.end_job(job, "TIMEOUT", "TimeLimit")
+        job["hard_kill_at"] = now + float(settings["kill_wait"])
+    if job.get("hard_kill_at", 1e300) <= now:
+        job["hard_kill_at"] = 1e300
+        common.kill_process_group(job.get("pgid"))
+
+
+def stop_by_fault(job, jobid, settings):
+    """``stop_jobs`` of faults.json, e.g. ``{"3_0": "PREEMPTED"}``: as SLURM stops a
+    running job for the cluster's reasons -- SIGTERM, the state at once, SIGKILL after
+    kill_wait. Once per job."""
+    stopped = settings["stop_jobs"].get(jobid)
+    if stopped and job["state"] == "RUNNING" and not job.get("stopped_by_fault"):
+        job["stopped_by_fault"] = True
+        send(job.get("pgid"), "SIGTERM", False)
+        slurm_state.end_job(job, stopped, slurm_state.ERROR_REASONS.get(stopped, "None"))
+        job["hard_kill_at"] = time.time() + float(settings["kill_wait"])
+
+
+def send(target, name, to_process):
+    """Signal ``name`` to a process (the batch shell) or a process group, if still there."""
+    if not target:
+        return
+    number = int(name) if name.isdigit() else getattr(signal, name)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if to_process:
+            os.kill(target, number)
+        else:
+            os.killpg(target, number)
 
 
 NEVER_STARTED_REASONS = ("JobHeldUser", "JobHeldAdmin", "PartitionNodeLimit")
@@ -116,7 +172,21 @@ def start(state, job, settings, processes):
             slurm_state.end_job(job, "FAILED", "NonZeroExitCode")
             return False
     job.update(state="RUNNING", reason="None", pgid=processes[jobid].pid, start_time=time.time())
+    set_time_limit(job, settings)
     return True
+
+
+def set_time_limit(job, settings):
+    """When the job's ``--time`` ends, and when its ``--signal`` comes, if it has them."""
+    scale = float(settings["time_scale"])
+    limit = slurm_state.slurm_seconds(job["options"].get("time"))
+    if limit is None:
+        return
+    job["limit_at"] = job["start_time"] + limit * scale
+    warning = slurm_state.warning_signal(job["options"].get("signal"))
+    if warning is not None:
+        job["warning"] = warning
+        job["signal_at"] = job["limit_at"] - warning[1] * scale
 
 
 def expand_pattern(pattern, job, task, jobid):
@@ -144,6 +214,8 @@ def launch(job):
     if job["export"] != "NONE":
         env = dict(os.environ)
     env.update(SLURM_JOB_ID=str(job["array_job_id"]), SLURM_JOB_NAME=job["name"])
+    if job.get("restarts"):
+        env.update(SLURM_RESTART_COUNT=str(job["restarts"]))
     if job["task"] is not None:
         env.update(
             SLURM_ARRAY_JOB_ID=str(job["array_job_id"]), SLURM_ARRAY_TASK_ID=str(job["task"])

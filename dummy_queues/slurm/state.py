@@ -24,7 +24,15 @@ ERROR_REASONS = {
 }
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 EMPTY_STATE = {"next_jobid": 1, "jobs": [], "runner_pid": None, "faults_used": {}}
-FAULT_DEFAULTS = {"error_states": ["NODE_FAIL"], "min_job_age": 300, "max_array_size": 1001}
+FAULT_DEFAULTS = {
+    "error_states": ["NODE_FAIL"],
+    "min_job_age": 300,
+    "max_array_size": 1001,
+    "time_scale": 1.0,
+    "kill_wait": 1.0,
+    "requeue_delay": 120.0,
+    "stop_jobs": {},
+}
 FAILURE_MESSAGES = {
     "sbatch": "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation",
     "squeue": "slurm_load_jobs error: Socket timed out on send/recv operation",
@@ -119,3 +127,34 @@ def jobid_of(job):
 
 def end_job(job, state, reason):
     job.update(state=state, reason=reason, end_time=time.time(), display_state=None)
+
+
+def slurm_seconds(text):
+    """A ``--time`` in seconds (``M``, ``M:S``, ``H:M:S``, ``D-H[:M[:S]]``); None for none."""
+    if not text or str(text).upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    days, _, rest = str(text).rpartition("-")
+    parts = [int(part) for part in rest.split(":")]
+    if days:
+        hours, minutes, seconds = parts + [0] * (3 - len(parts))
+        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if len(parts) == 1:
+        return parts[0] * 60
+    if len(parts) == 2:
+        return parts[0] * 60 + parts[1]
+    return (parts[0] * 60 + parts[1]) * 60 + parts[2]
+
+
+def warning_signal(option):
+    """``--signal=[B:]SIG[@SECONDS]`` -> (signal name, seconds, to the batch shell only)."""
+    if not option:
+        return None
+    batch_only = False
+    if ":" in option:
+        flags, _, option = option.partition(":")
+        batch_only = "B" in flags
+    name, _, lead = option.partition("@")
+    name = name.upper()
+    if not name.isdigit() and not name.startswith("SIG"):
+        name = "SIG" + name
+    return name, int(lead or 60), batch_only

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..commands import Completed, PermanentError, TransientError
-from ..scheduler import JobState, JobStatus, incurable
+from ..scheduler import JobState, JobStatus, incurable, stopped_by_the_cluster, timed_out
 
 SQUEUE_FORMAT = "%i|%F|%K|%T|%r"
 """Job id, array job id, array task index (or index expression), long state, reason."""
@@ -79,6 +79,16 @@ ERROR_STATES = frozenset(
         "RESV_DEL_HOLD",
     }
 )
+# Of those, the cluster's doing, not the job's: the chunk runs again without
+# counting a resubmission. A job SLURM requeues itself (scontrol requeue, a
+# node failure of a job that may be requeued) shows PENDING again instead, under
+# its own id, and the map waits for it.
+STOPPED_BY_THE_CLUSTER_STATES = frozenset({"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"})
+# The job's time limit (--time): the unfinished tasks run again, unless the job
+# finished none (see pypoolparty.stops).
+TIME_LIMIT_STATES = frozenset({"TIMEOUT"})
+TIME_LIMIT = "the jobs' time limit (SLURM TIMEOUT; the pool's 'time' option, sbatch --time)"
+"""The words for the limit when the caller has none better (:func:`job_status`)."""
 # Held on purpose by the job's owner: report it, never resubmit. squeue prints
 # a reason that is a sentence (the job's state_desc) with underscores for its
 # spaces: reasons are compared in that form (see :func:`_reason_word`).
@@ -168,16 +178,24 @@ INCURABLE_REASONS = {
 }
 
 
-def job_status(state: str, reason: str = "") -> JobStatus:
+def job_status(state: str, reason: str = "", time_limit: str = TIME_LIMIT) -> JobStatus:
     """The :class:`JobStatus` of SLURM's long job state (``squeue %T``) and reason (``%r``).
 
     States and reasons that say the job can never run (:data:`INCURABLE_REASONS`)
-    carry the fix the user must make; see :func:`job_state` for the rest.
+    carry the fix the user must make; TIMEOUT is the job's time limit
+    (:func:`~pypoolparty.scheduler.timed_out`, named by ``time_limit``);
+    PREEMPTED, NODE_FAIL and BOOT_FAIL are the cluster's doing
+    (:func:`~pypoolparty.scheduler.stopped_by_the_cluster`); see
+    :func:`job_state` for the rest.
     """
     word = _reason_word(reason)
     state_word = state.strip().rstrip("+").upper()
     if word in INCURABLE_REASONS and state_word not in ("COMPLETED", "CANCELLED"):
         return incurable(state.strip(), reason.strip(), INCURABLE_REASONS[word])
+    if state_word in TIME_LIMIT_STATES:
+        return timed_out(state.strip(), reason.strip(), time_limit)
+    if state_word in STOPPED_BY_THE_CLUSTER_STATES:
+        return stopped_by_the_cluster(state.strip(), reason.strip())
     job_state_ = job_state(state, reason)
     blocked = job_state_ is JobState.PENDING and is_blocked(reason)
     return JobStatus(job_state_, state.strip(), reason.strip(), blocked=blocked)
@@ -313,8 +331,12 @@ def index_expression(indices: Iterable[int]) -> str:
     return ",".join(parts)
 
 
-def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str, JobStatus]:
+def statuses(
+    records: Sequence[SqueueRecord], jobids: Iterable[str], time_limit: str = TIME_LIMIT
+) -> dict[str, JobStatus]:
     """The status of each of ``jobids`` that ``records`` mention.
+
+    ``time_limit`` names the jobs' time limit for a TIMEOUT (see :func:`job_status`).
 
     A job id is ``<array id>_<index>`` for an array task and plain for a single
     job. A line without a task index for an array id (what ``squeue`` shows
@@ -325,7 +347,7 @@ def statuses(records: Sequence[SqueueRecord], jobids: Iterable[str]) -> dict[str
     found: dict[str, JobStatus] = {}
     whole_arrays: dict[str, JobStatus] = {}
     for record in records:
-        status = job_status(record.state, record.reason)
+        status = job_status(record.state, record.reason, time_limit)
         if record.task_indices is None:
             if record.jobid in wanted:
                 found[record.jobid] = status
@@ -381,8 +403,17 @@ def cancelled(completed: Completed) -> None:
 
 
 def job_explanation(completed: Completed) -> str:
-    """State, reason, exit code and nodes of ``scontrol show job``, as one line."""
-    wanted = ("JobState=", "Reason=", "ExitCode=", "NodeList=")
+    """State, reason, exit code, restarts, run time, time limit and nodes of
+    ``scontrol show job``, as one line."""
+    wanted = (
+        "JobState=",
+        "Reason=",
+        "ExitCode=",
+        "Restarts=",
+        "RunTime=",
+        "TimeLimit=",
+        "NodeList=",
+    )
     return " ".join(word for word in completed.stdout.split() if word.startswith(wanted))
 
 

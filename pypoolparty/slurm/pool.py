@@ -39,6 +39,13 @@ class SlurmPool(pool.Pool):
     sbatch_arguments : list of str
         Further sbatch options, one argument each, e.g. ``["--nice=10"]``. They
         come last, so they win over the options above.
+    time_limit_warning : int, optional
+        Seconds before a job's time limit at which SLURM sends its worker
+        SIGUSR1 (``--signal=B:USR1@N``): the worker stops at once, keeping the
+        tasks it finished, and the chunk's unfinished tasks run in a new job.
+        Default: 60, or half of ``time`` when that is under 2 minutes; 0 for
+        no warning. SLURM may send it up to a minute early. A ``--signal`` in
+        ``sbatch_arguments`` replaces it. See docs/time_limits.rst.
     sbatch_path, squeue_path, scancel_path, scontrol_path, sinfo_path : str
         The SLURM commands to call (e.g. the dummy queue's in tests).
         ``scontrol`` (for ``MaxArraySize``) and ``sinfo`` (for the number of
@@ -62,6 +69,7 @@ class SlurmPool(pool.Pool):
         qos: str | None = None,
         constraint: str | None = None,
         sbatch_arguments: list[str] | tuple[str, ...] = (),
+        time_limit_warning: int | None = None,
         sbatch_path: str = "sbatch",
         squeue_path: str = "squeue",
         scancel_path: str = "scancel",
@@ -80,6 +88,7 @@ class SlurmPool(pool.Pool):
             qos=qos,
             constraint=constraint,
             sbatch_arguments=sbatch_arguments,
+            time_limit_warning=time_limit_warning,
         )
         # SLURM installs its commands together: look for the optional ones
         # beside sbatch.

@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from typing import Callable
 
 from .. import commands
-from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected
+from ..scheduler import Job, JobStatus, Scheduler, Submission, SubmissionRejected, timed_out
 from ..work_dir import write_private
 from . import parsing
-from .options import SbatchOptions
+from .options import SbatchOptions, users_signal
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,10 @@ class SlurmScheduler(Scheduler):
         pypoolparty.commands.CommandFailed
             SLURM could not be reached for longer than the outage budget.
         """
-        args = [self.paths.sbatch, "--parsable", *options, "--wrap", command]
+        # exec: the worker becomes the batch shell, the process SLURM's
+        # --signal=B:... reaches (sh would die of SIGUSR1 and leave the worker
+        # to SIGKILL).
+        args = [self.paths.sbatch, "--parsable", *options, "--wrap", f"exec {command}"]
         try:
             return commands.call(
                 args, parsing.submitted_job_id, self.policy, before_retry=find_existing
@@ -143,7 +146,9 @@ class SlurmScheduler(Scheduler):
             return {}
         names = [job.submission for job in jobs]
         records = self.squeue_by_names(names, parsing.SQUEUE_FORMAT, parsing.squeue_records)
-        statuses = parsing.statuses(records, [job.jobid for job in jobs])
+        statuses = parsing.statuses(
+            records, [job.jobid for job in jobs], self.options.time_limit_words()
+        )
         for jobid, status in statuses.items():
             if status.scheduler_state == "FAILED" and status.curable:
                 statuses[jobid] = self._why_failed(jobid, status)
@@ -162,6 +167,28 @@ class SlurmScheduler(Scheduler):
         for start in range(0, len(selectors), CANCEL_BATCH_SIZE):
             args = [self.paths.scancel, *selectors[start : start + CANCEL_BATCH_SIZE]]
             commands.call(args, parsing.cancelled, self.policy)
+
+    def stopped_on(self, signal_name: str) -> JobStatus | None:
+        """The time limit, for the signal the pool asked SLURM to send before it.
+
+        That is ``--signal=B:USR1@N`` (the ``time_limit_warning`` option), or a
+        ``--signal`` of the user's own in ``sbatch_arguments``.
+        """
+        warning = self.options.warning_signal()
+        if warning is None or signal_name != warning:
+            return None
+        if users_signal(self.options.sbatch_arguments) is not None:
+            sent = "by the --signal of sbatch_arguments"
+        else:
+            sent = (
+                f"{self.options.time_limit_warning} s ahead, or up to a minute earlier "
+                "(the pool's time_limit_warning)"
+            )
+        return timed_out(
+            signal_name,
+            f"SLURM's warning before the time limit, sent {sent}",
+            self.options.time_limit_words(),
+        )
 
     def required_commands(self) -> dict[str, str]:
         paths = self.paths

@@ -12,7 +12,10 @@ import random
 
 from dummy_queues import POOL_KINDS, commands_of
 
-SLURM_ERROR_STATES = ["NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED", "FAILED"]
+# No TIMEOUT: a job that never ran cannot time out, and one that did ends the map
+# when it finished no task (pypoolparty.stops). DEADLINE stands in its place, so
+# every seed draws as before and fails the way TIMEOUT used to (a resubmission).
+SLURM_ERROR_STATES = ["NODE_FAIL", "DEADLINE", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED", "FAILED"]
 CRASH_POINTS = ("before_submit", "after_submit", "during_fold")
 STRICT_RESUBMISSIONS = 10
 """With this many resubmissions the faults drawn below cannot plausibly

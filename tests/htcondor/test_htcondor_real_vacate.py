@@ -42,7 +42,7 @@ import killing_tasks
 import pypoolparty.htcondor
 
 pool = pypoolparty.htcondor.Pool(**{options!r})
-tasks = [({marks!r}, x, {checkpointing}, {step}) for x in range({num_tasks})]
+tasks = [({marks!r}, x, {checkpointing}, 4, {step}) for x in range({num_tasks})]
 print(json.dumps(pool.starmap(killing_tasks.chunk_task, tasks, chunksize={num_tasks})))
 """
 
@@ -113,7 +113,7 @@ def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_
             process.wait()
             subprocess.run(["condor_rm", "-constraint", f'JobBatchName == "{batch}"'])
     assert process.returncode == 0, stderr
-    assert json.loads(stdout.strip().splitlines()[-1]) == chunk_results(NUM_TASKS, CHECKPOINTING)
+    assert json.loads(stdout.strip().splitlines()[-1]) == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert counts(marks, range(NUM_TASKS), "finished") == dict.fromkeys(range(NUM_TASKS), 1)
     started = {x: 2 if x == CHECKPOINTING else 1 for x in range(NUM_TASKS)}
     assert counts(marks, range(NUM_TASKS), "started") == started

@@ -58,7 +58,7 @@ def make_pool(tmp_path, **options):
 
 @contextlib.contextmanager
 def map_in_background(pool, marks):
-    tasks = [(str(marks), x, CHECKPOINTING, STEP) for x in range(NUM_TASKS)]
+    tasks = [(str(marks), x, CHECKPOINTING, 4, STEP) for x in range(NUM_TASKS)]
     with ThreadPoolExecutor(1) as executor:
         try:
             yield executor.submit(pool.starmap, chunk_task, tasks, chunksize=NUM_TASKS)
@@ -99,7 +99,7 @@ def test_a_job_rescheduled_with_qmod_rj_resumes_in_the_same_job(tmp_path):
         assert again["pid"] != first["pid"]
         open_gate(marks, STEP)
         results = future.result(timeout=RERUN_TIMEOUT)
-    assert results == chunk_results(NUM_TASKS, CHECKPOINTING)
+    assert results == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert_only_the_stopped_step_ran_again(marks)
     events = [e["event"] for e in session_events(tmp_path / "work")]
     assert events.count("submitted") == 1 and "job_failed" not in events
@@ -116,7 +116,7 @@ def test_a_job_killed_at_its_h_rt_resumes_and_the_limit_is_named(tmp_path):
         wait_for(lambda: not alive(first["pid"]), timeout=120)
         open_gate(marks, STEP)
         results = future.result(timeout=300)
-    assert results == chunk_results(NUM_TASKS, CHECKPOINTING)
+    assert results == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert_only_the_stopped_step_ran_again(marks)
     # What the map logged of the killed job names the limit (qacct's failed 37).
     told = [

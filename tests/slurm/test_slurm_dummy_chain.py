@@ -15,7 +15,8 @@ from pypoolparty.errors import ResubmissionsExhausted
 from pypoolparty.scheduler import SubmissionRejected
 
 POOLS = [pypoolparty.slurm.array.Pool, pypoolparty.slurm.Pool]
-HARD_ERRORS = ["NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
+# TIMEOUT is no random fault: a time limit is the jobs' own (test_slurm_dummy_time_limits.py).
+HARD_ERRORS = ["NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
 
 
 def make_pool(pool_class, dummy_slurm, tmp_path, **options):
@@ -122,9 +123,10 @@ def test_unknown_states_keep_the_map_waiting(dummy_slurm, tmp_path):
 
 @pytest.mark.parametrize("pool_class", POOLS)
 def test_exhausted_resubmissions_raise(pool_class, dummy_slurm, tmp_path):
-    dummy_slurm.set_faults(seed=5, error_probability=1.0, error_states=["NODE_FAIL"])
+    # Not NODE_FAIL or PREEMPTED: those are the cluster's doing, not counted.
+    dummy_slurm.set_faults(seed=5, error_probability=1.0, error_states=["OUT_OF_MEMORY"])
     pool = make_pool(pool_class, dummy_slurm, tmp_path, max_num_resubmissions=2)
-    with pytest.raises(ResubmissionsExhausted, match="NODE_FAIL"):
+    with pytest.raises(ResubmissionsExhausted, match="OUT_OF_MEMORY"):
         pool.map(lambda x: x, range(4), chunksize=2)
     attempts = [
         job["task"] if job["task"] is not None else job["comment"] for job in dummy_slurm.jobs()
@@ -181,6 +183,9 @@ def test_a_value_sbatch_rejects_ends_the_map_with_its_message(pool_class, dummy_
         ({"mem": "lots"}, ValueError),
         ({"sbatch_arguments": "--nice=10"}, TypeError),
         ({"partitoin": "debug"}, TypeError),
+        ({"time": 1, "time_limit_warning": 60}, ValueError),  # not shorter than the limit
+        ({"time_limit_warning": -5}, ValueError),
+        ({"time_limit_warning": 70000}, ValueError),
     ],
 )
 def test_bad_options_are_refused_before_submitting(pool_class, options, error, dummy_slurm):

@@ -281,7 +281,10 @@ def test_array_comments_retry_what_they_cannot_read():
 
 def test_job_explanation_keeps_state_reason_and_exit_code():
     explanation = parsing.job_explanation(completed(sample("scontrol_show_job_held.txt")))
-    assert explanation == "JobState=PENDING Reason=JobHeldUser ExitCode=0:0 NodeList="
+    assert explanation == (
+        "JobState=PENDING Reason=JobHeldUser Restarts=0 ExitCode=0:0 RunTime=00:00:00 "
+        "TimeLimit=UNLIMITED NodeList="
+    )
 
 
 def test_scancel_of_jobs_already_gone_is_fine():
@@ -321,3 +324,59 @@ def test_a_failed_job_whose_shell_could_not_run_the_interpreter_cannot_be_cured(
     assert "python_path" in status.fix
     held = completed(sample("scontrol_show_job_held.txt"))  # ExitCode=0:0
     assert parsing.failed_job_status(failed, held) is failed
+
+
+# ------------------------------------------------ time limits and stops
+
+
+def test_a_time_limit_names_the_option_and_the_clusters_stops_are_told_apart():
+    records = parsing.squeue_records(completed(sample("squeue_hard_errors.txt")))
+    found = parsing.statuses(records, ["18", "19", "20"], time_limit="time='1' (the 'time' option)")
+    assert found["20"].time_limit == "time='1' (the 'time' option)"
+    assert not found["20"].by_the_cluster and found["20"].curable
+    assert found["19"].by_the_cluster and found["19"].time_limit == ""
+    # Requeued: pending again under its id, which the map waits for.
+    assert found["18"].state is JobState.PENDING and not found["18"].by_the_cluster
+
+
+def test_a_warned_job_completes_a_requeued_one_waits_a_timed_out_one_names_its_limit():
+    records = parsing.squeue_records(completed(sample("squeue_time_limits.txt")))
+    found = parsing.statuses(records, ["2152", "2154_0", "2156_0"], time_limit="time='1'")
+    # The worker exited on the warning (--signal=B:USR1@59): the job just completed.
+    assert (found["2152"].state, found["2152"].time_limit) == (JobState.ENDED, "")
+    # scontrol requeue: pending again under its id, for about two minutes.
+    assert (found["2154_0"].state, found["2154_0"].reason) == (JobState.PENDING, "BeginTime")
+    assert (found["2156_0"].state, found["2156_0"].time_limit) == (JobState.ERROR, "time='1'")
+    requeued = parsing.job_explanation(completed(sample("scontrol_show_job_requeued.txt")))
+    assert "Reason=BeginTime Restarts=1" in requeued
+
+
+def test_preemption_and_boot_failures_are_the_clusters_doing():
+    # Not producible on the test cluster (no preemption plugin, no power saving):
+    # the states as squeue(1) documents them.
+    for state in ("PREEMPTED", "BOOT_FAIL"):
+        status = parsing.job_status(state, "None")
+        assert status.state is JobState.ERROR and status.by_the_cluster
+    assert not parsing.job_status("OUT_OF_MEMORY", "OutOfMemory").by_the_cluster
+    assert not parsing.job_status("FAILED", "NonZeroExitCode").time_limit
+
+
+def test_the_explanation_of_a_job_gives_its_run_time_and_limit():
+    explained = parsing.job_explanation(completed(sample("scontrol_show_job_timeout.txt")))
+    assert "JobState=TIMEOUT" in explained and "TimeLimit=00:01:00" in explained
+    assert "RunTime=" in explained
+
+
+def test_a_time_limit_warning_is_the_jobs_own_sbatch_option_unless_the_user_has_one():
+    from pypoolparty.slurm.options import checked_options
+
+    assert checked_options(time="2:00:00").arguments()[-1] == "--signal=B:USR1@60"
+    # Under two minutes, half the limit: SLURM may send it up to a minute early.
+    assert checked_options(time=1).arguments()[-1] == "--signal=B:USR1@30"
+    assert not any(
+        a.startswith("--signal") for a in checked_options(time_limit_warning=0).arguments()
+    )
+    users = checked_options(time=10, sbatch_arguments=["--signal=B:USR2@120"])
+    assert [a for a in users.arguments() if a.startswith("--signal")] == ["--signal=B:USR2@120"]
+    assert users.warning_signal() == "SIGUSR2"
+    assert checked_options().warning_signal() == "SIGUSR1"
