@@ -1092,6 +1092,8 @@ class Session:
                 unrecorded.pop(event.get("submission"), None)
             if event["event"] == event_log.SESSION_ABORTED:
                 self._forget_cancelled(event, unrecorded)
+            if event["event"] == event_log.CHUNK_DONE:
+                self._forget_finished_job(event)
             if event["event"] != event_log.SUBMITTED or not adopting:
                 continue
             unrecorded.pop(event["submission"], None)
@@ -1156,6 +1158,18 @@ class Session:
                 chunk.adopted = False
                 chunk.num_submissions = 0
         unrecorded.pop(event.get("cancelled_submission"), None)
+
+    def _forget_finished_job(self, event: dict) -> None:
+        """Drop the job of a chunk that ended with failed tasks: its outcome
+        was read, so it is not adopted (waiting for a result it has already
+        given), and the chunk is submitted again at once, as a first submission."""
+        ichunk = event.get("ichunk")
+        if isinstance(ichunk, int) and 0 <= ichunk < len(self.chunks):
+            chunk = self.chunks[ichunk]
+            if not chunk.done:
+                chunk.job = None
+                chunk.adopted = False
+                chunk.num_submissions = 0
 
     def _recover(self, name: str, ichunks: list[int]) -> None:
         """Adopt the jobs of a submission whose ids the predecessor, killed

@@ -741,19 +741,36 @@ class WarningSignals:
             signal.signal(getattr(signal, name), self._handle)
         register_at_fork = getattr(os, "register_at_fork", None)  # Python 3.7+
         if register_at_fork is not None:
-            register_at_fork(after_in_child=self._default_in_child)
+            register_at_fork(
+                before=self._block,
+                after_in_parent=self._unblock,
+                after_in_child=self._default_in_child,
+            )
         return self
 
+    # A forked child (a task's multiprocessing.Pool) must die of these
+    # signals as it would without us. Our Python handler cannot promise that:
+    # a signal that lands just before the child blocks in C (a SemLock's
+    # sem_wait), or before Python in the child is ready to run handlers, only
+    # sets a flag, and the task's Pool.terminate() waits for that child
+    # forever (seen on real SGE). So the signals are blocked across the
+    # fork, and the child unblocks them only once they have their defaults
+    # again: one sent meanwhile waits, then kills.
+
+    def _signal_numbers(self):
+        return [getattr(signal, name) for name in WARNING_SIGNALS]
+
+    def _block(self):
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._signal_numbers())
+
+    def _unblock(self):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signal_numbers())
+
     def _default_in_child(self):
-        # A forked child (a task's multiprocessing.Pool) must die of these
-        # signals as it would without us. A Python handler cannot promise
-        # that: a signal that lands just before the child blocks in C (a
-        # SemLock's sem_wait) only sets a flag, the handler never runs, and
-        # Pool.terminate() then waits for that child forever.
-        for name in WARNING_SIGNALS:
-            signum = getattr(signal, name)
+        for signum in self._signal_numbers():
             if signal.getsignal(signum) == self._handle:
                 signal.signal(signum, signal.SIG_DFL)
+        self._unblock()
 
     def __exit__(self, *exc):
         return False

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from session_logs import session_events
 
 from dummy_queues import POOL_KINDS, POOLS, make_pool, pool_paths
 from pypoolparty import crash_points
@@ -89,3 +90,30 @@ def test_recovering_a_submission_the_scheduler_never_took_finds_no_job(pool_kind
         directory=str(directory),
     )
     assert pool._make_scheduler().recover(submission) == []
+
+
+def fails_on_two(x):
+    if x == 2:
+        raise ValueError("two")
+    return x
+
+
+@pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))
+def test_calling_a_map_again_after_a_task_failed_submits_its_chunk_at_once(
+    pool_kind, dummy, tmp_path
+):
+    """The job of a chunk with a failed task has ended and its outcome was
+    read: the next call must not adopt it and wait for a result it already
+    gave (missing_result_grace_period), but submit the chunk again at once."""
+    pool = make_pool(pool_kind, work_dir=str(tmp_path / "work"), polling_interval=0.05)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="two"):
+            pool.map(fails_on_two, range(4), chunksize=1)
+    events = session_events(tmp_path / "work")
+    assert [e for e in events if e["event"] == "job_failed"] == []
+    resumed = [e for e in events if e["event"] == "session_resumed"]
+    assert [e["adopted_jobs"] for e in resumed] == [0]
+    submitted_chunks = [
+        row[1] for e in events if e["event"] == "submitted" for row in e.get("jobs", ())
+    ]
+    assert sorted(submitted_chunks) == [0, 1, 2, 2, 3]

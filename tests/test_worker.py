@@ -170,8 +170,11 @@ def test_a_thread_left_running_by_a_task_does_not_keep_the_worker_alive(tmp_path
 
 
 def default_warning_signal_handlers(_):
+    """Per warning signal: whether it has its default handler and is not blocked."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     return [
         signal.getsignal(getattr(signal, name)) == signal.SIG_DFL
+        and getattr(signal, name) not in blocked
         for name in ("SIGTERM", "SIGUSR1", "SIGUSR2")
     ]
 
@@ -185,7 +188,8 @@ def warning_signal_handlers_in_a_forked_child(_):
 def test_a_tasks_forked_children_die_of_warning_signals_as_without_the_worker(tmp_path):
     """The worker's handlers stay in the worker: in a child a task forks, a
     signal that lands just before the child blocks in C would only set a
-    flag, and the task's ``Pool.terminate()`` would wait for it forever."""
+    flag, and the task's ``Pool.terminate()`` would wait for it forever. The
+    signals are blocked across the fork, and unblocked in the child again."""
     prepare(tmp_path, warning_signal_handlers_in_a_forked_child, [0], chunksize=1)
     completed = run_worker(tmp_path, "--ichunk", "0")
     assert completed.returncode == 0, completed.stderr
