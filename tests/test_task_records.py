@@ -86,7 +86,14 @@ def test_two_runs_of_a_chunk_at_once_keep_their_records_apart(tmp_path):
         found = [list(task_records.decode(p.read_bytes())) for p in partial.glob("*")]
         return len(found) == 2 and all(len(f) == 2 for f in found)
 
-    wait_for(both_recorded_two)
+    try:
+        wait_for(both_recorded_two)
+    except AssertionError:
+        for process in (first, second):
+            process.kill()
+        outputs = [process.communicate(timeout=60) for process in (first, second)]
+        records = {p.name: list(task_records.decode(p.read_bytes())) for p in partial.glob("*")}
+        pytest.fail(f"records per file: {records}; the runs' stdout and stderr: {outputs}")
     paths = sorted(partial.iterdir())
     for path in paths:
         assert [i for i, _ in task_records.decode(path.read_bytes())] == [0, 1]
