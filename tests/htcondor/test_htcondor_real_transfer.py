@@ -207,6 +207,37 @@ def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidd
     assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
 
 
+def procs_of(batch_name):
+    completed = subprocess.run(
+        ["condor_q", "-constraint", f'JobBatchName == "{batch_name}"', "-af:j", "JobStatus"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.split()
+
+
+def test_ctrl_c_removes_the_maps_jobs_and_the_same_map_continues(
+    job_python, hidden_dir, batch_name
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    slow = {"TRANSFER_TEST_SLEEP": "2"}
+    process = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    try:
+        wait_for(lambda: running_procs(batch_name), timeout=120, interval=0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "KeyboardInterrupt" in stderr
+    assert procs_of(batch_name) == [], "Ctrl-C left jobs of the map in the queue"
+    outcome, stderr = run_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    assert outcome.get("results") == [x * x for x in range(8)], stderr
+    assert "continuing this map" in stderr
+
+
 def test_a_held_job_is_removed_and_its_chunk_resubmitted(job_python, hidden_dir, batch_name):
     markers = tempfile.mkdtemp(prefix="pypoolparty-transfer-markers-", dir="/var/tmp")
     try:
