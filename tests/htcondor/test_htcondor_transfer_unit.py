@@ -22,13 +22,13 @@ dummy_submit_file = DummyHTCondor.module("submit_file")
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 
 
-def render_without_shared_file_system(session_dir="/submit/work/map-1"):
+def render_without_shared_file_system(session_dir="submit-host/work/map-1"):
     worker = WorkerCall(
         "/usr/bin/python3",
         f"{session_dir}/worker.py",
         session_dir,
         launcher_path=f"{session_dir}/launcher.sh",
-        working_dir="/submit/home",
+        working_dir="submit-host/home",
     )
     submission = Submission([4, 2, 9], "ppp-abc-1", worker, f"{session_dir}/scheduler/ppp-abc-1")
     text = submitfile.render(submission, ClusterOptions(shared_file_system=False))
@@ -50,8 +50,8 @@ def test_the_job_names_no_path_of_the_submit_host():
         "$(ichunk)",
     ]
     # Only the initial directory, on the submit side, names the session directory.
-    assert [line for line in text.splitlines() if "/submit/" in line] == [
-        "initialdir = /submit/work/map-1"
+    assert [line for line in text.splitlines() if "submit-host/" in line] == [
+        "initialdir = submit-host/work/map-1"
     ]
     assert "log" not in commands
 
