@@ -22,7 +22,7 @@ dummy_submit_file = DummyHTCondor.module("submit_file")
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 
 
-def render_without_shared_file_system(session_dir="submit-host/work/map-1"):
+def render_without_shared_file_system(session_dir="submit-host/maps/map-1"):
     worker = WorkerCall(
         "/usr/bin/python3",
         f"{session_dir}/worker.py",
@@ -51,7 +51,7 @@ def test_the_job_names_no_path_of_the_submit_host():
     ]
     # Only the initial directory, on the submit side, names the session directory.
     assert [line for line in text.splitlines() if "submit-host/" in line] == [
-        "initialdir = submit-host/work/map-1"
+        "initialdir = submit-host/maps/map-1"
     ]
     assert "log" not in commands
 
