@@ -9,10 +9,12 @@ task at a known point, with no sleeps in the test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from waiting import wait_for
 
@@ -93,6 +95,24 @@ def session_job_ids(work_dir) -> list[str]:
         if event["event"] == "submitted"
         for row in event.get("jobs", ())
     ]
+
+
+@contextlib.contextmanager
+def running_in_background(call, marks, gates):
+    """Run ``call`` in a thread; whatever the test asserts, its tasks' gates open at the end."""
+    with ThreadPoolExecutor(1) as executor:
+        try:
+            yield executor.submit(call)
+        finally:
+            for name in gates:
+                open_gate(marks, name)
+
+
+def logged(tmp_path, kind) -> list[dict]:
+    """The events of ``kind`` in the log of the one map under ``tmp_path/work``."""
+    (session,) = (tmp_path / "work").glob("map-*")
+    lines = (session / "log.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 def where_blocked(marks, name, timeout: float = 120.0) -> dict:

@@ -11,11 +11,9 @@ each ran; one of them checkpoints. The same events on the real schedulers:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from killing_tasks import (
@@ -23,6 +21,7 @@ from killing_tasks import (
     chunk_task,
     counts,
     open_gate,
+    running_in_background,
     session_job_ids,
     where_blocked,
 )
@@ -39,15 +38,6 @@ NUM_TASKS = 4
 SGE_SAMPLES = Path(__file__).parent / "sge" / "samples"
 CHECKPOINTING = 2  # the task that checkpoints, and where the job is stopped
 STEP = 1  # its step at which it blocks
-
-
-@contextlib.contextmanager
-def running_in_background(call, marks):
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            open_gate(marks, STEP)
 
 
 def map_a_chunk(pool, marks):
@@ -80,7 +70,7 @@ def test_a_grid_engine_job_rescheduled_mid_chunk_resumes_in_the_same_job(dummy_q
     marks.mkdir()
     # No resubmission allowed: the rescheduled job runs again by itself.
     pool = make_pool("sge", **pool_options(tmp_path, max_num_resubmissions=0))
-    with running_in_background(map_a_chunk(pool, marks), marks) as future:
+    with running_in_background(map_a_chunk(pool, marks), marks, [STEP]) as future:
         where_blocked(marks, STEP)
         (jobid,) = session_job_ids(tmp_path / "work")
         refused = dummy.run("qmod", "-rj", jobid)
@@ -104,7 +94,7 @@ def test_an_htcondor_job_vacated_mid_chunk_resumes_without_a_resubmission(dummy_
     marks = tmp_path / "marks"
     marks.mkdir()
     pool = make_pool("htcondor", **pool_options(tmp_path, max_num_resubmissions=0))
-    with running_in_background(map_a_chunk(pool, marks), marks) as future:
+    with running_in_background(map_a_chunk(pool, marks), marks, [STEP]) as future:
         where_blocked(marks, STEP)
         (jobid,) = session_job_ids(tmp_path / "work")
         os.remove(marks / f"waiting-{STEP}")

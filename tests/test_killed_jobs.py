@@ -10,14 +10,11 @@ counting as a resubmission). Marks the tasks leave count how often each ran.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from killing_tasks import (
@@ -25,8 +22,10 @@ from killing_tasks import (
     counting_task,
     counts,
     kill_blocked,
+    logged,
     map_script,
     open_gate,
+    running_in_background,
     where_blocked,
 )
 
@@ -49,26 +48,9 @@ def pool_for(pool_kind, tmp_path, **options):
     return make_pool(pool_kind, **{**defaults, **options})
 
 
-@contextlib.contextmanager
-def running_in_background(call, marks, gates):
-    """Run ``call`` in a thread; whatever the test asserts, its tasks' gates open at the end."""
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            for name in gates:
-                open_gate(marks, name)
-
-
 def session_files(tmp_path, directory):
     (session,) = (tmp_path / "work").glob("map-*")
     return sorted(p.name for p in (session / directory).glob("*"))
-
-
-def logged(tmp_path, kind):
-    (session,) = (tmp_path / "work").glob("map-*")
-    lines = (session / "log.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 @pytest.mark.parametrize("pool_kind", sorted(POOL_KINDS))

@@ -8,10 +8,8 @@ how often each ran.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from killing_tasks import (
@@ -19,7 +17,7 @@ from killing_tasks import (
     counting_task,
     counts,
     kill_blocked,
-    open_gate,
+    running_in_background,
 )
 from real_schedulers import require_scheduler
 
@@ -41,16 +39,6 @@ def make_pool(tmp_path, **options):
         job_name_prefix=f"ppp{uuid.uuid4().hex[:8]}",
     )
     return sun_grid_engine.Pool(**{**defaults, **options})
-
-
-@contextlib.contextmanager
-def running_in_background(call, marks, gates):
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            for name in gates:
-                open_gate(marks, name)
 
 
 def test_a_job_whose_worker_is_killed_keeps_the_tasks_it_finished(tmp_path):

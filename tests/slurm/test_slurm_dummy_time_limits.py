@@ -9,12 +9,16 @@ tasks leave count how often each ran.
 
 from __future__ import annotations
 
-import contextlib
-import json
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from killing_tasks import blocking_task, counting_task, counts, open_gate, where_blocked
+from killing_tasks import (
+    blocking_task,
+    counting_task,
+    counts,
+    logged,
+    open_gate,
+    running_in_background,
+    where_blocked,
+)
 from waiting import wait_for
 
 import pypoolparty.slurm
@@ -39,27 +43,11 @@ def make_pool(pool_class, dummy_slurm, tmp_path, **options):
     return pool_class(**{**defaults, **dummy_slurm.paths, **options})
 
 
-@contextlib.contextmanager
-def running_in_background(call, marks, gates):
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            for name in gates:
-                open_gate(marks, name)
-
-
 def blocked_again(marks, name) -> None:
     """Wait until the task at ``name`` blocks, forget that, and wait until it blocks again."""
     where_blocked(marks, name)
     (marks / f"waiting-{name}").unlink()
     where_blocked(marks, name)
-
-
-def logged(tmp_path, kind):
-    (session,) = (tmp_path / "work").glob("map-*")
-    lines = (session / "log.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 def running_job(dummy_slurm) -> str:

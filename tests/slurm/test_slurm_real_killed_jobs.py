@@ -7,22 +7,21 @@ leave count how often each ran.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from killing_tasks import (
     blocking_task,
     counting_task,
     counts,
+    logged,
     map_script,
     open_gate,
+    running_in_background,
     where_blocked,
 )
 from real_schedulers import require_scheduler
@@ -51,16 +50,6 @@ def make_pool(pool_class, tmp_path, **options):
     return pool_class(**{**defaults, **options})
 
 
-@contextlib.contextmanager
-def running_in_background(call, marks, gates):
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            for name in gates:
-                open_gate(marks, name)
-
-
 def signal_job(marks, name, signal_name, *scancel_options):
     """``scancel --signal`` the job whose task blocks at ``name``; let later runs pass."""
     where = where_blocked(marks, name)
@@ -86,12 +75,6 @@ def job_state(jobid: str) -> str:
         return "RUNNING"
     states = dict(line.split("|", 1) for line in shown.stdout.splitlines() if "|" in line)
     return states.get(jobid, "")
-
-
-def logged(tmp_path, kind):
-    (session,) = (tmp_path / "work").glob("map-*")
-    lines = (session / "log.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 @pytest.mark.parametrize("pool_class", POOLS)

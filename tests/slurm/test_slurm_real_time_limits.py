@@ -9,11 +9,8 @@ tasks leave count how often each task and step ran.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from killing_tasks import (
@@ -21,7 +18,9 @@ from killing_tasks import (
     chunk_results,
     chunk_task,
     counts,
+    logged,
     open_gate,
+    running_in_background,
     where_blocked,
 )
 from real_schedulers import require_scheduler
@@ -51,22 +50,6 @@ def make_pool(tmp_path, **options):
         max_num_resubmissions=0,
     )
     return pypoolparty.slurm.array.Pool(**{**defaults, **options})
-
-
-@contextlib.contextmanager
-def running_in_background(call, marks, gates):
-    with ThreadPoolExecutor(1) as executor:
-        try:
-            yield executor.submit(call)
-        finally:
-            for name in gates:
-                open_gate(marks, name)
-
-
-def logged(tmp_path, kind):
-    (session,) = (tmp_path / "work").glob("map-*")
-    lines = (session / "log.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 def scontrol(*args: str) -> None:
