@@ -77,8 +77,11 @@ class DummyQueue:
 
     def set_faults(self, **faults) -> None:
         """Write ``faults.json`` (see ``dummy_queues/common.py``); no arguments: no faults."""
-        with open(os.path.join(self.state_dir, "faults.json"), "w") as file:
+        path = os.path.join(self.state_dir, "faults.json")
+        # The dummies' runners read it every tick: a half-written file would end them.
+        with open(f"{path}.part", "w") as file:
             json.dump(faults, file)
+        os.replace(f"{path}.part", path)
 
     def state(self) -> dict:
         """The dummy's whole state, as its commands left it."""
