@@ -1,10 +1,20 @@
-"""How tasks are cut into chunks: one chunk is what one job runs.
+"""How tasks are cut into chunks, the pieces of work that jobs run and claim.
 
 Every job costs the scheduler a start (about half a second on a busy SLURM,
-often much more), so tiny tasks must share a job. Long tasks want to spread
-over every free slot. The default rule keeps about four chunks per slot: few
-enough that per-job overhead is paid rarely, enough that a slow chunk does
-not leave the other slots idle at the end.
+often much more), so tiny tasks must share a job; long tasks want to spread
+over every free slot.
+
+Where jobs claim work (:mod:`pypoolparty.claims`), one job start is shared
+by every chunk the job runs, so chunks can be small without costing starts.
+They shrink towards the map's end (:func:`guided_bounds`, after OpenMP's
+``guided`` schedule): the first ones are large, so that tiny tasks cost
+little bookkeeping each, and the last ones are small, so that the slots
+finish together even when task durations differ.
+
+Where jobs cannot claim (no shared file system), each chunk is one job:
+:func:`default_chunksize` keeps about four chunks per slot, few enough that
+per-job overhead is paid rarely, enough that a slow chunk does not leave the
+other slots idle at the end.
 """
 
 from __future__ import annotations
@@ -12,6 +22,13 @@ from __future__ import annotations
 import math
 
 CHUNKS_PER_SLOT = 4
+GUIDED_DIVISOR = 8
+"""A guided chunk holds ``1/(8 * slots)`` of the tasks left: with 2 slots, the
+first chunk of 100 tasks holds 7, so that when the longest tasks come first
+one chunk of them still ends before the other slot has done its share."""
+GUIDED_MIN_FRACTION = 64
+"""Guided chunks hold at least ``num_tasks / (64 * slots)`` tasks: enough to
+bound the number of chunks (and of outcome files) to a few hundred per slot."""
 FALLBACK_PARALLELISM = 256
 """Slots assumed when neither the user nor the scheduler says how many."""
 
@@ -37,3 +54,28 @@ def default_chunksize(num_tasks: int, parallelism: int | None) -> int:
 def chunk_bounds(num_tasks: int, chunksize: int) -> list[tuple[int, int]]:
     """Start (inclusive) and stop (exclusive) task index of each chunk."""
     return [(start, min(start + chunksize, num_tasks)) for start in range(0, num_tasks, chunksize)]
+
+
+def guided_bounds(num_tasks: int, parallelism: int | None) -> list[tuple[int, int]]:
+    """Start (inclusive) and stop (exclusive) task index of chunks that shrink.
+
+    Each chunk holds ``ceil(remaining / (8 * parallelism))`` tasks, but at
+    least ``ceil(num_tasks / (64 * parallelism))`` and at least 1, where
+    ``parallelism`` is as for :func:`default_chunksize`. About
+    ``8 * parallelism * (1 + ln(8))`` chunks at most.
+
+    >>> guided_bounds(100, 2)[:3]
+    [(0, 7), (7, 13), (13, 19)]
+    >>> guided_bounds(100, 2)[-2:]
+    [(98, 99), (99, 100)]
+    """
+    if parallelism is None or parallelism < 1:
+        parallelism = FALLBACK_PARALLELISM
+    smallest = max(1, math.ceil(num_tasks / (GUIDED_MIN_FRACTION * parallelism)))
+    bounds = []
+    start = 0
+    while start < num_tasks:
+        size = max(smallest, math.ceil((num_tasks - start) / (GUIDED_DIVISOR * parallelism)))
+        bounds.append((start, min(start + size, num_tasks)))
+        start += size
+    return bounds

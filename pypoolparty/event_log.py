@@ -53,6 +53,14 @@ The events and their fields besides ``time`` and ``event``:
                        job of an earlier call, which cancelled it as it
                        stopped; the chunk is submitted). See
                        docs/time_limits.rst.
+``chunk_claimed``      ``ichunk``, ``jobid``, ``home`` (the chunk the job was
+                       submitted for): a job that finished its own work
+                       claimed this chunk and runs it (see
+                       :mod:`pypoolparty.claims`); the chunk's state is that
+                       job's from then on.
+``jobs_cancelled``     ``jobids``: jobs still waiting in the queue when every
+                       chunk was claimed, cancelled as no work was left for
+                       them.
 ``chunk_done``         ``ichunk``, ``failed_tasks``: a chunk's outcome was
                        archived.
 ``chunks_withdrawn``   ``chunks`` (runs, as in ``submitting``),
@@ -93,6 +101,8 @@ SUBMISSION_REJECTED = "submission_rejected"
 JOB_STATE = "job_state"
 JOB_FAILED = "job_failed"
 JOB_INTERRUPTED = "job_interrupted"
+CHUNK_CLAIMED = "chunk_claimed"
+JOBS_CANCELLED = "jobs_cancelled"
 CHUNK_DONE = "chunk_done"
 CHUNKS_WITHDRAWN = "chunks_withdrawn"
 SESSION_FINISHED = "session_finished"

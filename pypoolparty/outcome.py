@@ -6,6 +6,10 @@ by design) writes one outcome per chunk, a pickled dict of plain data::
     format       1
     ichunk       the chunk
     host, pid    where the worker ran
+    home_chunk   the chunk the worker's job was submitted for: another one
+                 when the job claimed this chunk (see
+                 :mod:`pypoolparty.claims`); absent in outcomes of
+                 versions before claiming
     start, end   seconds since the epoch
     setup_error  None, or an error (below): the worker could not load the
                  function or its tasks, and no task ran

@@ -257,7 +257,9 @@ class Pool(abc.ABC):
         iterable : iterable
             The tasks; consumed at once (generators are fine).
         chunksize : int, optional
-            Tasks per job. Default: see :func:`pypoolparty.chunking.default_chunksize`.
+            Tasks per chunk, the piece of work a job runs or claims at once.
+            Default: chunks that shrink towards the map's end, so that the
+            slots finish together (see :mod:`pypoolparty.chunking`).
         """
         func, tasks, chunksize = self._checked(func, iterable, chunksize, star=False)
         return self._run(func, tasks, chunksize, star=False)

@@ -75,6 +75,14 @@ class PreparedSession:
     finished_runs: tuple[str, ...] = ()
     """Directories of finished runs of this map that a new run leaves alone."""
 
+    parallelism: int = chunking.FALLBACK_PARALLELISM
+    """Slots the map may use: ``num_simultaneously_running_tasks``, else the
+    scheduler's capacity, else :data:`pypoolparty.chunking.FALLBACK_PARALLELISM`."""
+
+    claiming: bool = False
+    """Its jobs claim work from each other (a shared file system): the map
+    needs no more jobs in the queue than :attr:`parallelism`."""
+
 
 @contextlib.contextmanager
 def session_dir(
@@ -104,7 +112,8 @@ def session_dir(
     tasks : list
         The tasks, not empty.
     chunksize : int or None
-        Tasks per chunk; ``None``: see :func:`pypoolparty.chunking.default_chunksize`.
+        Tasks per chunk; ``None``: chunks that shrink towards the end (see
+        :mod:`pypoolparty.chunking`).
     star : bool
         ``starmap`` (``func(*task)``) rather than ``map``.
 
@@ -135,10 +144,15 @@ def session_dir(
         # this host cannot run; without a shared file system, the execute
         # nodes' own: the worker's own check decides in the job.
         interpreter.check(settings.python_path)
-    if chunksize is None:
-        parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
-        chunksize = chunking.default_chunksize(len(tasks), parallelism)
-    bounds = chunking.chunk_bounds(len(tasks), chunksize)
+    parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
+    if chunksize is not None:
+        bounds = chunking.chunk_bounds(len(tasks), chunksize)
+    elif scheduler.shares_file_system:
+        bounds = chunking.guided_bounds(len(tasks), parallelism)
+    else:
+        bounds = chunking.chunk_bounds(
+            len(tasks), chunking.default_chunksize(len(tasks), parallelism)
+        )
     base = work_dir.prepare_base(settings.work_dir)
     claim = _prepare_session_dir(
         settings, base, tasks, bounds, function_bytes, star, func, scheduler, code_files, inputs
@@ -151,6 +165,8 @@ def session_dir(
             claim.resuming,
             claim.finished,
             () if claim.resuming else claim.finished_runs,
+            parallelism=parallelism or chunking.FALLBACK_PARALLELISM,
+            claiming=scheduler.shares_file_system,
         )
     finally:
         _ACTIVE_SESSIONS.release(session_dir.path)
@@ -293,7 +309,13 @@ def _prepare_session_dir(
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
         task_inputs.write_manifest(session_dir)
         _write_session_files(
-            settings, session_dir, function_bytes, star, code_files, scheduler.shares_file_system
+            settings,
+            session_dir,
+            function_bytes,
+            star,
+            code_files,
+            scheduler.shares_file_system,
+            num_chunks=len(bounds),
         )
         work_dir.SessionMetadata.of_new_map(
             fingerprint=fingerprint,
@@ -343,6 +365,7 @@ def _write_session_files(
     star: bool,
     code_files: serialization.CodeFiles,
     shared_file_system: bool = True,
+    num_chunks: int = 0,
 ) -> None:
     """What the job reads besides the tasks (see :mod:`pypoolparty.launcher`,
     :mod:`pypoolparty.worker`).
@@ -368,6 +391,8 @@ def _write_session_files(
             "max_result_size": settings.max_result_size,
             "code_files": code_files.files,
             "main": main,
+            # Jobs claim work only where they see the session directory.
+            "claiming_chunks": num_chunks if shared_file_system else 0,
         },
     )
     left_out = launcher.write_files(

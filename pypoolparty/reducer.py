@@ -118,10 +118,18 @@ class Reducer:
             for failure in failed:
                 text = describe_failure(ichunk, failure)
                 exceptions[work_dir.task_failure_member(failure.itask)] = text.encode()
-            if job is not None:
-                stdout[work_dir.job_output_member(ichunk)] = _tail(job.stdout_path)
-                stderr[work_dir.job_output_member(ichunk)] = _tail(job.stderr_path)
-                consumed += [job.stdout_path, job.stderr_path]
+            outputs = self._chunk_outputs(ichunk)
+            if any(os.path.exists(path) for path in outputs):
+                # A job that claims chunks wrote each one's output apart.
+                job_outputs = outputs
+            elif job is not None:
+                job_outputs = [job.stdout_path, job.stderr_path]
+            else:
+                job_outputs = []
+            if job_outputs:
+                stdout[work_dir.job_output_member(ichunk)] = _tail(job_outputs[0])
+                stderr[work_dir.job_output_member(ichunk)] = _tail(job_outputs[1])
+                consumed += job_outputs
             consumed.append(path)
             folded.append(
                 FoldedChunk(
@@ -145,15 +153,52 @@ class Reducer:
         )
         return folded
 
-    def fold_failed_attempt(self, job: Job, attempt: int) -> str:
-        """Archive the output of a job that failed; return the end of its stderr."""
-        err = _tail(job.stderr_path)
-        name = work_dir.failed_attempt_member(job.ichunk, attempt)
-        self._append("stdout", {name: _tail(job.stdout_path)})
-        self._append("stderr", {name: err})
-        for path in (job.stdout_path, job.stderr_path):
+    def fold_failed_attempt(self, job: Job, ichunk: int, attempt: int) -> str:
+        """Archive the output of ``job``, which failed as ``attempt`` of chunk ``ichunk``.
+
+        Returns the end of its stderr.
+        """
+        # What the chunk's tasks printed, where the job wrote it apart, then
+        # what the job printed outside its chunks (the scheduler's last words).
+        chunk_out, chunk_err = self._chunk_outputs(ichunk)
+        out = _tail(chunk_out) + _tail(job.stdout_path)
+        err = _tail(chunk_err) + _tail(job.stderr_path)
+        name = work_dir.failed_attempt_member(ichunk, attempt)
+        self._append("stdout", {name: out[-MAX_CAPTURED_OUTPUT:]})
+        self._append("stderr", {name: err[-MAX_CAPTURED_OUTPUT:]})
+        for path in (chunk_out, chunk_err, job.stdout_path, job.stderr_path):
             _remove(path)
         return err.decode("utf-8", errors="replace")
+
+    def _chunk_outputs(self, ichunk: int) -> list[str]:
+        return [self.session_dir.chunk_output_path(ichunk, s) for s in ("stdout", "stderr")]
+
+    def fold_job_outputs(self, jobs: list[Job]) -> None:
+        """Archive what jobs that ended printed outside their chunks (launcher, setup).
+
+        For jobs that claim work (:mod:`pypoolparty.claims`): the output of
+        each chunk is folded with its outcome; the job's own files are
+        archived once it has left the queue (:func:`pypoolparty.work_dir.job_log_member`).
+        A job whose files are gone (archived already, or never written) is
+        skipped.
+        """
+        stdout: dict[str, bytes] = {}
+        stderr: dict[str, bytes] = {}
+        consumed: list[str] = []
+        for job in jobs:
+            paths = [job.stdout_path, job.stderr_path]
+            if not any(os.path.exists(path) for path in paths):
+                continue
+            name = work_dir.job_log_member(f"{job.ichunk}.{job.submission}")
+            stdout[name] = _tail(job.stdout_path)
+            stderr[name] = _tail(job.stderr_path)
+            consumed += paths
+        if not consumed:
+            return
+        self._append("stdout", stdout)
+        self._append("stderr", stderr)
+        for path in consumed:
+            _remove(path)
 
     def discard_duplicate(self, ichunk: int) -> None:
         """A chunk that ran twice: its first outcome is archived, drop the second."""

@@ -267,6 +267,11 @@ class WorkerCall:
     :mod:`pypoolparty.launcher`); ``None`` starts the interpreter directly
     (a stand-in worker in adapter tests)."""
 
+    submission: str = ""
+    """The submission's job name, passed on as ``--submission``: with the
+    chunk a job was submitted for, it names the job in the claims its worker
+    makes (:mod:`pypoolparty.claims`)."""
+
     def arguments(
         self,
         ichunk: int | str | None = None,
@@ -292,6 +297,8 @@ class WorkerCall:
             args += ["--ichunk-from-env", ichunk_from_env]
             if chunk_list_path is not None:
                 args += ["--chunk-list", chunk_list_path]
+        if self.submission:
+            args += ["--submission", self.submission]
         # -- containers: the one place the worker's command is wrapped ------
         # The launcher (the exported variables, the setup lines) runs inside
         # the image too; the runtime's own command line comes from

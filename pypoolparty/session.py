@@ -11,6 +11,7 @@ happens before the first job -- the session directory -- is
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import errno
@@ -19,11 +20,13 @@ import os
 import signal
 import threading
 import time
+import uuid
 from typing import Callable
 
 import cloudpickle
 
 from . import (
+    claims,
     crash_points,
     event_log,
     interpreter,
@@ -49,6 +52,7 @@ from .errors import (
     TimeLimitTooShort,
     WorkDirError,
 )
+from .map_jobs import MapJobs
 from .outcome import TaskFailure, exception_for, last_lines, task_values
 from .reducer import FoldedChunk, Reducer
 from .scheduler import (
@@ -109,7 +113,8 @@ def run_map(
     tasks : list
         The tasks, not empty.
     chunksize : int or None
-        Tasks per chunk; ``None``: see :func:`pypoolparty.chunking.default_chunksize`.
+        Tasks per chunk; ``None``: chunks that shrink towards the end (see
+        :mod:`pypoolparty.chunking`).
     star : bool
         ``starmap`` (``func(*task)``) rather than ``map``.
     stop : threading.Event, optional
@@ -147,6 +152,8 @@ def run_map(
             withdrawals=withdrawals,
             reusing_results=prepared.finished,
             finished_runs=prepared.finished_runs,
+            parallelism=prepared.parallelism,
+            claiming=prepared.claiming,
         )
         return session.run()
 
@@ -179,7 +186,10 @@ class Chunk:
     """When a poll first saw the current job running (``time.monotonic()``)."""
     submitted_at: float = 0.0
     """When this call submitted the current job (seconds since the epoch);
-    0 for an adopted job or none."""
+    0 for an adopted job, a claiming job, or none."""
+    claimed_by: tuple[str, int] | None = None
+    """The job that claimed the chunk (:attr:`pypoolparty.map_jobs.MapJobs.key`),
+    once its claim was seen; :attr:`job` is that job."""
 
 
 class Session:
@@ -197,6 +207,8 @@ class Session:
         withdrawals: Withdrawals | None = None,
         reusing_results: bool = False,
         finished_runs: tuple[str, ...] = (),
+        parallelism: int | None = None,
+        claiming: bool = False,
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler
@@ -222,6 +234,15 @@ class Session:
         self.pending = pending.PendingWatch(
             scheduler, settings.pending_warning_after, settings.pending_timeout
         )
+        self.claiming = claiming
+        self.max_jobs = parallelism if claiming else None
+        """Jobs kept in the queue at most: where jobs claim work, one per slot
+        is enough; the chunks beyond are claimed by jobs that finish theirs."""
+        self.jobs = MapJobs()
+        self.call = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        """Names this call in the claims it makes for withdrawn chunks."""
+        if withdrawals is not None and claiming:
+            withdrawals.claim_with(self._withdraw_at_once)
 
     def run(self) -> list:
         self.dir.acquire_lock()
@@ -266,11 +287,11 @@ class Session:
 
     def _babysit(self, display: progress.Progress | None) -> None:
         self._fold(before_submitting=True)
-        unsubmitted = [c.ichunk for c in self.chunks if not c.done and c.job is None]
-        if unsubmitted:
+        self._refresh_claims()
+        if self._unsubmitted():
             self._pause(0)
             crash_points.reached("before_submit")
-            self._submit(unsubmitted)
+            self._top_up()
             crash_points.reached("after_submit")
         while True:
             self._fold()
@@ -280,6 +301,7 @@ class Session:
             if self.num_done == len(self.chunks):
                 return
             self._poll()
+            self._top_up()
             self._pause(self.settings.polling_interval)
 
     def _pause(self, seconds: float) -> None:
@@ -305,7 +327,9 @@ class Session:
             if chunk.done:
                 self.reducer.discard_duplicate(ichunk)
             else:
-                fresh[ichunk] = chunk.job
+                # A job that claims work goes on after this chunk: its
+                # output is archived once it has ended (_fold_job_outputs).
+                fresh[ichunk] = None if self.claiming else chunk.job
         if not fresh:
             return
         try:
@@ -438,13 +462,14 @@ class Session:
             advanced = now[stop.chunk.ichunk].advanced_since(stop.chunk.progress)
             if stop.status.time_limit and not advanced:
                 self._time_limit_too_short(stop, now[stop.chunk.ichunk])
-        in_queue = [
+        in_queue = _distinct(
             s.chunk.job
             for s in stopped
             if s.chunk.status is not None and s.chunk.status.state != JobState.ENDED
-        ]
+        )
         if in_queue:
             self.scheduler.cancel(in_queue)
+            self.jobs.note_gone(in_queue)
         for stop in stopped:
             chunk = stop.chunk
             chunk.num_interruptions += 1
@@ -452,7 +477,7 @@ class Session:
             if not advanced:
                 chunk.num_idle_interruptions += 1
             chunk.last_error = _join(stop.status.scheduler_state, stop.status.reason)
-            self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+            self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
             cause = "time_limit" if stop.status.time_limit else "cluster"
             self._log_stop(chunk, stop.status, stop.folded, cause, now[chunk.ichunk], advanced)
             start, end = self.bounds[chunk.ichunk]
@@ -467,7 +492,7 @@ class Session:
         looping = [c for c in chunks if c.num_idle_interruptions > MAX_INTERRUPTIONS_PER_CHUNK]
         if looping:
             raise ResubmissionsExhausted(self._interrupted_too_often_message(looping))
-        self._submit([c.ichunk for c in chunks])
+        self._submit_again([c.ichunk for c in chunks])
 
     def _log_stop(
         self,
@@ -515,7 +540,9 @@ class Session:
         ran = stops.ran_for(stop.folded.outcome if stop.folded is not None else None, seen)
         done = sum(end - start for c, (start, end) in zip(self.chunks, self.bounds) if c.done)
         explained = self._explain(chunk.job)
-        stderr_tail = last_lines(self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions))
+        stderr_tail = last_lines(
+            self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
+        )
         message = stops.time_limit_message(
             itask,
             chunk.ichunk,
@@ -565,19 +592,30 @@ class Session:
         started = [
             self.bounds[c.ichunk]
             for c in self.chunks
-            if c.done or (c.status is not None and c.status.state not in _WAITING)
+            if c.done
+            or c.claimed_by not in (None, _WITHDRAWN)
+            or (c.status is not None and c.status.state not in _WAITING)
         ]
         requested = self.withdrawals.exchange(started)
         withdrawn = [
             c
             for c in self.chunks
-            if not c.done and all(i in requested for i in range(*self.bounds[c.ichunk]))
+            if not c.done
+            and c.claimed_by in (None, _WITHDRAWN)
+            and all(i in requested for i in range(*self.bounds[c.ichunk]))
         ]
+        if self.claiming:
+            # The map claims them itself, so that no job does; one that a job
+            # claimed first has started.
+            withdrawn = [
+                c for c in withdrawn if claims.withdraw(self.dir.path, c.ichunk, self.call)
+            ]
         if not withdrawn:
             return
-        jobs = [c.job for c in withdrawn if c.job is not None]
+        jobs = self.jobs.waiting(_distinct(c.job for c in withdrawn if c.job is not None))
         if jobs:
             self.scheduler.cancel(jobs)
+            self.jobs.note_gone(jobs)
         for chunk in withdrawn:
             self._mark_done(chunk)
         self.log.write(
@@ -585,6 +623,18 @@ class Session:
             chunks=event_log.consecutive_runs([c.ichunk for c in withdrawn]),
             cancelled_jobs=[job.jobid for job in jobs],
         )
+
+    def _withdraw_at_once(self, itask: int, withdrawn: set[int]) -> bool:
+        """The caller's thread: claim the chunk of ``itask`` for no job once all
+        its tasks are ``withdrawn``; False if a job claimed it first."""
+        ichunk = bisect.bisect_right([start for start, _ in self.bounds], itask) - 1
+        if not all(i in withdrawn for i in range(*self.bounds[ichunk])):
+            return True
+        try:
+            return claims.withdraw(self.dir.path, ichunk, self.call)
+        except OSError as error:
+            logger.warning("could not withdraw chunk %d: %s", ichunk, error)
+            return False
 
     def _hand_out(self, ichunk: int, outcome: dict) -> None:
         if self.on_chunk_done is not None:
@@ -605,9 +655,15 @@ class Session:
 
     def _poll(self) -> None:
         live = [c for c in self.chunks if not c.done and c.job is not None]
-        statuses = self.scheduler.query([c.job for c in live])
-        statuses = self.pending.refine([c.job for c in live], statuses)
+        chunk_jobs = _distinct(c.job for c in live)
+        # Jobs that run no chunk now (their own was claimed by another job)
+        # are polled in the same call: they may start and claim work.
+        polled = {job.jobid for job in chunk_jobs}
+        others = [job for job in self.jobs.live() if job.jobid not in polled]
+        statuses = self.scheduler.query(chunk_jobs + others)
+        statuses = self.pending.refine(chunk_jobs, statuses)
         statuses.update(self._how_ended([c for c in live if c.job.jobid not in statuses]))
+        self._note_job_statuses(chunk_jobs + others, statuses)
         now = time.monotonic()
         failed: list[Chunk] = []
         stopped: list[_Stop] = []
@@ -676,7 +732,9 @@ class Session:
             follows cancels this job and the map's others.
         """
         reason = _join(status.scheduler_state, status.reason, self._explain(chunk.job))
-        stderr_tail = last_lines(self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions))
+        stderr_tail = last_lines(
+            self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
+        )
         self.log.write(
             event_log.JOB_FAILED,
             jobid=chunk.job.jobid,
@@ -723,7 +781,7 @@ class Session:
             self.settings.python_path, mismatch["expected"], mismatch["found"], where
         )
         if chunk.job is not None:
-            self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+            self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
         self.log.write(
             event_log.JOB_FAILED,
             jobid=jobid,
@@ -804,7 +862,123 @@ class Session:
                 status.reason or status.scheduler_state,
             )
 
+    # -- claims -----------------------------------------------------------
+
+    def _refresh_claims(self) -> None:
+        """Hand each newly claimed chunk to the job that claimed it; take back stale claims.
+
+        A claim is stale when no job of this call made it (an earlier call
+        cancelled that job as it stopped, or the chunk was withdrawn then),
+        or when it says done but the chunk has no outcome (a chunk with
+        failed tasks, run again by this call): its chunk then gets a job of
+        its own. Once every chunk is claimed, the jobs still waiting in the
+        queue are cancelled (:meth:`_cancel_idle_jobs`).
+        """
+        if not self.claiming:
+            return
+        found = claims.read(self.dir.path, skip=[c.ichunk for c in self.chunks if c.done])
+        stale = []
+        for ichunk, claim in sorted(found.items()):
+            if ichunk >= len(self.chunks) or self.chunks[ichunk].done:
+                continue
+            chunk = self.chunks[ichunk]
+            if claim.state == claims.DONE and not self.reducer.has_outcome(ichunk):
+                stale.append(ichunk)
+                continue
+            if claim.job_key is not None and chunk.claimed_by == claim.job_key:
+                continue
+            if claim.state == claims.WITHDRAWN and claim.run == self.call:
+                chunk.claimed_by = _WITHDRAWN  # _withdraw counts it done
+                continue
+            job = self.jobs.get(claim.job_key)
+            if job is None:
+                stale.append(ichunk)
+                continue
+            chunk.claimed_by = claim.job_key
+            if job is not chunk.job:
+                self._hand_over(chunk, job)
+        if stale:
+            claims.release(self.dir.path, stale)
+            for ichunk in stale:
+                self.chunks[ichunk].claimed_by = None
+            logger.info("took back %d claim(s) of jobs that are gone", len(stale))
+        self._cancel_idle_jobs()
+
+    def _hand_over(self, chunk: Chunk, job: Job) -> None:
+        """``job`` claimed ``chunk``: the chunk's state is that job's from now on."""
+        chunk.job = job
+        chunk.status = self.jobs.status(job)
+        chunk.missing_since = None
+        chunk.stopped = None
+        chunk.running_since = None
+        # Not comparable: the job got other chunks done before this one, so a
+        # time limit that stops it here is no sign of a limit too short.
+        chunk.progress = None
+        chunk.adopted = False
+        chunk.submitted_at = 0.0
+        self.log.write(
+            event_log.CHUNK_CLAIMED, ichunk=chunk.ichunk, jobid=job.jobid, home=job.ichunk
+        )
+
+    def _cancel_idle_jobs(self) -> None:
+        """Once every chunk is claimed, cancel the jobs still waiting: none has work left."""
+        if any(not c.done and c.claimed_by is None for c in self.chunks):
+            return
+        busy = {c.job.jobid for c in self.chunks if not c.done and c.job is not None}
+        idle = [job for job in self.jobs.waiting(self.jobs.live()) if job.jobid not in busy]
+        if not idle:
+            return
+        self.scheduler.cancel(idle)
+        self.jobs.note_gone(idle)
+        self.log.write(event_log.JOBS_CANCELLED, jobids=[job.jobid for job in idle])
+        logger.info("cancelled %d waiting job(s): every chunk is claimed", len(idle))
+
+    def _note_job_statuses(self, jobs: list[Job], statuses: dict[str, JobStatus]) -> None:
+        """Remember each job's state; archive the output of those that left the queue."""
+        ended = []
+        for job in jobs:
+            status = statuses.get(job.jobid)
+            self.jobs.note(job, status)
+            if status is None or status.state is JobState.ENDED:
+                ended.append(job)
+        if self.claiming and ended:
+            self._fold_job_outputs(ended)
+
+    def _fold_job_outputs(self, jobs: list[Job]) -> None:
+        """Archive the output files of jobs that have ended, if still there."""
+        try:
+            self.reducer.fold_job_outputs(jobs)
+        except OSError as error:
+            raise WorkDirError.from_os_error(self.dir.path, error) from error
+
     # -- submitting -------------------------------------------------------
+
+    def _unsubmitted(self) -> list[int]:
+        """Chunks without a job: neither submitted nor claimed."""
+        return [
+            c.ichunk for c in self.chunks if not c.done and c.job is None and c.claimed_by is None
+        ]
+
+    def _top_up(self) -> None:
+        """Submit jobs for chunks that have none, up to :attr:`max_jobs` jobs in the queue.
+
+        Where jobs claim work, the lowest chunks get a job of their own, one per
+        slot the map may use; the others are claimed by those jobs as they
+        finish their own, or get a job of their own once a job has left.
+        """
+        # After the poll: a job seen gone had made all its claims before.
+        self._refresh_claims()
+        waiting = self._unsubmitted()
+        if self.max_jobs is not None:
+            waiting = waiting[: max(0, self.max_jobs - len(self.jobs.live()))]
+        if waiting:
+            self._submit(waiting)
+
+    def _submit_again(self, ichunks: list[int]) -> None:
+        """Submit chunks whose jobs failed or were stopped, taking back their claims first."""
+        if self.claiming:
+            claims.release(self.dir.path, ichunks)
+        self._submit(ichunks)
 
     def _submit(self, ichunks: list[int]) -> None:
         self.num_submissions += 1
@@ -844,6 +1018,7 @@ class Session:
                 container=self.settings.container,
                 working_dir=os.getcwd(),
                 launcher_path=self._launcher_path(),
+                submission=name,
             ),
             directory=self.dir.submission_dir(name),
             num_simultaneously_running=self.settings.num_simultaneously_running_tasks,
@@ -869,8 +1044,10 @@ class Session:
             else stops.progress_of(self.dir.path, self.bounds, [j.ichunk for j in jobs])
         )
         for job in jobs:
+            self.jobs.add(job)
             chunk = self.chunks[job.ichunk]
             chunk.job = job
+            chunk.claimed_by = None
             chunk.status = None
             chunk.missing_since = None
             chunk.stopped = None
@@ -894,12 +1071,13 @@ class Session:
         # Jobs that cannot write their results look like failed jobs; a full
         # work_dir must stop the map rather than burn its resubmissions.
         work_dir.check_writable(self.dir.path)
-        in_queue = [c.job for c in failed if c.status is not None]
+        in_queue = _distinct(c.job for c in failed if c.status is not None)
         if in_queue:
             self.scheduler.cancel(in_queue)
+            self.jobs.note_gone(in_queue)
         for chunk in failed:
             chunk.stderr_tail = last_lines(
-                self.reducer.fold_failed_attempt(chunk.job, chunk.num_submissions)
+                self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
             )
             self.log.write(
                 event_log.JOB_FAILED,
@@ -918,12 +1096,14 @@ class Session:
         ]
         if exhausted:
             raise ResubmissionsExhausted(self._exhausted_message(exhausted))
-        self._submit([c.ichunk for c in failed])
+        self._submit_again([c.ichunk for c in failed])
 
     # -- ending -----------------------------------------------------------
 
     def _finish(self) -> list:
         self._cancel_stragglers()
+        if self.claiming:
+            self._fold_job_outputs(self.jobs.all())
         if self.first_failure is not None:
             self.log.write(
                 event_log.SESSION_FAILED, reason="task raised", itask=self.first_failure.itask
@@ -958,14 +1138,22 @@ class Session:
             for c in self.chunks
             if c.job is not None and (c.status is not None or c.missing_since is None)
         }
-        if not candidates:
+        # Jobs whose own chunk another job claimed: still waiting, they have nothing to do.
+        others = {job.jobid: job for job in self.jobs.live() if job.jobid not in candidates}
+        if not candidates and not others:
             return
         try:
-            statuses = self.scheduler.query([c.job for c in candidates.values()])
+            statuses = self.scheduler.query(
+                [c.job for c in candidates.values()] + list(others.values())
+            )
             lingering = [
                 candidates[jobid].job
                 for jobid, status in statuses.items()
                 if jobid in candidates and _may_linger(candidates[jobid], status)
+            ] + [
+                others[jobid]
+                for jobid, status in statuses.items()
+                if jobid in others and status.state not in (JobState.RUNNING, JobState.ENDED)
             ]
             if lingering:
                 self.scheduler.cancel(lingering)
@@ -979,7 +1167,9 @@ class Session:
         the errors of the scheduler's commands become subclasses of
         :class:`pypoolparty.PoolError`.
         """
-        live = [c.job for c in self.chunks if not c.done and c.job is not None]
+        live = _distinct(
+            [c.job for c in self.chunks if not c.done and c.job is not None] + self.jobs.live()
+        )
         cancel_note = ""
         cancelled = 0
         interrupted = {}
@@ -1102,6 +1292,7 @@ class Session:
                 chunk.job = Job(
                     jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr), event["submission"]
                 )
+                self.jobs.add(chunk.job)
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True
@@ -1157,6 +1348,8 @@ class Session:
                 chunk.job = None
                 chunk.adopted = False
                 chunk.num_submissions = 0
+        # It cancelled every job it had: their claims are taken back (_refresh_claims).
+        self.jobs.clear()
         unrecorded.pop(event.get("cancelled_submission"), None)
 
     def _forget_finished_job(self, event: dict) -> None:
@@ -1220,6 +1413,9 @@ class Session:
         return tuple(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
 
 
+_WITHDRAWN = ("", -1)
+""":attr:`Chunk.claimed_by` of a chunk this call withdrew."""
+
 _WAITING = (JobState.PENDING, JobState.HELD)
 """Job states in which a withdrawn chunk's job is cancelled before it starts, and
 in which a job whose worker stopped was requeued by its scheduler."""
@@ -1234,6 +1430,11 @@ class _Stop:
     """Its status with :attr:`~JobStatus.time_limit` or :attr:`~JobStatus.by_the_cluster`."""
     folded: FoldedChunk | None
     """The worker's interrupted outcome, if it wrote one."""
+
+
+def _distinct(jobs) -> list[Job]:
+    """``jobs`` without repeats, in order: several chunks may share a job."""
+    return list({job.jobid: job for job in jobs}.values())
 
 
 def _may_linger(chunk: Chunk, status: JobStatus) -> bool:

@@ -13,10 +13,12 @@ reads in the session directory, is here:
 - :func:`time_limit_message`: the error of a task that alone needs more
   time than the limit allows (:class:`pypoolparty.errors.TimeLimitTooShort`).
 
-Running the unfinished tasks of a chunk in several jobs at once (smaller
-pieces that each fit the limit) needs the claiming of work by jobs (issue
-12); until then the next job of the chunk runs them in order, starting at
-the first, and a job that finished no task ends the map instead of looping.
+The next job of a stopped chunk runs its unfinished tasks in order,
+starting at the first, and then claims other chunks as any job does
+(:mod:`pypoolparty.claims`), so the chunks that follow still spread over
+every free slot. A job that was submitted for the chunk and finished no task
+of it ends the map instead of looping; a job that claimed the chunk after
+finishing others is not judged by it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ The session cancels the job of a chunk once every task of that chunk was
 withdrawn, and counts the chunk as done; a result that still arrives for it
 is discarded. A task whose chunk runs anyway (some of its tasks were not
 withdrawn) runs, and its result is dropped by the caller.
+
+Where jobs claim work (:mod:`pypoolparty.claims`), a job that finishes its
+chunk claims the next one at once, without waiting for the session's next
+poll. So the session also gives a ``claim`` function (:meth:`Withdrawals.claim_with`),
+which the caller's withdrawal calls at once: the last task of a chunk to be
+withdrawn claims the chunk for no job, or is refused if a job claimed it
+first.
 """
 
 from __future__ import annotations
@@ -43,6 +50,14 @@ class Withdrawals:
         self._started: set[tuple[int, int]] = set()
         self._started_tasks: set[int] = set()
         self._requested: set[int] = set()
+        self._claim: Callable[[int, set[int]], bool] | None = None
+
+    def claim_with(self, claim: Callable[[int, set[int]], bool]) -> None:
+        """Session side: ``claim(itask, withdrawn)`` claims the chunk of ``itask``
+        for no job once ``withdrawn`` holds all its tasks, and returns False
+        only if a job claimed that chunk first."""
+        with self.lock:
+            self._claim = claim
 
     def withdraw(self, itask: int, accept: Callable[[], bool] = lambda: True) -> bool:
         """Ask to take task ``itask`` back; ``True`` if it had not started.
@@ -52,7 +67,11 @@ class Withdrawals:
         finished, say).
         """
         with self.lock:
-            if itask in self._started_tasks or not accept():
+            if itask in self._started_tasks:
+                return False
+            if self._claim is not None and not self._claim(itask, self._requested | {itask}):
+                return False
+            if not accept():
                 return False
             self._requested.add(itask)
             return True

@@ -199,6 +199,12 @@ def job_output_member(ichunk: int) -> str:
     return f"{ichunk}.txt"
 
 
+def job_log_member(job_key: str) -> str:
+    """What a job that claimed chunks printed outside them (its launcher, setup
+    lines), in ``stdout/stderr.zip``; ``job_key`` is ``<home chunk>.<submission>``."""
+    return f"job.{job_key}.txt"
+
+
 def failed_attempt_member(ichunk: int, attempt: int) -> str:
     """The output of the job of ``ichunk`` that failed as ``attempt``, in ``stdout/stderr.zip``."""
     return f"{ichunk}.attempt{attempt}.txt"
@@ -255,6 +261,12 @@ class SessionDir:
 
     def outcome_path(self, ichunk: int) -> str:
         return os.path.join(self.outcomes_dir, outcome_member(ichunk))
+
+    def chunk_output_path(self, ichunk: int, stream: str) -> str:
+        """``outcomes/<ichunk>.stdout`` (or ``.stderr``): what the tasks of a chunk
+        printed, where jobs claim chunks and so run several (see
+        :mod:`pypoolparty.claims`); written by the worker while the chunk runs."""
+        return os.path.join(self.outcomes_dir, f"{ichunk}.{stream}")
 
     def submission_dir(self, name: str) -> str:
         return make_private_dir(os.path.join(self.scheduler_dir, name))

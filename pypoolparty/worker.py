@@ -1,10 +1,19 @@
-"""The worker: runs one chunk of tasks on a compute node.
+"""The worker: runs a job's chunks of tasks on a compute node.
 
 This file is copied into each map's session directory and started by the
 job's launcher as ``python worker.py SESSION_DIR --ichunk N`` (or with
-``--ichunk-from-env VAR [--chunk-list FILE]`` for array jobs). It needs only
+``--ichunk-from-env VAR [--chunk-list FILE]`` for array jobs), with
+``--submission NAME``, the job's submission. It needs only
 the standard library and cloudpickle, and it must never import pypoolparty:
 the compute node may not have it.
+
+Where the job sees the session directory (``claiming_chunks`` in
+``worker_config.json``), the worker claims its chunk N and, once that is
+done, further chunks that no job has claimed yet, the lowest first, until
+none is left (:class:`Claims`; the format is owned by
+``pypoolparty/claims.py``). A job whose chunk another job claimed first
+runs others, or exits at once if there are none. Without a shared file
+system it runs chunk N only.
 
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
 submitter's Python and cloudpickle versions and ``sys.path``, the result size
@@ -81,23 +90,39 @@ def main(argv=None):
     # Absolute: a task may change the working directory, and a job that got
     # its files by transfer is given "." (its scratch directory).
     session_dir = os.path.abspath(args.session_dir)
-    ichunk = resolve_ichunk(args)
+    home = resolve_ichunk(args)
     config = read_json(os.path.join(session_dir, "worker_config.json"))
     # Before anything is unpickled: pickled code runs only on equal versions.
     expected = config.get("interpreter")
     found = interpreter_versions(expected, config.get("sys_path", []))
     if expected and not same_versions(expected, found):
-        write_outcome(session_dir, ichunk, mismatch_outcome(ichunk, expected, found))
+        write_outcome(session_dir, home, mismatch_outcome(home, expected, found))
         return 0
+    claims = Claims.of(session_dir, config, home, args.submission)
+    ichunk = home if claims is None or claims.take(home) else claims.next()
+    if ichunk is None:
+        return 0  # other jobs took all the work while this one waited
     enter_working_directory(config.get("working_directory"))
     main_module = import_main_module(config.get("main") or {})
-    outcome = run_chunk(session_dir, ichunk, config, main_module)
-    if outcome.get("interrupted"):
-        # The records stay for the run that continues the chunk.
-        write_outcome(session_dir, ichunk, outcome, replace=False)
-    else:
-        write_outcome(session_dir, ichunk, outcome)
-        remove_task_records(session_dir, ichunk)
+    job = load_job(session_dir, config, main_module)
+    with WarningSignals() as signals:
+        while ichunk is not None:
+            # A job that runs several chunks keeps the output of each apart.
+            with chunk_output(session_dir, ichunk) if claims is not None else nothing():
+                outcome = run_chunk(session_dir, ichunk, config, job, signals)
+            outcome["home_chunk"] = home
+            if outcome.get("interrupted"):
+                # The records (and the claim) stay for the run that continues the chunk.
+                write_outcome(session_dir, ichunk, outcome, replace=False)
+                break
+            write_outcome(session_dir, ichunk, outcome)
+            remove_task_records(session_dir, ichunk)
+            if claims is None or outcome.get("setup_error") or signals.received is not None:
+                # A job that cannot load the function must not take others'
+                # work, nor one that was told to stop.
+                break
+            claims.mark_done(ichunk)
+            ichunk = claims.next()
     return 0
 
 
@@ -108,6 +133,7 @@ def parse_arguments(argv):
     source.add_argument("--ichunk", type=int)
     source.add_argument("--ichunk-from-env", metavar="VARIABLE")
     parser.add_argument("--chunk-list", metavar="FILE")
+    parser.add_argument("--submission", default="", help="the job's submission name")
     return parser.parse_args(argv)
 
 
@@ -418,31 +444,49 @@ class _Unpickler(pickle.Unpickler):
 # -- running the tasks --------------------------------------------------------
 
 
-def run_chunk(session_dir, ichunk, config, main_module=None):
+class LoadedJob:
+    """What every chunk of a job needs, loaded once: the function, or why it cannot be."""
+
+    def __init__(self, func=None, loader=None, setup_error=None):
+        self.func = func
+        self.loader = loader
+        self.setup_error = setup_error
+
+
+def load_job(session_dir, config, main_module=None):
+    try:
+        loader = Loader(config.get("code_files") or {})
+        with open(os.path.join(session_dir, "function.pickle"), "rb") as file:
+            func = loader.loads(file.read())
+        install_main_module(
+            main_module if main_module is not None else types.ModuleType("__mp_main__"), loader
+        )
+    except Exception as error:
+        return LoadedJob(setup_error=describe_exception(error))
+    return LoadedJob(func, loader)
+
+
+def run_chunk(session_dir, ichunk, config, job, signals):
     outcome = {
         "format": OUTCOME_FORMAT,
         "ichunk": ichunk,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "start": time.time(),
-        "setup_error": None,
+        "setup_error": job.setup_error,
         "tasks": [],
         "reused_tasks": 0,
         "interrupted": None,
     }
-    try:
-        import cloudpickle
+    if job.setup_error is None:
+        try:
+            import cloudpickle
 
-        loader = Loader(config.get("code_files") or {})
-        with open(os.path.join(session_dir, "function.pickle"), "rb") as file:
-            func = loader.loads(file.read())
-        with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
-            first_itask, tasks = loader.loads(archive.read(f"{ichunk}.pickle"))
-        install_main_module(
-            main_module if main_module is not None else types.ModuleType("__mp_main__"), loader
-        )
-    except Exception as error:
-        outcome["setup_error"] = describe_exception(error)
+            with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
+                first_itask, tasks = job.loader.loads(archive.read(f"{ichunk}.pickle"))
+        except Exception as error:
+            outcome["setup_error"] = describe_exception(error)
+    if outcome["setup_error"] is not None:
         outcome["end"] = time.time()
         return outcome
     star = bool(config.get("star"))
@@ -450,30 +494,29 @@ def run_chunk(session_dir, ichunk, config, main_module=None):
     recorded = read_task_records(session_dir, ichunk)
     writer = TaskRecordWriter(session_dir, ichunk)
     running = RunningTask.install(session_dir)
-    with WarningSignals() as signals:
-        for offset, task in enumerate(tasks):
-            itask = first_itask + offset
-            if itask in recorded:
-                outcome["tasks"].append(recorded[itask])
-                outcome["reused_tasks"] += 1
-                remove_checkpoint(session_dir, itask)
-                continue
-            if signals.received is not None:
-                break
-            try:
-                with running.task(itask), signals.interruptible():
-                    record = run_task(func, task, itask, star, max_result_size, cloudpickle)
-            except Interrupted:
-                break
-            settle_task_outputs(session_dir, itask, failed="error" in record)
-            writer.append(record)
+    for offset, task in enumerate(tasks):
+        itask = first_itask + offset
+        if itask in recorded:
+            outcome["tasks"].append(recorded[itask])
+            outcome["reused_tasks"] += 1
             remove_checkpoint(session_dir, itask)
-            outcome["tasks"].append(record)
+            continue
         if signals.received is not None:
-            outcome["interrupted"] = {
-                "signal": signal.Signals(signals.received).name,
-                "unfinished_tasks": len(tasks) - len(outcome["tasks"]),
-            }
+            break
+        try:
+            with running.task(itask), signals.interruptible():
+                record = run_task(job.func, task, itask, star, max_result_size, cloudpickle)
+        except Interrupted:
+            break
+        settle_task_outputs(session_dir, itask, failed="error" in record)
+        writer.append(record)
+        remove_checkpoint(session_dir, itask)
+        outcome["tasks"].append(record)
+    if signals.received is not None and len(outcome["tasks"]) < len(tasks):
+        outcome["interrupted"] = {
+            "signal": signal.Signals(signals.received).name,
+            "unfinished_tasks": len(tasks) - len(outcome["tasks"]),
+        }
     writer.close()
     outcome["end"] = time.time()
     return outcome
@@ -666,6 +709,129 @@ class TaskRecordWriter:
         name = f"{self.ichunk}.{host}.{os.getpid()}.{secrets.token_hex(4)}.records"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
         return os.open(os.path.join(directory, name), flags, 0o600)
+
+
+# -- claiming more work ----------------------------------------------------------
+# The claims' format is owned by pypoolparty/claims.py: this is the worker's
+# copy of what it needs, and must agree with it.
+
+CLAIMS_DIRECTORY = "claims"
+CLAIMS_NEXT_HINT = "next"
+
+
+class Claims:
+    """This job's claims on chunks: its own first, then any that no job claimed yet."""
+
+    def __init__(self, session_dir, num_chunks, home, submission):
+        self.directory = os.path.join(session_dir, CLAIMS_DIRECTORY)
+        self.num_chunks = num_chunks
+        self.home = home
+        self.submission = submission
+        host = socket.gethostname().replace(":", "_").replace(os.sep, "_") or "host"
+        self.run = f"{host}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.candidate = None
+
+    @classmethod
+    def of(cls, session_dir, config, home, submission):
+        """None when the map's jobs do not claim (no shared file system)."""
+        num_chunks = config.get("claiming_chunks")
+        if not num_chunks:
+            return None
+        os.makedirs(os.path.join(session_dir, CLAIMS_DIRECTORY), mode=0o700, exist_ok=True)
+        return cls(session_dir, num_chunks, home, submission)
+
+    def text(self, state):
+        return f"{state}:{self.home}:{self.run}:{self.submission}"
+
+    def take(self, ichunk):
+        """Claim ``ichunk``; True if this job may run it."""
+        path = os.path.join(self.directory, str(ichunk))
+        try:
+            os.symlink(self.text("running"), path)
+            return True
+        except FileExistsError:
+            pass
+        try:
+            parts = os.readlink(path).split(":", 3)
+        except OSError:
+            return False  # taken back just now: the map runs it in a job of its own
+        # A claim this very job made in an earlier run (the scheduler
+        # requeued it) and did not finish is still its own; one that another
+        # process of this run holds is not.
+        return (
+            len(parts) == 4
+            and parts[0] == "running"
+            and parts[1] == str(self.home)
+            and parts[2] != self.run
+            and parts[3] == self.submission
+        )
+
+    def next(self):
+        """The next chunk claimed, the lowest first; None once every chunk is claimed."""
+        if self.candidate is None:
+            self.candidate = self._hint()
+        while self.candidate < self.num_chunks:
+            ichunk = self.candidate
+            self.candidate += 1
+            if ichunk != self.home and self.take(ichunk):
+                self._set_hint(self.candidate)
+                return ichunk
+        return None
+
+    def mark_done(self, ichunk):
+        """Say the chunk's outcome is written: a requeued run of this job skips it."""
+        path = os.path.join(self.directory, str(ichunk))
+        temporary = os.path.join(self.directory, f".{ichunk}.{self.run}")
+        try:
+            os.symlink(self.text("done"), temporary)
+            os.replace(temporary, path)
+        except OSError:
+            pass  # only a hint for a requeued run: the outcome is what counts
+
+    def _hint(self):
+        try:
+            value = os.readlink(os.path.join(self.directory, CLAIMS_NEXT_HINT))
+        except OSError:
+            return 0
+        return int(value) if value.isdigit() else 0
+
+    def _set_hint(self, value):
+        temporary = os.path.join(self.directory, f".{CLAIMS_NEXT_HINT}.{self.run}")
+        try:
+            os.symlink(str(value), temporary)
+            os.replace(temporary, os.path.join(self.directory, CLAIMS_NEXT_HINT))
+        except OSError:
+            pass  # a hint: without it the next job tries more chunks
+
+
+@contextlib.contextmanager
+def chunk_output(session_dir, ichunk):
+    """Send standard output and error (file descriptors 1 and 2, so also those
+    of the tasks' subprocesses and C libraries) to ``outcomes/<ichunk>.stdout``
+    and ``.stderr`` while the chunk runs; the map folds them with its outcome
+    (paths owned by pypoolparty/work_dir.py)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        for descriptor, stream in ((1, "stdout"), (2, "stderr")):
+            path = os.path.join(session_dir, "outcomes", f"{ichunk}.{stream}")
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(target, descriptor)
+            os.close(target)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for descriptor in saved:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def nothing():
+    yield
 
 
 OUTPUTS_DIRECTORY = "outputs"

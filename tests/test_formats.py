@@ -168,7 +168,7 @@ def test_what_the_reducer_folds_the_command_line_finds_by_name(tmp_path):
     jobs = {0: job_with_output(session_dir, 0, "of chunk 0"), 1: None}
     reducer.fold(jobs)
     failed_job = job_with_output(session_dir, 2, "of attempt 1")
-    reducer.fold_failed_attempt(failed_job, attempt=1)
+    reducer.fold_failed_attempt(failed_job, failed_job.ichunk, attempt=1)
 
     session = work_dir.SessionInfo.at(session_dir.path)
     assert archived_chunks(session) == ({0}, [1])
@@ -261,7 +261,9 @@ def test_the_stderr_tail_of_a_failed_job_is_the_same_for_the_map_and_the_command
     for path in (job.stdout_path, job.stderr_path):
         with open(path, "w") as file:
             file.write("\n".join(lines) + "\n")
-    tail_seen_by_the_map = outcome.last_lines(reducer.fold_failed_attempt(job, attempt=1))
+    tail_seen_by_the_map = outcome.last_lines(
+        reducer.fold_failed_attempt(job, job.ichunk, attempt=1)
+    )
     log = event_log.EventLog(session_dir.log_path)
     log.write(event_log.JOB_FAILED, jobid="7_0", ichunk=0, attempt=1, reason="node died")
     log.close()

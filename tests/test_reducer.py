@@ -88,6 +88,6 @@ def test_a_setup_error_counts_as_the_failure_of_the_chunks_first_task(tmp_path):
 def test_failed_attempts_keep_their_output_under_the_attempt_number(tmp_path):
     session_dir, folder = session(tmp_path)
     job = job_with_output(session_dir, 0)
-    assert folder.fold_failed_attempt(job, attempt=2) == "stderr of 0\n"
+    assert folder.fold_failed_attempt(job, job.ichunk, attempt=2) == "stderr of 0\n"
     with zipfile.ZipFile(session_dir.archive_path("stderr")) as archive:
         assert archive.namelist() == ["0.attempt2.txt"]

@@ -1,7 +1,7 @@
 """Each chunk's state as the event log tells it, replayed event by event.
 
 The session logs what it does to a chunk (``submitting``, ``submitted``,
-``job_failed``, ``chunk_done``) and every change it sees in its job's state
+``chunk_claimed``, ``job_failed``, ``chunk_done``) and every change it sees in its job's state
 (``job_state``); a chunk is in the state of the last of these events about
 it. Replaying them takes a few bytes per chunk, however long the log.
 """
@@ -98,6 +98,7 @@ class ChunkLedger:
             event_log.SUBMISSION_REJECTED: self._on_submission_rejected,
             event_log.JOB_STATE: self._on_job_state,
             event_log.JOB_FAILED: self._on_job_failed,
+            event_log.CHUNK_CLAIMED: self._on_chunk_claimed,
             event_log.CHUNK_DONE: self._on_chunk_done,
             event_log.SESSION_FINISHED: self._on_session_finished,
             event_log.SESSION_FAILED: self._on_session_failed,
@@ -189,6 +190,14 @@ class ChunkLedger:
             self.num_scheduler_failures += 1
             self._failed_since_submitted[ichunk] = 1
             self._set(ichunk, JOB_FAILED)
+
+    def _on_chunk_claimed(self, event: dict) -> None:
+        """A job that finished its own chunk runs this one now."""
+        ichunk = self._chunk(event.get("ichunk"))
+        if ichunk is None:
+            return
+        self.jobid[ichunk] = str(event.get("jobid", "?"))
+        self._set(ichunk, RUNNING)
 
     def _on_chunk_done(self, event: dict) -> None:
         ichunk = self._chunk(event.get("ichunk"))
