@@ -6,7 +6,8 @@
     pypoolparty errors   WORK_DIR            failed tasks, jobs failed at the scheduler
     pypoolparty stdout   WORK_DIR TASK       the stdout of the job that ran task TASK
     pypoolparty stderr   WORK_DIR TASK       ... its stderr
-    pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
+    pypoolparty timeline WORK_DIR -o FILE    tasks per host and process slot, for
+                                             ui.perfetto.dev
     pypoolparty clean    WORK_DIR [--dry-run] [--unfinished]
                                              remove the directories of maps that are over
     pypoolparty run      TASKLIST [options]  run each line as a shell command in a pool
@@ -149,7 +150,10 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.set_defaults(stream=stream)
     timeline = _add_command(
-        commands, "timeline", _timeline, "chunks per host as a Chrome trace (ui.perfetto.dev)"
+        commands,
+        "timeline",
+        _timeline,
+        "every task on its host and process slot, as a Chrome trace (ui.perfetto.dev)",
     )
     timeline.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write it; - for stdout"
@@ -391,24 +395,34 @@ def _output(args: argparse.Namespace) -> int:
 
 
 def _timeline(args: argparse.Namespace) -> int:
-    session = inspection.only_session(args.work_dir)
-    trace = inspection.chrome_trace(session, inspection.chunk_runs(session))
+    trace = _trace_of(args.work_dir)
     if args.output == "-":
         _write_trace(trace, sys.stdout)
     else:
         with open(args.output, "w", encoding="utf-8") as file:
             _write_trace(trace, file)
     where = "stdout" if args.output == "-" else args.output
+    chunks = f" in {trace.num_runs} chunk run(s)" if trace.session is not None else ""
     print(
-        f"pypoolparty: {trace.num_runs} chunk run(s) of {session.num_chunks} chunks on "
-        f"{len(trace.runs_by_host)} host(s) written to {where}; open it in https://ui.perfetto.dev",
+        f"pypoolparty: {trace.num_task_slices} task(s){chunks} on {len(trace.hosts)} host(s) "
+        f"written to {where}; open it in https://ui.perfetto.dev",
         file=sys.stderr,
     )
     return EXIT_OK
 
 
+def _trace_of(path: str) -> inspection.ChromeTrace:
+    """The trace of a task-list run (recorded and in progress), or of the one map at ``path``."""
+    run_dir = tasklist_command_line.run_dir_at(path)
+    if run_dir is not None:
+        session = inspection.current_map_session(run_dir, path)
+        return inspection.tasklist_trace(run_dir, session)
+    session = inspection.only_session(path)
+    return inspection.chrome_trace(session, inspection.chunk_runs(session))
+
+
 def _write_trace(trace: inspection.ChromeTrace, file: TextIO) -> None:
-    """Write the trace event by event: 100,000 chunks need not be one string."""
+    """Write the trace event by event: 100,000 tasks need not be one string."""
     file.write('{"displayTimeUnit": "ms", "otherData": ')
     file.write(json.dumps(trace.other_data))
     file.write(', "traceEvents": [\n')

@@ -51,7 +51,13 @@ from .job_outputs import NotRecorded, TaskOutOfRange, job_output
 from .process import ProcessState
 from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
 from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
-from .timeline import ChromeTrace, chrome_trace, chunk_runs
+from .timeline import (
+    ChromeTrace,
+    chrome_trace,
+    chunk_runs,
+    current_map_session,
+    tasklist_trace,
+)
 
 # What the command line (pypoolparty.cli) uses; the types the functions
 # return and yield are in their modules.
@@ -81,10 +87,12 @@ __all__ = [
     "TaskOutOfRange",
     "chrome_trace",
     "chunk_runs",
+    "current_map_session",
     "find_sessions",
     "job_output",
     "only_session",
     "scheduler_trouble",
     "session_status",
     "task_failures",
+    "tasklist_trace",
 ]

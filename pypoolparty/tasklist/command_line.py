@@ -275,6 +275,12 @@ def print_status(work_dir: str) -> bool:
     return True
 
 
+def run_dir_at(work_dir: str) -> RunDir | None:
+    """The task-list run recorded in ``work_dir``; None if it holds none."""
+    run_dir = RunDir(work_dir)
+    return run_dir if run_dir.exists() else None
+
+
 def task_output(work_dir: str, line: int, stream: str) -> int | None:
     """Write task ``line``'s ``stream`` if ``work_dir`` holds a task-list run.
 
