@@ -5,6 +5,7 @@
     pypoolparty status   WORK_DIR            chunks and tasks by state, jobs, time
     pypoolparty errors   WORK_DIR            failed tasks, jobs failed at the scheduler
     pypoolparty stdout   WORK_DIR TASK       the stdout of the job that ran task TASK
+                                             (so far, if it runs)
     pypoolparty stderr   WORK_DIR TASK       ... its stderr
     pypoolparty timeline WORK_DIR -o FILE    tasks per host and process slot, for
                                              ui.perfetto.dev
@@ -379,16 +380,50 @@ def _output(args: argparse.Namespace) -> int:
             return status
     session = inspection.only_session(args.work_dir)
     output = inspection.job_output(session, args.task, args.stream, attempt=args.attempt)
-    job = f", job {output.jobid}" if output.jobid else ""
-    print(
-        f"pypoolparty: {args.stream} of task {output.itask} (chunk {output.ichunk}{job}, "
-        f"{output.source}):",
-        file=sys.stderr,
-    )
+    if output.path is None:
+        job = f", job {output.jobid}" if output.jobid else ""
+        print(
+            f"pypoolparty: {args.stream} of task {output.itask} (chunk {output.ichunk}{job}, "
+            f"{output.source}):",
+            file=sys.stderr,
+        )
+    else:
+        print(_describe_live_output(output, args.stream), file=sys.stderr)
     sys.stdout.flush()
     sys.stdout.buffer.write(output.data)
     sys.stdout.flush()
     return EXIT_OK
+
+
+LIVE_TASK_STATES = {
+    inspection.RUNNING_TASK: "is still running",
+    inspection.FINISHED_TASK: "has finished, and its job still runs the rest of its chunk "
+    "(or the map has not collected it yet)",
+    inspection.WAITING_TASK: "has not started yet: its job runs the tasks of its chunk in "
+    "order, and an earlier one still runs",
+}
+
+
+def _describe_live_output(output: inspection.JobOutput, stream: str) -> str:
+    """What a job's live output is and where it is: a Python map's tasks share it."""
+    tasks = output.chunk_tasks
+    shared = (
+        f"tasks {tasks.start}..{tasks.stop - 1} of chunk {output.ichunk} write to it"
+        if len(tasks) > 1
+        else f"chunk {output.ichunk} is this task alone"
+    )
+    shown = ""
+    if output.skipped:
+        shown = (
+            f"; only its last {cleaning.format_size(len(output.data))} are shown, "
+            f"{cleaning.format_size(output.skipped)} before them are in the file"
+        )
+    return (
+        f"pypoolparty: task {output.itask} {LIVE_TASK_STATES[output.task_state]} "
+        f"(chunk {output.ichunk}, job {output.jobid}). The {stream} of its job so far "
+        f"follows, from {output.path}: a map's tasks write to their job's output, and "
+        f"{shared}{shown}:"
+    )
 
 
 # -- timeline ---------------------------------------------------------------

@@ -47,7 +47,10 @@ from .chunk_states import (
     UNKNOWN,
 )
 from .failures import SchedulerTrouble, scheduler_trouble, task_failures
-from .job_outputs import NotRecorded, TaskOutOfRange, job_output
+from .job_outputs import FINISHED as FINISHED_TASK
+from .job_outputs import RUNNING as RUNNING_TASK
+from .job_outputs import WAITING as WAITING_TASK
+from .job_outputs import JobOutput, NotRecorded, TaskOutOfRange, job_output
 from .process import ProcessState
 from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
 from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
@@ -67,6 +70,7 @@ __all__ = [
     "DONE",
     "ENDED",
     "ERROR",
+    "FINISHED_TASK",
     "GONE",
     "HELD",
     "JOB_FAILED",
@@ -75,9 +79,12 @@ __all__ = [
     "PENDING",
     "QUEUED",
     "RUNNING",
+    "RUNNING_TASK",
     "SUBMITTING",
     "UNKNOWN",
+    "WAITING_TASK",
     "ChromeTrace",
+    "JobOutput",
     "NotAWorkDir",
     "NotRecorded",
     "ProcessState",
