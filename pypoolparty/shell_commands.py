@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 
@@ -230,16 +231,26 @@ class _output_files:
 
     Named files are removed on the way out, whether the command ended or the
     job is being stopped: the output is then in the result, or lost with the
-    task, which runs again.
+    task, which runs again. A second command the same task runs at the same
+    time (from a thread), or a session directory it cannot write to, gets
+    anonymous files: the command's output is never at stake.
     """
 
+    _in_use: set[str] = set()
+    _lock = threading.Lock()
+
     def __enter__(self):
-        self.paths = _running_output_paths()
+        self.paths = self._claim(_running_output_paths())
+        self.files = []
+        if self.paths is not None:
+            try:
+                os.makedirs(os.path.dirname(self.paths[0]), mode=0o700, exist_ok=True)
+                self.files = [_open_private(path) for path in self.paths]
+            except OSError:
+                self.__exit__()
+                self.paths = None
         if self.paths is None:
             self.files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
-        else:
-            os.makedirs(os.path.dirname(self.paths[0]), mode=0o700, exist_ok=True)
-            self.files = [_open_private(path) for path in self.paths]
         return self.files
 
     def __exit__(self, *exc):
@@ -250,7 +261,19 @@ class _output_files:
                 os.remove(path)
             except OSError:
                 pass
+        with self._lock:
+            self._in_use.difference_update(self.paths or ())
         return False
+
+    @classmethod
+    def _claim(cls, paths: tuple[str, str] | None) -> tuple[str, str] | None:
+        if paths is None:
+            return None
+        with cls._lock:
+            if paths[0] in cls._in_use:
+                return None
+            cls._in_use.update(paths)
+        return paths
 
 
 def _open_private(path: str):

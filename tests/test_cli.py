@@ -336,7 +336,9 @@ def test_status_and_output_of_a_map_while_it_runs(tmp_path, monkeypatch):
         output = run_cli("stdout", work_dir, 1)
         assert output.returncode == 0, output.stderr
         assert output.stdout == "waiting 1\n"
-        assert "live file" in output.stderr
+        assert "task 1 is still running (chunk 1, job " in output.stderr
+        assert "The stdout of its job so far follows, from " in output.stderr
+        assert "1.stdout: " in output.stderr  # the scheduler's file, named
         not_started = run_cli("stdout", work_dir, 3)
         assert not_started.returncode == 1
         assert "has not started" in not_started.stderr

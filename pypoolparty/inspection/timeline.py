@@ -85,10 +85,12 @@ def chunk_runs(session: SessionInfo) -> Iterator[ChunkRun]:
 
 def task_slices(session: SessionInfo) -> Iterator[tuple[tuple[int, float], list[TaskSlice]]]:
     """Per chunk run, ``((ichunk, start), its tasks)``, one outcome at a time."""
+    # Only a map of shell commands has results worth opening (their exit status).
+    of_commands = session.function.startswith(shell_commands.CALL_NAME + "(")
     for ichunk, outcome in _outcomes(session):
         run = _chunk_run(ichunk, outcome)
         if run is not None:
-            yield (run.ichunk, run.start), _tasks_of(outcome)
+            yield (run.ichunk, run.start), _tasks_of(outcome, of_commands)
 
 
 def _outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
@@ -139,8 +141,12 @@ def _chunk_run(ichunk: int, outcome: dict) -> ChunkRun | None:
     )
 
 
-def _tasks_of(outcome: dict) -> list[TaskSlice]:
-    """The tasks of a chunk's outcome that have their times."""
+def _tasks_of(outcome: dict, of_commands: bool) -> list[TaskSlice]:
+    """The tasks of a chunk's outcome that have their times.
+
+    ``of_commands``: the results are pickled ShellResult objects, whose
+    exit status says whether the task failed.
+    """
     slices = []
     for task in outcome.get("tasks") or ():
         start, end, itask = task.get("start"), task.get("end"), task.get("itask")
@@ -149,8 +155,9 @@ def _tasks_of(outcome: dict) -> list[TaskSlice]:
         if "error" in task:
             error = task["error"]
             failure = str(error.get("type", "error")).rpartition(".")[2]
+        elif not of_commands:
+            failure = None
         else:
-            # A shell command's exit status is its task's success (pypoolparty run).
             status = shell_commands.result_status(task.get("result") or b"")
             failure = None if status is None or status == (0, False) else _describe(*status)
         slices.append(TaskSlice(itask, float(start), max(float(start), float(end)), failure))
