@@ -5,8 +5,10 @@
     pypoolparty status   WORK_DIR            chunks and tasks by state, jobs, time
     pypoolparty errors   WORK_DIR            failed tasks, jobs failed at the scheduler
     pypoolparty stdout   WORK_DIR TASK       the stdout of the job that ran task TASK
+                                             (so far, if it runs)
     pypoolparty stderr   WORK_DIR TASK       ... its stderr
-    pypoolparty timeline WORK_DIR -o FILE    chunks per host, for ui.perfetto.dev
+    pypoolparty timeline WORK_DIR -o FILE    tasks per host and process slot, for
+                                             ui.perfetto.dev
     pypoolparty clean    WORK_DIR [--dry-run] [--unfinished]
                                              remove the directories of maps that are over
     pypoolparty run      TASKLIST [options]  run each line as a shell command in a pool
@@ -149,7 +151,10 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.set_defaults(stream=stream)
     timeline = _add_command(
-        commands, "timeline", _timeline, "chunks per host as a Chrome trace (ui.perfetto.dev)"
+        commands,
+        "timeline",
+        _timeline,
+        "every task on its host and process slot, as a Chrome trace (ui.perfetto.dev)",
     )
     timeline.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write it; - for stdout"
@@ -375,40 +380,84 @@ def _output(args: argparse.Namespace) -> int:
             return status
     session = inspection.only_session(args.work_dir)
     output = inspection.job_output(session, args.task, args.stream, attempt=args.attempt)
-    job = f", job {output.jobid}" if output.jobid else ""
-    print(
-        f"pypoolparty: {args.stream} of task {output.itask} (chunk {output.ichunk}{job}, "
-        f"{output.source}):",
-        file=sys.stderr,
-    )
+    if output.path is None:
+        job = f", job {output.jobid}" if output.jobid else ""
+        print(
+            f"pypoolparty: {args.stream} of task {output.itask} (chunk {output.ichunk}{job}, "
+            f"{output.source}):",
+            file=sys.stderr,
+        )
+    else:
+        print(_describe_live_output(output, args.stream), file=sys.stderr)
     sys.stdout.flush()
     sys.stdout.buffer.write(output.data)
     sys.stdout.flush()
     return EXIT_OK
 
 
+LIVE_TASK_STATES = {
+    inspection.RUNNING_TASK: "is still running",
+    inspection.FINISHED_TASK: "has finished, and its job still runs the rest of its chunk "
+    "(or the map has not collected it yet)",
+    inspection.WAITING_TASK: "has not started yet: its job runs the tasks of its chunk in "
+    "order, and an earlier one still runs",
+}
+
+
+def _describe_live_output(output: inspection.JobOutput, stream: str) -> str:
+    """What a job's live output is and where it is: a Python map's tasks share it."""
+    tasks = output.chunk_tasks
+    shared = (
+        f"tasks {tasks.start}..{tasks.stop - 1} of chunk {output.ichunk} write to it"
+        if len(tasks) > 1
+        else f"chunk {output.ichunk} is this task alone"
+    )
+    shown = ""
+    if output.skipped:
+        shown = (
+            f"; only its last {cleaning.format_size(len(output.data))} are shown, "
+            f"{cleaning.format_size(output.skipped)} before them are in the file"
+        )
+    return (
+        f"pypoolparty: task {output.itask} {LIVE_TASK_STATES[output.task_state]} "
+        f"(chunk {output.ichunk}, job {output.jobid}). The {stream} of its job so far "
+        f"follows, from {output.path}: a map's tasks write to their job's output, and "
+        f"{shared}{shown}:"
+    )
+
+
 # -- timeline ---------------------------------------------------------------
 
 
 def _timeline(args: argparse.Namespace) -> int:
-    session = inspection.only_session(args.work_dir)
-    trace = inspection.chrome_trace(session, inspection.chunk_runs(session))
+    trace = _trace_of(args.work_dir)
     if args.output == "-":
         _write_trace(trace, sys.stdout)
     else:
         with open(args.output, "w", encoding="utf-8") as file:
             _write_trace(trace, file)
     where = "stdout" if args.output == "-" else args.output
+    chunks = f" in {trace.num_runs} chunk run(s)" if trace.session is not None else ""
     print(
-        f"pypoolparty: {trace.num_runs} chunk run(s) of {session.num_chunks} chunks on "
-        f"{len(trace.runs_by_host)} host(s) written to {where}; open it in https://ui.perfetto.dev",
+        f"pypoolparty: {trace.num_task_slices} task(s){chunks} on {len(trace.hosts)} host(s) "
+        f"written to {where}; open it in https://ui.perfetto.dev",
         file=sys.stderr,
     )
     return EXIT_OK
 
 
+def _trace_of(path: str) -> inspection.ChromeTrace:
+    """The trace of a task-list run (recorded and in progress), or of the one map at ``path``."""
+    run_dir = tasklist_command_line.run_dir_at(path)
+    if run_dir is not None:
+        session = inspection.current_map_session(run_dir, path)
+        return inspection.tasklist_trace(run_dir, session)
+    session = inspection.only_session(path)
+    return inspection.chrome_trace(session, inspection.chunk_runs(session))
+
+
 def _write_trace(trace: inspection.ChromeTrace, file: TextIO) -> None:
-    """Write the trace event by event: 100,000 chunks need not be one string."""
+    """Write the trace event by event: 100,000 tasks need not be one string."""
     file.write('{"displayTimeUnit": "ms", "otherData": ')
     file.write(json.dumps(trace.other_data))
     file.write(', "traceEvents": [\n')

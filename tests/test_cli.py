@@ -241,17 +241,22 @@ def test_a_work_dir_of_several_maps_asks_which_one(tmp_path):
 # -- timeline -----------------------------------------------------------------
 
 
-def test_timeline_is_a_chrome_trace_with_one_event_per_chunk(failed_map, tmp_path):
+def test_timeline_shows_every_task_nested_in_its_chunk_on_a_slot(failed_map, tmp_path):
     trace_path = tmp_path / "trace.json"
     completed = run_cli("timeline", failed_map, "-o", trace_path)
     assert completed.returncode == 0, completed.stderr
+    assert "12 task(s) in 4 chunk run(s) on 1 host(s)" in completed.stderr
     trace = json.loads(trace_path.read_text())
     events = trace["traceEvents"]
-    chunks = [e for e in events if e["ph"] == "X"]
+    chunks = [e for e in events if e["ph"] == "X" and e["cat"].startswith("chunk")]
+    tasks = [e for e in events if e["ph"] == "X" and e["cat"].startswith("task")]
     assert sorted(e["name"] for e in chunks) == [f"chunk {i}" for i in range(4)]
+    assert sorted(e["args"]["itask"] for e in tasks) == list(range(NUM_TASKS))
+    failed = sorted(e["name"] for e in tasks if e["cat"] == "task,failed")
+    assert failed == ["task 10 FAILED", "task 4 FAILED"]
     (process,) = [e for e in events if e["ph"] == "M" and e["name"] == "process_name"]
     assert process["args"]["name"] == socket.gethostname()
-    assert {e["pid"] for e in chunks} == {process["pid"]}
+    assert {e["pid"] for e in chunks + tasks} == {process["pid"]}
     assert all(e["ts"] >= 0 and e["dur"] > 0 for e in chunks)
     assert [e["args"]["failed_tasks"] for e in sorted(chunks, key=lambda e: e["name"])] == [
         0,
@@ -260,6 +265,13 @@ def test_timeline_is_a_chrome_trace_with_one_event_per_chunk(failed_map, tmp_pat
         1,
     ]
     assert_lanes_do_not_overlap(chunks)
+    by_chunk = {e["args"]["ichunk"]: e for e in chunks}
+    for task in tasks:
+        chunk = by_chunk[task["args"]["ichunk"]]
+        assert task["args"]["itask"] // CHUNKSIZE == task["args"]["ichunk"]
+        assert task["tid"] == chunk["tid"]  # the task's slice nests in its chunk's
+        assert chunk["ts"] <= task["ts"] + 0.01
+        assert task["ts"] + task["dur"] <= chunk["ts"] + chunk["dur"] + 0.01
     lanes = {e["tid"] for e in chunks}
     names = {e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert lanes == names
@@ -284,7 +296,8 @@ def test_overlapping_chunks_get_lanes_of_their_own(tmp_path):
     pool.map(wait_for_all_four, [str(barrier_dir / str(i)) for i in range(4)], chunksize=1)
     trace_path = tmp_path / "trace.json"
     assert run_cli("timeline", work_dir, "-o", trace_path).returncode == 0
-    chunks = [e for e in json.loads(trace_path.read_text())["traceEvents"] if e["ph"] == "X"]
+    events = json.loads(trace_path.read_text())["traceEvents"]
+    chunks = [e for e in events if e["ph"] == "X" and e["cat"] == "chunk"]
     assert len(chunks) == 4
     assert sorted(e["tid"] for e in chunks) == [0, 1, 2, 3]
     assert_lanes_do_not_overlap(chunks)
@@ -327,7 +340,9 @@ def test_status_and_output_of_a_map_while_it_runs(tmp_path, monkeypatch):
         output = run_cli("stdout", work_dir, 1)
         assert output.returncode == 0, output.stderr
         assert output.stdout == "waiting 1\n"
-        assert "live file" in output.stderr
+        assert "task 1 is still running (chunk 1, job " in output.stderr
+        assert "The stdout of its job so far follows, from " in output.stderr
+        assert "1.stdout: " in output.stderr  # the scheduler's file, named
         not_started = run_cli("stdout", work_dir, 3)
         assert not_started.returncode == 1
         assert "has not started" in not_started.stderr
@@ -539,7 +554,8 @@ def test_a_torn_log_line_and_an_archive_cut_mid_append_are_read(failed_map, tmp_
     trace_path = tmp_path / "trace.json"
     assert run_cli("timeline", copy, "-o", trace_path).returncode == 0
     events = json.loads(trace_path.read_text())["traceEvents"]
-    assert len([e for e in events if e["ph"] == "X"]) == 4
+    assert len([e for e in events if e["ph"] == "X" and e["cat"].startswith("chunk")]) == 4
+    assert len([e for e in events if e["ph"] == "X" and e["cat"].startswith("task")]) == 12
     assert snapshot(copy) == before  # nothing repaired, nothing written
 
 

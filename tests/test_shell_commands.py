@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
+import shlex
+import socket
 import subprocess
+import sys
 
 import pytest
 from waiting import wait_for
 
 import pypoolparty
+from pypoolparty import shell_commands
 
 
 def alive(pid: int) -> bool:
@@ -111,3 +116,31 @@ def test_a_command_that_cannot_start_is_a_failed_command_that_says_why(tmp_path)
     assert f"cannot run /bin/bash in {missing}" in result.text("stderr")
     with pytest.raises(subprocess.CalledProcessError):
         pypoolparty.shell("true", cwd=missing, check=True)
+
+
+@pytest.fixture
+def running_task(tmp_path, monkeypatch):
+    """As the worker sets it around task 3 of a map whose session directory is tmp_path."""
+    import types
+
+    module = types.ModuleType(shell_commands.RUNNING_TASK_MODULE)
+    module.session_dir, module.itask = str(tmp_path), 3
+    monkeypatch.setitem(sys.modules, shell_commands.RUNNING_TASK_MODULE, module)
+    return tmp_path
+
+
+def test_a_running_commands_output_is_in_a_file_of_its_task_until_it_ends(running_task):
+    live = shell_commands.running_output_path(str(running_task), 3, "stdout")
+    result = pypoolparty.shell(f"echo so far; cat {shlex.quote(live)} >&2")
+    assert (result.stdout, result.stderr) == (b"so far\n", b"so far\n")
+    assert oct(os.stat(os.path.dirname(live)).st_mode & 0o777) == "0o700"
+    assert not os.path.exists(live)  # in the result now
+    assert (result.host, result.pid) == (socket.gethostname(), os.getpid())
+    assert result.start <= result.end
+
+
+def test_commands_a_task_runs_at_once_keep_their_outputs_apart(running_task):
+    commands = [f"for i in 1 2 3; do echo {name}; done" for name in ("a", "b", "c", "d")]
+    with concurrent.futures.ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(pypoolparty.shell, commands))
+    assert [r.stdout for r in results] == [f"{n}\n{n}\n{n}\n".encode() for n in "abcd"]

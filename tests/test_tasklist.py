@@ -6,8 +6,10 @@ count how often every line ran, across failures, reruns and a killed runner.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -247,3 +249,49 @@ def test_chdir_runs_the_commands_there_and_a_continuation_must_keep_it(here):
     assert elsewhere.returncode == 2
     assert f"runs its commands in '{here / 'sub'}'" in elsewhere.stderr.decode()
     assert "pass --chdir" in elsewhere.stderr.decode()
+
+
+def test_a_running_tasks_output_so_far_then_its_record_and_a_timeline_per_task(here):
+    # Line 2 writes a line to each stream, then waits to be released.
+    lines = [
+        "echo one",
+        "echo started; echo progress >&2; while [ ! -e release ]; do sleep 0.05; done; echo done",
+        "exit 3",
+    ]
+    (here / "tasks.txt").write_text("\n".join(lines) + "\n")
+    runner = start_run("tasks.txt", "-j", "2", "--chunksize", "1", *FAST, cwd=here)
+    try:
+        running = wait_for(
+            lambda: (c := pypoolparty("stdout", ".pypoolparty", 2, cwd=here)).stdout and c,
+            timeout=120,
+        )
+        assert running.stdout == b"started\n"
+        assert b"is still running; its stdout so far" in running.stderr
+        assert b"running_output" in running.stderr  # where the file is
+        stderr = pypoolparty("stderr", ".pypoolparty", 2, cwd=here)
+        assert stderr.stdout == b"progress\n"
+        (here / "release").write_text("")
+        out, err = runner.communicate(timeout=120)
+    finally:
+        runner.kill()
+        runner.communicate()
+    assert runner.returncode == 1, out.decode() + err.decode()
+    finished = pypoolparty("stdout", ".pypoolparty", 2, cwd=here)
+    assert finished.stdout == b"started\ndone\n"
+    assert b"stdout of line 2 (attempt 1, ok):" in finished.stderr
+
+    # The map's directory is gone; the record keeps where and when each line ran.
+    timeline = pypoolparty("timeline", ".pypoolparty", "-o", "trace.json", cwd=here)
+    assert timeline.returncode == 0, timeline.stderr.decode()
+    events = json.loads((here / "trace.json").read_text())["traceEvents"]
+    tasks = {e["name"]: e for e in events if e["ph"] == "X" and e["cat"].startswith("task")}
+    assert sorted(tasks) == ["line 1", "line 2", "line 3 FAILED"]
+    assert tasks["line 3 FAILED"]["args"]["failure"] == "exit status 3"
+    hosts = {e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert hosts == {socket.gethostname()}
+    workers = [e for e in events if e["ph"] == "X" and e["cat"].startswith("worker")]
+    assert len(workers) == 3  # one job, hence one worker process, per line
+    # lines 1 and 2 ran at once (-j 2): on two slots
+    assert tasks["line 1"]["tid"] != tasks["line 2"]["tid"] or (
+        tasks["line 1"]["ts"] + tasks["line 1"]["dur"] <= tasks["line 2"]["ts"]
+    )

@@ -8,6 +8,7 @@ the others still run. CI starts the schedulers with
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,15 @@ def test_a_task_list_runs_as_jobs_of_the_scheduler(tmp_path, pool):
     job, jobid, greeting = shown.split(" ", 2)
     assert job == "job" and jobid.strip().isdigit(), f"not run as a {pool} job: {shown!r}"
     assert greeting == "héllo ✓\n"
+    # One slice per task, on the compute host and worker process that ran it.
+    timeline = pypoolparty("timeline", ".pypoolparty", "-o", "trace.json", cwd=tmp_path)
+    assert timeline.returncode == 0, timeline.stderr.decode()
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    tasks = {e["name"]: e for e in events if e["ph"] == "X" and e["cat"].startswith("task")}
+    assert sorted(tasks) == ["line 1", "line 2 FAILED", "line 3 FAILED", "line 4"]
+    assert tasks["line 3 FAILED"]["args"]["failure"] == "timed out"
+    workers = [e for e in events if e["ph"] == "X" and e["cat"].startswith("worker")]
+    assert sum(w["args"]["num_tasks"] for w in workers) == 4
     # Again: nothing left to run, nothing submitted.
     again = pypoolparty("run", "tasks.txt", *options, cwd=tmp_path)
     assert "(0 in this call)" in again.stdout.decode()

@@ -47,11 +47,20 @@ from .chunk_states import (
     UNKNOWN,
 )
 from .failures import SchedulerTrouble, scheduler_trouble, task_failures
-from .job_outputs import NotRecorded, TaskOutOfRange, job_output
+from .job_outputs import FINISHED as FINISHED_TASK
+from .job_outputs import RUNNING as RUNNING_TASK
+from .job_outputs import WAITING as WAITING_TASK
+from .job_outputs import JobOutput, NotRecorded, TaskOutOfRange, job_output
 from .process import ProcessState
 from .sessions import NotAWorkDir, SessionInfo, find_sessions, only_session
 from .status import MAX_LISTED_STUCK_CHUNKS, SessionStatus, session_status
-from .timeline import ChromeTrace, chrome_trace, chunk_runs
+from .timeline import (
+    ChromeTrace,
+    chrome_trace,
+    chunk_runs,
+    current_map_session,
+    tasklist_trace,
+)
 
 # What the command line (pypoolparty.cli) uses; the types the functions
 # return and yield are in their modules.
@@ -61,6 +70,7 @@ __all__ = [
     "DONE",
     "ENDED",
     "ERROR",
+    "FINISHED_TASK",
     "GONE",
     "HELD",
     "JOB_FAILED",
@@ -69,9 +79,12 @@ __all__ = [
     "PENDING",
     "QUEUED",
     "RUNNING",
+    "RUNNING_TASK",
     "SUBMITTING",
     "UNKNOWN",
+    "WAITING_TASK",
     "ChromeTrace",
+    "JobOutput",
     "NotAWorkDir",
     "NotRecorded",
     "ProcessState",
@@ -81,10 +94,12 @@ __all__ = [
     "TaskOutOfRange",
     "chrome_trace",
     "chunk_runs",
+    "current_map_session",
     "find_sessions",
     "job_output",
     "only_session",
     "scheduler_trouble",
     "session_status",
     "task_failures",
+    "tasklist_trace",
 ]

@@ -3,7 +3,11 @@
 The reducer archives a job's output when its chunk's outcome arrives, or
 when the job failed for scheduler reasons (see :mod:`pypoolparty.work_dir`); until
 then it is the file the scheduler writes, named in the log's ``submitted``
-events.
+events. A Python map's tasks write to their job's output: all the tasks of a
+chunk share one stdout and one stderr. While the job runs, its file is read
+from its end (at most :data:`MAX_SHOWN_BYTES`), and the task's state in its
+chunk (finished, running, waiting) is read from the outcomes and the task
+records.
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ import os
 
 from .. import archive, event_log, work_dir
 from ..work_dir import SessionInfo
+from .outcomes import finished_task, recorded_tasks_of_chunk
+
+MAX_SHOWN_BYTES = 10 * 1024 * 1024
+"""Of a live output file, at most its last this many bytes are read: a job's
+output may be gigabytes, and its end is where a running task writes."""
+
+FINISHED, RUNNING, WAITING = "finished", "running", "waiting"
+"""A task's state in its chunk, while the chunk's output is a live file."""
 
 
 class TaskOutOfRange(ValueError):
@@ -34,6 +46,18 @@ class JobOutput:
 
     data: bytes
     jobid: str | None = None
+    path: str | None = None
+    """The live file ``data`` comes from; None for an archived output."""
+
+    skipped: int = 0
+    """Bytes of the live file before ``data``: only its end is shown."""
+
+    task_state: str | None = None
+    """For a live file: :data:`FINISHED`, :data:`RUNNING` or :data:`WAITING`, the
+    task's state in its chunk as the work_dir shows it."""
+
+    chunk_tasks: range = range(0)
+    """The tasks of the chunk, which all write to this output."""
 
 
 def job_output(
@@ -41,7 +65,9 @@ def job_output(
 ) -> JobOutput:
     """The ``stream`` (``stdout`` or ``stderr``) of the job that ran task ``itask``.
 
-    At most the last 10 MiB of a job's output are kept.
+    At most the last 10 MiB of a job's output are kept; of a job that still
+    runs, the end of its output file so far (at most :data:`MAX_SHOWN_BYTES`),
+    with the task's state in its chunk.
 
     Parameters
     ----------
@@ -104,13 +130,53 @@ def _live_output(session: SessionInfo, itask: int, ichunk: int, stream: str) -> 
     try:
         if path is None:
             raise FileNotFoundError(path)
-        with open(path, "rb") as file:
-            return JobOutput(itask, ichunk, "live file", file.read(), jobid)
+        data, skipped = read_tail(path, MAX_SHOWN_BYTES)
     except OSError:
         raise NotRecorded(
             f"the {stream} of job {jobid}, which runs {where}, is not there: it has not "
             f"started, or its output was removed; {attempts}"
         ) from None
+    return JobOutput(
+        itask,
+        ichunk,
+        "live file",
+        data,
+        jobid,
+        path=path,
+        skipped=skipped,
+        task_state=task_state_in_chunk(session, itask),
+        chunk_tasks=session.tasks_of(ichunk),
+    )
+
+
+def read_tail(path: str, max_bytes: int) -> tuple[bytes, int]:
+    """The last ``max_bytes`` of the file at ``path``, and how many bytes come before.
+
+    Raises
+    ------
+    OSError
+        If it cannot be opened or read.
+    """
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        skipped = max(0, size - max_bytes)
+        file.seek(skipped)
+        return file.read(max_bytes), skipped
+
+
+def task_state_in_chunk(session: SessionInfo, itask: int) -> str:
+    """Whether ``itask`` finished, runs, or waits behind another task of its running chunk.
+
+    The worker runs a chunk's tasks in order and records each as it ends:
+    the first unrecorded one is the one running (or the one its job was
+    running when it stopped, until the map notices).
+    """
+    if finished_task(session, itask) is not None:
+        return FINISHED
+    ichunk = session.chunk_of(itask)
+    recorded = recorded_tasks_of_chunk(session, ichunk)
+    first_unfinished = next((i for i in session.tasks_of(ichunk) if i not in recorded), itask)
+    return RUNNING if itask == first_unfinished else WAITING
 
 
 def _latest_job(session: SessionInfo, ichunk: int) -> tuple[str, tuple[str, str]] | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from .. import archive
+from .. import archive, task_records
 from ..outcome import interruption, load_outcome
-from ..work_dir import FAILED_OUTCOME_MEMBER, OUTCOME_MEMBER, SessionInfo
+from ..work_dir import FAILED_OUTCOME_MEMBER, OUTCOME_MEMBER, SessionInfo, outcome_member
 
 
 def unfolded_outcomes(session: SessionInfo) -> Iterator[tuple[int, dict]]:
@@ -55,3 +55,42 @@ def archived_chunks(session: SessionInfo) -> tuple[set[int], list[int]]:
         elif failure and int(failure.group(1)) < session.num_chunks:
             failed.append(int(failure.group(1)))
     return succeeded, failed
+
+
+def finished_task(session: SessionInfo, itask: int) -> dict | None:
+    """The entry of task ``itask`` if it finished in this session, as plain data; else None.
+
+    Looked for where it is while the map runs: in its chunk's outcome (not
+    folded yet, or in ``results.zip``), or in the records of a chunk whose
+    job still runs (:mod:`pypoolparty.task_records`). The entry holds
+    ``itask``, ``start``, ``end`` and ``result`` (pickled, never loaded here)
+    or ``error``.
+    """
+    ichunk = session.chunk_of(itask)
+    for data in _outcome_data(session, ichunk):
+        outcome = load_outcome(data)
+        for task in (outcome or {}).get("tasks") or ():
+            if task.get("itask") == itask:
+                return task
+    paths = task_records.files_by_chunk(session.path).get(ichunk, [])
+    payload = task_records.recorded_tasks(paths).get(itask)
+    entry = load_outcome(payload) if payload is not None else None
+    return entry if entry is not None and entry.get("itask") == itask else None
+
+
+def recorded_tasks_of_chunk(session: SessionInfo, ichunk: int) -> set[int]:
+    """The tasks of a chunk whose job still runs that it has recorded as finished."""
+    return task_records.finished_tasks(session.path, [ichunk]).get(ichunk, set())
+
+
+def _outcome_data(session: SessionInfo, ichunk: int) -> Iterator[bytes]:
+    try:
+        with open(os.path.join(session.dir.outcomes_dir, outcome_member(ichunk)), "rb") as file:
+            yield file.read()
+    except FileNotFoundError:
+        pass
+    results = session.dir.archive_path("results")
+    for failed in (False, True):
+        data = archive.read_member(results, outcome_member(ichunk, failed=failed))
+        if data is not None:
+            yield data

@@ -275,8 +275,20 @@ def print_status(work_dir: str) -> bool:
     return True
 
 
+def run_dir_at(work_dir: str) -> RunDir | None:
+    """The task-list run recorded in ``work_dir``; None if it holds none."""
+    run_dir = RunDir(work_dir)
+    return run_dir if run_dir.exists() else None
+
+
 def task_output(work_dir: str, line: int, stream: str) -> int | None:
     """Write task ``line``'s ``stream`` if ``work_dir`` holds a task-list run.
+
+    A task of the map in progress that runs shows what it has written so
+    far (the end of its file, at most
+    :data:`pypoolparty.inspection.job_outputs.MAX_SHOWN_BYTES`); one that
+    finished in it, its output from the map's outcomes; else the task's
+    latest recorded attempt.
 
     Returns
     -------
@@ -287,22 +299,80 @@ def task_output(work_dir: str, line: int, stream: str) -> int | None:
     run_dir = RunDir(work_dir)
     if not run_dir.exists():
         return None
+    current = run_dir.current_map()
+    in_map = current is not None and line in current.lines
+    if in_map:
+        status = _output_in_map(run_dir, work_dir, current.lines.index(line), line, stream)
+        if status is not None:
+            return status
     found = run_dir.output(line, stream)
     if found is None:
+        if in_map:
+            why = "it waits in the map in progress, which has not started it yet"
+        else:
+            why = (
+                "it is not a task (empty, a comment, or beyond the end), or the run has not "
+                "reached it; 'pypoolparty status' shows how the run stands"
+            )
         print(
             f"pypoolparty {stream}: line {line} of the task list in {work_dir} has not run "
-            "(yet): it is not a task (empty, a comment, or beyond the end), or the run has "
-            "not reached it; 'pypoolparty run' shows which lines ran",
+            f"(yet): {why}",
             file=sys.stderr,
         )
         return EXIT_FAILED
     outcome, data = found
+    again = " (it waits to run again in the map in progress)" if in_map else ""
     print(
         f"pypoolparty: {stream} of line {line} (attempt {outcome.attempt}, "
-        f"{'ok' if outcome.ok else _describe(outcome)}):",
+        f"{'ok' if outcome.ok else _describe(outcome)}){again}:",
         file=sys.stderr,
     )
+    _write(data)
+    return EXIT_OK
+
+
+def _output_in_map(run_dir: RunDir, work_dir: str, itask: int, line: int, stream: str):
+    """The output of a task of the map in progress that runs or ran; None if it has not."""
+    from .. import inspection, shell_commands
+    from ..inspection.job_outputs import MAX_SHOWN_BYTES, read_tail
+    from ..inspection.outcomes import finished_task
+
+    session = inspection.current_map_session(run_dir, work_dir)
+    if session is None:
+        return None
+    which = f"line {line} (task {itask} of {session.path})"
+    path = shell_commands.running_output_path(session.path, itask, stream)
+    try:
+        data, skipped = read_tail(path, MAX_SHOWN_BYTES)
+    except FileNotFoundError:
+        entry = finished_task(session, itask)
+        fields = shell_commands.result_fields((entry or {}).get("result") or b"")
+        if fields is None:
+            return None
+        how = shell_commands.describe_returncode(fields.get("returncode", 0))
+        if fields.get("timed_out"):
+            how = "timed out"
+        print(
+            f"pypoolparty: {stream} of {which}, finished ({how}) in the map in progress; "
+            "the run records it when the map ends:",
+            file=sys.stderr,
+        )
+        _write(fields.get(stream) or b"")
+        return EXIT_OK
+    if run_dir.runner() is not None:
+        state_of_task = f"{which} is still running; its {stream} so far"
+    else:
+        state_of_task = (
+            f"{which} was running when the run stopped; its {stream} up to then (the same "
+            "'pypoolparty run' runs it again)"
+        )
+    shown = f" (its last {len(data)} bytes; {skipped} bytes before them are in the file)"
+    print(f"pypoolparty: {state_of_task}, from {path}{shown if skipped else ''}:", file=sys.stderr)
+    _write(data)
+    return EXIT_OK
+
+
+def _write(data: bytes) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
-    return EXIT_OK

@@ -13,7 +13,10 @@
                           continues exactly that map (same fingerprint)
       outcomes.jsonl      one line per finished attempt of a task: line,
                           attempt, returncode, timed_out, timeout, the last
-                          lines of its stderr; rewritten whole, atomically
+                          lines of its stderr, and where and when it ran
+                          (host, pid of the worker process, start, end in
+                          seconds since the epoch; null in older records);
+                          rewritten whole, atomically
       stdout.zip          each attempt's stdout, member <line>.<attempt>.txt
       stderr.zip          ... and stderr
       finished.lines      line numbers of the tasks that succeeded, one a line
@@ -34,6 +37,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 
 from .. import archive
 from ..work_dir import LockHolder, make_private_dir, read_json, write_json, write_private
@@ -65,6 +69,10 @@ class Outcome:
     timed_out: bool
     timeout: float | None
     stderr_tail: str
+    host: str | None = None
+    pid: int | None = None
+    start: float | None = None
+    end: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -244,14 +252,20 @@ class RunDir:
     def outcomes(self) -> dict[int, list[Outcome]]:
         """Every recorded attempt, by line, oldest first."""
         by_line: dict[int, list[Outcome]] = {}
-        path = self._file("outcomes.jsonl")
-        if not os.path.exists(path):
-            return by_line
-        with open(path, encoding="utf-8") as file:
-            for text in file:
-                outcome = Outcome(**json.loads(text))
-                by_line.setdefault(outcome.line, []).append(outcome)
+        for outcome in self.each_outcome():
+            by_line.setdefault(outcome.line, []).append(outcome)
         return by_line
+
+    def each_outcome(self) -> Iterator[Outcome]:
+        """Every recorded attempt, in the order recorded, one at a time."""
+        path = self._file("outcomes.jsonl")
+        try:
+            file = open(path, encoding="utf-8")
+        except FileNotFoundError:
+            return
+        with file:
+            for text in file:
+                yield Outcome(**json.loads(text))
 
     def record(self, results: list[tuple[int, object]]) -> list[Outcome]:
         """Record ``(line, ShellResult)`` pairs as new attempts; return their outcomes."""
@@ -270,6 +284,10 @@ class RunDir:
                 result.timed_out,
                 result.timeout,
                 "" if result.ok else tail(result.stderr),
+                result.host,
+                result.pid,
+                result.start,
+                result.end,
             )
             by_line.setdefault(line, []).append(outcome)
             new.append(outcome)
