@@ -155,6 +155,14 @@ def take_command_fault(state: dict, settings: dict, command: str) -> str | None:
     return None
 
 
+def count_job_fault(state: dict, kind: str) -> None:
+    """Count a fault played on a job (``error``, ``vanish``, ``unknown``) in
+    ``state["faults_used"]["job_faults"]``, so that a test can tell faults did
+    happen. Call with the state locked."""
+    played = state["faults_used"].setdefault("job_faults", {})
+    played[kind] = played.get(kind, 0) + 1
+
+
 def wants_command_fault(settings: dict, command: str) -> bool:
     """Whether faults.json gives ``command`` any command fault at all.
 

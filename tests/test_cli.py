@@ -328,21 +328,24 @@ def test_status_and_output_of_a_map_while_it_runs(tmp_path, monkeypatch):
     )
     thread.start()
     try:
-        two_running = {0: "running", 1: "running", 2: "pending", 3: "pending"}
+        # A job per slot for chunks 0 and 1; 2 and 3 wait to be claimed.
+        two_running = {0: "running", 1: "running"}
         wait_for(lambda: logged_states(work_dir) == two_running)
         wait_for(lambda: "waiting 1" in live_stdout(work_dir, 1))
         status = run_cli("status", work_dir)
         assert status.returncode == 0, status.stderr
         this_process = f"pid {os.getpid()} on host {socket.gethostname()}"
         assert f"map:      running ({this_process})" in status.stdout
-        assert "chunks:   0 done, 2 running, 2 pending, 0 held, 0 in error" in status.stdout
+        assert (
+            "chunks:   0 done, 2 running, 0 pending, 0 held, 0 in error, 2 not yet" in status.stdout
+        )
         assert "left:     4 chunks, 4 tasks" in status.stdout
         output = run_cli("stdout", work_dir, 1)
         assert output.returncode == 0, output.stderr
         assert output.stdout == "waiting 1\n"
         assert "task 1 is still running (chunk 1, job " in output.stderr
         assert "The stdout of its job so far follows, from " in output.stderr
-        assert "1.stdout: " in output.stderr  # the scheduler's file, named
+        assert "1.stdout: " in output.stderr  # the chunk's own file, named
         not_started = run_cli("stdout", work_dir, 3)
         assert not_started.returncode == 1
         assert "has not started" in not_started.stderr
@@ -367,12 +370,11 @@ def logged_states(work_dir: str) -> dict:
 
 
 def live_stdout(work_dir: str, ichunk: int) -> str:
-    scheduler_dir = os.path.join(session_dir_of(work_dir), "scheduler")
-    for submission in os.listdir(scheduler_dir):
-        path = os.path.join(scheduler_dir, submission, f"{ichunk}.stdout")
-        if os.path.exists(path):
-            with open(path) as file:
-                return file.read()
+    """The chunk's output so far: a job that claims chunks writes each one's apart."""
+    path = os.path.join(session_dir_of(work_dir), "outcomes", f"{ichunk}.stdout")
+    if os.path.exists(path):
+        with open(path) as file:
+            return file.read()
     return ""
 
 

@@ -82,6 +82,8 @@ def start_idle(state: dict, processes: dict) -> None:
         if jobid in processes:
             continue  # vacated: starts again once its processes have ended
         fault = jobs.fault_at_start(job)
+        if fault is not None:
+            common.count_job_fault(state, fault)
         if fault == "vanish":
             del state["jobs"][jobid]  # gone without a trace, as after a lost schedd
             continue

@@ -143,10 +143,12 @@ def dispatch(directory, current, processes):
                 task.update(state=UNKNOWN_STATE, unknown_until=time.time() + UNKNOWN_SECONDS)
                 task["was_unknown"] = True
             elif state.chance(settings, "error_probability", *about):
+                common.count_job_fault(current, "error")
                 error_state = state.choose(settings, settings["error_states"], *about)
                 path = output_path(job, number, task_id, "stdout", "o")
                 task.update(state=error_state, reason=reason_text(injected_error(path)))
             elif state.chance(settings, "vanish_probability", *about):
+                common.count_job_fault(current, "vanish")
                 del job["tasks"][task_id]
             else:
                 start(job, number, task_id, task, processes)

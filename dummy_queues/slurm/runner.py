@@ -148,11 +148,14 @@ def start(state, job, settings, processes):
     """Start ``job`` or play a fault on it; True if it now holds a slot."""
     jobid = slurm_state.jobid_of(job)
     if slurm_state.chance("vanish", jobid) < settings["vanish_probability"]:
+        common.count_job_fault(state, "vanish")
         state["jobs"].remove(job)
         return False
     if slurm_state.chance("unknown", jobid) < settings["unknown_state_probability"]:
+        common.count_job_fault(state, "unknown")
         job["display_state"] = UNKNOWN_STATE
     if slurm_state.chance("error", jobid) < settings["error_probability"]:
+        common.count_job_fault(state, "error")
         states = settings["error_states"]
         job["error_state"] = states[int(slurm_state.chance("which", jobid) * len(states))]
         if slurm_state.chance("when", jobid) < 0.5:  # instead of running

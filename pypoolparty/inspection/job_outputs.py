@@ -119,14 +119,25 @@ def _failed_attempt_output(
 
 
 def _live_output(session: SessionInfo, itask: int, ichunk: int, stream: str) -> JobOutput:
-    """The output file of the chunk's last job, as the scheduler writes it."""
+    """The chunk's output file as its worker writes it (where jobs claim
+    chunks), else the output file of the chunk's last job, as the scheduler
+    writes it."""
     job = _latest_job(session, ichunk)
     where = f"task {itask} (chunk {ichunk}) of {session.name}"
     attempts = _describe_attempts(session, ichunk, stream)
     if job is None:
-        raise NotRecorded(f"no job has been submitted for {where} yet; {attempts}")
+        raise NotRecorded(
+            f"{where} has not started: no job was submitted for its chunk or claimed "
+            f"it yet; {attempts}"
+        )
     jobid, relative_paths = job
-    path = _inside(session.path, relative_paths[0 if stream == "stdout" else 1])
+    chunk_path = session.dir.chunk_output_path(ichunk, stream)
+    if os.path.exists(chunk_path):
+        path = chunk_path
+    elif relative_paths is None:
+        path = None  # claimed by a job that has not written anything for it yet
+    else:
+        path = _inside(session.path, relative_paths[0 if stream == "stdout" else 1])
     try:
         if path is None:
             raise FileNotFoundError(path)
@@ -179,14 +190,18 @@ def task_state_in_chunk(session: SessionInfo, itask: int) -> str:
     return RUNNING if itask == first_unfinished else WAITING
 
 
-def _latest_job(session: SessionInfo, ichunk: int) -> tuple[str, tuple[str, str]] | None:
-    """(jobid, (stdout, stderr)) of the chunk's last job, its paths relative to the session."""
+def _latest_job(session: SessionInfo, ichunk: int) -> tuple[str, tuple[str, str] | None] | None:
+    """(jobid, (stdout, stderr)) of the chunk's last job, its paths relative to the
+    session; the paths are None for a job that claimed the chunk (its output of
+    the chunk is the chunk's own file)."""
     latest = None
     for event in event_log.read(session.dir.log_path):
         if event["event"] == event_log.SUBMITTED:
             for jobid, job_chunk, stdout, stderr in event_log.jobs_of(event):
                 if job_chunk == ichunk:
                     latest = (jobid, (stdout, stderr))
+        elif event["event"] == event_log.CHUNK_CLAIMED and event.get("ichunk") == ichunk:
+            latest = (str(event.get("jobid", "?")), None)
     return latest
 
 

@@ -47,11 +47,13 @@ def test_starmap_with_a_lambda_and_throttle(dummy_htcondor, tmp_path):
     assert pool.starmap(lambda a, b: a - b, [(i, 1) for i in range(50)]) == list(range(-1, 49))
 
 
-def test_held_procs_are_resubmitted_until_the_map_completes(dummy_htcondor, tmp_path):
-    dummy_htcondor.set_faults(seed=3, error_probability=0.4)
+def test_the_work_of_held_procs_is_done_until_the_map_completes(dummy_htcondor, tmp_path):
+    # A proc per chunk: the holds hit many of them.
+    dummy_htcondor.set_faults(seed=3, error_probability=0.4, slots=20)
     results = make_pool(tmp_path, max_num_resubmissions=10).map(square, range(40), chunksize=2)
     assert results == [x * x for x in range(40)]
-    assert dummy_htcondor.state()["next_cluster"] > 2  # there were resubmissions
+    # Holds did happen; their chunks were claimed by other procs, or resubmitted.
+    assert dummy_htcondor.faults_used()["job_faults"]["error"] > 0
     assert dummy_htcondor.listed_jobs() == []
 
 
