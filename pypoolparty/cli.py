@@ -266,6 +266,7 @@ def _print_jobs(status: inspection.SessionStatus) -> None:
     if hidden:
         count = sum(len(waiting.jobids) for waiting in hidden)
         print(f"  waiting:  ... and {count} job(s) for {len(hidden)} other reason(s)")
+    _print_running(status)
     listed = [
         f"{CHUNK_STATE_LABELS[state]} {pending.compact_job_ids(jobids)}"
         for state, jobids in status.jobids_by_state.items()
@@ -277,12 +278,32 @@ def _print_jobs(status: inspection.SessionStatus) -> None:
             print(f"  look up:  {look_up}")
 
 
+MAX_LISTED_RUNNING = 8
+
+
+def _print_running(status: inspection.SessionStatus) -> None:
+    """Which job runs which chunk: jobs claim chunks, so a job is not its chunk."""
+    running = status.running_chunks
+    for jobid, ichunk in running[:MAX_LISTED_RUNNING]:
+        tasks = status.session.tasks_of(ichunk)
+        print(f"  running:  job {jobid}: chunk {ichunk} (tasks {tasks.start}..{tasks.stop - 1})")
+    if len(running) > MAX_LISTED_RUNNING:
+        print(f"  running:  ... and {len(running) - MAX_LISTED_RUNNING} more chunk(s)")
+
+
 def _describe_map(session: inspection.SessionInfo) -> str:
     return (
         f"{session.function}, {session.kind} of {session.num_tasks} tasks in "
-        f"{session.num_chunks} chunks of {session.chunksize} "
+        f"{session.num_chunks} chunks of {_chunk_sizes(session)} "
         f"(scheduler {session.scheduler}, submitted from {session.submit_host})"
     )
+
+
+def _chunk_sizes(session: inspection.SessionInfo) -> str:
+    if not session.chunk_starts:
+        return str(session.chunksize)
+    last = len(session.tasks_of(session.num_chunks - 1))
+    return f"{session.chunksize} down to {last}"
 
 
 def _describe_process(process: inspection.ProcessState) -> str:

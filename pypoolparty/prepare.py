@@ -326,6 +326,7 @@ def _prepare_session_dir(
             chunksize=bounds[0][1] - bounds[0][0],
             num_chunks=len(bounds),
             python_path=settings.python_path,
+            chunk_starts=_chunk_starts(bounds),
         ).write(session_dir)
         return claim
     except BaseException as error:
@@ -337,6 +338,14 @@ def _prepare_session_dir(
     finally:
         if os.path.exists(incomplete_tasks_path):
             os.remove(incomplete_tasks_path)
+
+
+def _chunk_starts(bounds: list[tuple[int, int]]) -> tuple[int, ...]:
+    """The chunks' first tasks where they differ in size; () where all but the last are equal."""
+    sizes = {stop - start for start, stop in bounds[:-1]}
+    if len(sizes) <= 1 and (not sizes or bounds[-1][1] - bounds[-1][0] <= sizes.pop()):
+        return ()
+    return tuple(start for start, _ in bounds)
 
 
 def _check_same_scheduler(session_dir: work_dir.SessionDir, scheduler: Scheduler) -> None:

@@ -43,6 +43,7 @@ files it reads and its ``.setup-failed`` files).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import errno
 import json
@@ -382,6 +383,10 @@ class SessionMetadata:
     """Random, 8 hex digits, made when the map starts: the map's job names
     carry it, so that no other map -- the same function and tasks from
     another directory or by another user included -- shares them."""
+    chunk_starts: tuple[int, ...] = ()
+    """The first task of each chunk, where chunks differ in size (they shrink
+    towards the map's end: :func:`pypoolparty.chunking.guided_bounds`);
+    empty where every chunk but the last holds ``chunksize`` tasks."""
 
     @classmethod
     def of_new_map(
@@ -395,6 +400,7 @@ class SessionMetadata:
         chunksize: int,
         num_chunks: int,
         python_path: str,
+        chunk_starts: tuple[int, ...] = (),
     ) -> SessionMetadata:
         """The metadata of a map starting now on this host."""
         return cls(
@@ -411,6 +417,7 @@ class SessionMetadata:
             num_chunks=num_chunks,
             python_path=python_path,
             session_id=secrets.token_hex(4),
+            chunk_starts=tuple(chunk_starts),
         )
 
     def write(self, session_dir: SessionDir) -> None:
@@ -448,6 +455,7 @@ class SessionMetadata:
                 python_path=str(metadata.get("python_path", "")),
                 # Maps started before session ids existed named jobs after the fingerprint.
                 session_id=str(metadata.get("session_id") or metadata.get("fingerprint", ""))[:8],
+                chunk_starts=tuple(int(start) for start in metadata.get("chunk_starts") or ()),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{session_dir.metadata_path!r} lacks {error}") from error
@@ -457,7 +465,7 @@ class SessionMetadata:
 class SessionInfo(SessionMetadata):
     """A map's metadata and the session directory it is in."""
 
-    path: str
+    path: str = ""
 
     @classmethod
     def at(cls, path: str) -> SessionInfo:
@@ -475,10 +483,16 @@ class SessionInfo(SessionMetadata):
 
     def chunk_of(self, itask: int) -> int:
         """The chunk that runs task ``itask``."""
+        if self.chunk_starts:
+            return bisect.bisect_right(self.chunk_starts, itask) - 1
         return itask // self.chunksize
 
     def tasks_of(self, ichunk: int) -> range:
         """The task indices of chunk ``ichunk``."""
+        if self.chunk_starts:
+            starts = self.chunk_starts
+            stop = starts[ichunk + 1] if ichunk + 1 < len(starts) else self.num_tasks
+            return range(starts[ichunk], stop)
         start = ichunk * self.chunksize
         return range(start, min(start + self.chunksize, self.num_tasks))
 

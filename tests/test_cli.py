@@ -340,6 +340,7 @@ def test_status_and_output_of_a_map_while_it_runs(tmp_path, monkeypatch):
             "chunks:   0 done, 2 running, 0 pending, 0 held, 0 in error, 2 not yet" in status.stdout
         )
         assert "left:     4 chunks, 4 tasks" in status.stdout
+        assert "  running:  job " in status.stdout and ": chunk 1 (tasks 1..1)" in status.stdout
         output = run_cli("stdout", work_dir, 1)
         assert output.returncode == 0, output.stderr
         assert output.stdout == "waiting 1\n"
@@ -612,3 +613,23 @@ def test_usage_errors_exit_with_2():
     assert run_cli("status").returncode == 2
     assert run_cli("stdout", ".", "three").returncode == 2
     assert "pypoolparty" in run_cli("--version").stdout
+
+
+def say_and_square(x: int) -> int:
+    print(f"task {x} says hello", flush=True)
+    return x * x
+
+
+def test_the_commands_find_each_task_in_chunks_that_shrink(tmp_path):
+    work_dir = str(tmp_path / "work")
+    pool = pypoolparty.local.Pool(2, work_dir=work_dir, keep_work_dir=True)
+    assert pool.map(say_and_square, range(100)) == [x * x for x in range(100)]
+    status = run_cli("status", work_dir)
+    assert status.returncode == 0, status.stderr
+    # pypoolparty.chunking.guided_bounds(100, 2): 7 tasks first, 1 at the end.
+    assert "map of 100 tasks in 39 chunks of 7 down to 1 " in status.stdout
+    assert "tasks:    100 done" in status.stdout
+    for itask in (0, 6, 7, 50, 99):
+        output = run_cli("stdout", work_dir, itask)
+        assert output.returncode == 0, output.stderr
+        assert f"task {itask} says hello\n" in output.stdout

@@ -67,6 +67,9 @@ class SessionStatus:
     """Pending jobs by reason, the most common first."""
     jobids_by_state: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     """The jobs of the chunks in :data:`JOB_STATES_LISTED`, by their chunk's state."""
+    running_chunks: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    """``(jobid, ichunk)``: which job runs which chunk, as last logged (a job
+    that claimed a chunk runs it, see :mod:`pypoolparty.claims`)."""
 
     @property
     def num_chunks_left(self) -> int:
@@ -176,6 +179,11 @@ def _summarize(
         stuck=sorted(ledger.stuck.values(), key=lambda s: s.ichunk),
         pending_reasons=_pending_reasons(ledger),
         jobids_by_state=_jobids_by_state(ledger),
+        running_chunks=[
+            (jobid, ichunk)
+            for ichunk, (jobid, state) in enumerate(zip(ledger.jobid, ledger.state))
+            if state == RUNNING and jobid is not None
+        ],
     )
 
 
