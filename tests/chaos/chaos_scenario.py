@@ -23,6 +23,8 @@ TIME_LIMIT_TASK_PAUSES = {"slurm_array": 0.5, "slurm_job": 0.5, "sge": 0.8}
 """Seconds each task takes where a time limit is drawn: a job then finishes
 a task (after its worker's start, about half a second) before its limit
 and outlives the limit mid-chunk when it has two tasks or more."""
+TIME_LIMIT_MAX_TASKS = 6
+"""At most this many of those slower tasks, to keep the suite's time."""
 SLURM_TIME_SCALE = 1 / 20
 """The dummy SLURM's clock where a time limit is drawn: ``time="1"`` stops a
 job after 3 s, its default warning signal (half the limit) comes after 1.5 s."""
@@ -94,6 +96,7 @@ def generate(seed: int, kind: str | None = None, stops: bool = False) -> Scenari
     if time_limit:
         least = TIME_LIMIT_TASK_PAUSES[kind]
         tasks = [[x, refuse, max(pause, least)] for x, refuse, pause in tasks]
+        tasks = tasks[:TIME_LIMIT_MAX_TASKS]
     return Scenario(
         seed=seed,
         kind=kind,
@@ -158,7 +161,8 @@ def _cluster_stops(seed: int, kind: str, often: bool = False) -> tuple[dict, dic
     limits, the user's estimate: SLURM's ``time`` with or without the
     warning signal before it, Grid Engine's ``h_rt`` (SIGKILL); the tasks
     then take :data:`TIME_LIMIT_TASK_PAUSES` each, so that jobs hit the limit
-    mid-chunk. ``often``: a stop at every third run, and a time limit.
+    mid-chunk (and are at most :data:`TIME_LIMIT_MAX_TASKS`). ``often``: a
+    stop in about a third of the runs, and a time limit where there is one.
 
     Drawn apart, so that adding them left every other draw of a seed as it was.
     Returns the dummy's faults and the pool's time limit options.
