@@ -41,6 +41,7 @@ def reap(state, processes):
         if job is not None:
             enforce_time_limit(job, process, settings)
             stop_by_fault(job, jobid, settings)
+            requeue_when_due(job, settings)
         if (
             job is not None
             and job["state"] == "RUNNING"
@@ -58,6 +59,8 @@ def reap(state, processes):
             # processes are gone (as SLURM shows COMPLETING until then).
             begin = time.time() + float(settings["requeue_delay"])
             job.update(state="PENDING", reason="BeginTime", begin=begin, requeueing=False)
+            # Its next run must not get this run's SIGKILL, or its requeue.
+            job.update(hard_kill_at=1e300, requeue_at=None)
             job["restarts"] = job.get("restarts", 0) + 1
             continue
         if job is None or job["state"] != "RUNNING":
@@ -97,6 +100,23 @@ def stop_by_fault(job, jobid, settings):
         send(job.get("pgid"), "SIGTERM", False)
         slurm_state.end_job(job, stopped, slurm_state.ERROR_REASONS.get(stopped, "None"))
         job["hard_kill_at"] = time.time() + float(settings["kill_wait"])
+
+
+def requeue_when_due(job, settings):
+    """The requeue drawn for this run (``requeue_probability``), as ``scontrol requeue``."""
+    due = job.get("requeue_at")
+    if job["state"] == "RUNNING" and due is not None and due <= time.time():
+        job["requeue_at"] = None
+        slurm_state.requeue(job, float(settings["kill_wait"]))
+
+
+def draw_requeue(job, jobid, settings):
+    """Whether this run of the job is requeued, and when: 0.1 to 1.1 s after it
+    started. Drawn anew for each run (``restarts`` tells the runs apart)."""
+    run = job.get("restarts", 0)
+    if slurm_state.chance(f"requeue-{run}", jobid) < float(settings["requeue_probability"]):
+        delay = 0.1 + slurm_state.chance(f"requeue_delay-{run}", jobid)
+        job["requeue_at"] = job["start_time"] + delay
 
 
 def send(target, name, to_process):
@@ -176,6 +196,8 @@ def start(state, job, settings, processes):
             return False
     job.update(state="RUNNING", reason="None", pgid=processes[jobid].pid, start_time=time.time())
     set_time_limit(job, settings)
+    if "kill_at" not in job:  # a job killed into an error state is not requeued as well
+        draw_requeue(job, jobid, settings)
     return True
 
 

@@ -7,6 +7,7 @@ by tests, ``faults.json`` (see ``common.py``). Standard library only.
 
 import contextlib
 import os
+import signal
 import time
 
 import common
@@ -31,6 +32,7 @@ FAULT_DEFAULTS = {
     "time_scale": 1.0,
     "kill_wait": 1.0,
     "requeue_delay": 120.0,
+    "requeue_probability": 0.0,
     "stop_jobs": {},
 }
 FAILURE_MESSAGES = {
@@ -123,6 +125,16 @@ def jobid_of(job):
         if job["task"] is not None
         else str(job["array_job_id"])
     )
+
+
+def requeue(job, kill_wait):
+    """As ``scontrol requeue``: a running job gets SIGTERM and shows COMPLETING
+    until its processes are gone (the runner then makes it PENDING under its id);
+    SIGKILL follows ``kill_wait`` seconds after the SIGTERM, as SLURM's KillWait."""
+    job.update(state="COMPLETING", requeueing=True, hard_kill_at=time.time() + kill_wait)
+    if job.get("pgid"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(job["pgid"], signal.SIGTERM)
 
 
 def end_job(job, state, reason):

@@ -1,9 +1,11 @@
 """Run one chaos map in a process of its own and print its outcome as JSON.
 
 Usage: ``python chaos_driver.py SPEC.json``. The spec names the pool's module,
-its options (the dummy's command paths among them), the tasks and the chunk size. Prints one line,
-``{"results": [...]}`` or ``{"error": "<type>", "clear": bool, "message": "..."}``,
-where the message holds the exception's text, its notes and its cause.
+its options (the dummy's command paths among them), the tasks, the chunk size
+and the directory where each task notes its runs
+(:func:`chaos_tasks.compute_noting_runs`). Prints one line, ``{"results":
+[...]}`` or ``{"error": "<type>", "clear": bool, "message": "..."}``, where
+the message holds the exception's text, its notes and its cause.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ def main(spec_path: str) -> int:
     with open(spec_path) as file:
         spec = json.load(file)
     pool = importlib.import_module(spec["pool_module"]).Pool(**spec["pool_options"])
-    tasks = [tuple(task) for task in spec["tasks"]]
+    tasks = [(*task, spec["side_effects"]) for task in spec["tasks"]]
     try:
-        results = pool.map(chaos_tasks.compute, tasks, chunksize=spec["chunksize"])
+        results = pool.map(chaos_tasks.compute_noting_runs, tasks, chunksize=spec["chunksize"])
     except Exception as error:
         print(json.dumps(describe(error)), flush=True)
         return 1

@@ -5,17 +5,26 @@ limit, so a hang is caught and reported, never waited out. A scenario with an
 interruption first runs the map until it is killed (by a crash point or from
 outside at a drawn moment), then runs the same map again to resume it.
 
+A scenario whose jobs have a time limit may end with TimeLimitTooShort (a
+job stopped at its limit before it finished a task); the map is then called
+again without the limit, as the error advises, and continues.
+
 Verdict: the final outcome equals the local map's (its results, or the
 first refusing task's exception), or -- unless the scenario is strict -- is
-one of pypoolparty's clear errors naming the work_dir, which is kept. Then
-nothing of the map may be left: no job in the dummy queue, no process
-working in the scenario's directories.
+one of pypoolparty's clear errors naming the work_dir, which is kept. Each
+task's notes of its runs are whole lines, every task of a map that returned
+ran, and none ran again once its session had recorded it as finished
+(:func:`chaos_tasks.compute_noting_runs`). A map that gave up on
+resubmissions had a chunk fail more often than ``max_num_resubmissions``
+allows, not counting its jobs' stops. Then nothing of the map may be left: no
+job in the dummy queue, no process working in the scenario's directories.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +44,8 @@ MAP_TIME_LIMIT = 120.0
 LEFTOVER_TIME_LIMIT = 10.0
 """Seconds after a map for its jobs and processes to be gone (plus late deliveries)."""
 CLEAR_ERRORS = ("ResubmissionsExhausted", "SchedulerUnavailable", "WorkDirError")
+INTERRUPTED_TOO_OFTEN = re.compile(r"stopped by the cluster more than \d+ times")
+"""ResubmissionsExhausted's words for stops that got nothing done, many times over."""
 
 
 class ScenarioFailed(AssertionError):
@@ -50,7 +61,8 @@ class Layout:
         self.work_dir = os.path.join(self.run_dir, "work")
         self.wrapper_dir = os.path.join(self.run_dir, "wrapper")
         self.spec_path = os.path.join(self.run_dir, "spec.json")
-        for path in (self.queue_dir, self.wrapper_dir):
+        self.side_effects_dir = os.path.join(self.run_dir, "side_effects")
+        for path in (self.queue_dir, self.wrapper_dir, self.side_effects_dir):
             os.makedirs(path, exist_ok=True)
 
 
@@ -61,11 +73,13 @@ def run_scenario(scenario: Scenario, root: str) -> dict:
     try:
         outcome = _run(scenario, layout)
         _judge(scenario, layout, outcome)
+        _check_runs(scenario, layout, outcome)
+        _check_resubmissions(scenario, layout, outcome)
         _check_nothing_left(scenario, layout)
         return outcome
     except ScenarioFailed as failure:
         raise ScenarioFailed(
-            f"{failure}\nReplay with PYPOOLPARTY_CHAOS_SEED={scenario.seed}: "
+            f"{failure}\nReplay with {scenario.replay}: "
             f"{scenario.describe()}\nWrapper actions:\n{_wrapper_actions(layout).rstrip()}"
             f"\nLog of the map (end):\n{_driver_log(layout)}"
         ) from None
@@ -87,20 +101,41 @@ def _run(scenario: Scenario, layout: Layout) -> dict:
         else:
             first = _run_driver(layout, env, kill_after=when)
         if first is not None:  # the map ended before it could be interrupted
-            return first
+            return _continue_without_time_limit(scenario, layout, env, first)
+    final = _run_driver(layout, env)
+    if final is None:
+        raise ScenarioFailed("the map died although nothing killed it")
+    return _continue_without_time_limit(scenario, layout, env, final)
+
+
+def _continue_without_time_limit(
+    scenario: Scenario, layout: Layout, env: dict, outcome: dict
+) -> dict:
+    """After TimeLimitTooShort, what the error advises: the same map without the limit.
+
+    The first call must have named its work_dir; the second continues it.
+    """
+    if outcome.get("error") != "TimeLimitTooShort" or not scenario.time_limit:
+        return outcome
+    if layout.work_dir not in outcome["message"]:
+        raise ScenarioFailed(f"the error does not name the work_dir: {outcome}")
+    _write_spec(scenario, layout, with_time_limit=False)
     final = _run_driver(layout, env)
     if final is None:
         raise ScenarioFailed("the map died although nothing killed it")
     return final
 
 
-def _write_spec(scenario: Scenario, layout: Layout) -> None:
+def _write_spec(scenario: Scenario, layout: Layout, with_time_limit: bool = True) -> None:
     options = dict(
         dummy_queues.pool_paths(scenario.kind),
         **scenario.pool_options,
         work_dir=layout.work_dir,
         verbose=True,
     )
+    if not with_time_limit:
+        for name in scenario.time_limit:
+            del options[name]
     if scenario.wrapper_faults:
         options["python_path"] = _install_wrapper(scenario, layout)
     spec = {
@@ -108,6 +143,7 @@ def _write_spec(scenario: Scenario, layout: Layout) -> None:
         "pool_options": options,
         "tasks": scenario.tasks,
         "chunksize": scenario.chunksize,
+        "side_effects": layout.side_effects_dir,
     }
     with open(layout.spec_path, "w") as file:
         json.dump(spec, file)
@@ -189,6 +225,68 @@ def _judge(scenario: Scenario, layout: Layout, outcome: dict) -> None:
         return
     if scenario.strict or outcome["error"] not in CLEAR_ERRORS or not outcome["clear"]:
         raise ScenarioFailed(f"the map failed with {outcome}, expected {expected}")
+
+
+def _check_runs(scenario: Scenario, layout: Layout, outcome: dict) -> None:
+    """Every task's notes are whole lines; no task ran again once it was recorded
+    as finished; each task of a map that returned ran."""
+    runs = chaos_tasks.runs_of(layout.side_effects_dir, len(scenario.tasks))
+    for x, text in runs.items():
+        lines = text.splitlines()
+        if (text and not text.endswith("\n")) or not all(
+            chaos_tasks.RUN_LINE.match(line) for line in lines
+        ):
+            raise ScenarioFailed(f"task {x}'s side effect is corrupted: {text!r}")
+        if any(line.endswith("again=yes") for line in lines):
+            raise ScenarioFailed(
+                f"task {x} ran again although its session had recorded it as finished "
+                f"before that run's job started; its runs: {lines}"
+            )
+        if "results" in outcome and not lines:
+            raise ScenarioFailed(f"task {x} has a result but never ran")
+
+
+def _check_resubmissions(scenario: Scenario, layout: Layout, outcome: dict) -> None:
+    """A map that gave up on resubmissions had a chunk whose jobs failed (not
+    stopped: a stop is no resubmission) more than ``max_num_resubmissions`` times
+    in its last call."""
+    if outcome.get("error") != "ResubmissionsExhausted":
+        return
+    if INTERRUPTED_TOO_OFTEN.search(outcome["message"]):
+        return  # the bound of the stops themselves (session.MAX_INTERRUPTIONS_PER_CHUNK)
+    failures: dict[int, int] = {}
+    stops: dict[int, int] = {}
+    for event in _events_of_last_call(layout):
+        if event["event"] == "job_failed":
+            failures[event["ichunk"]] = failures.get(event["ichunk"], 0) + 1
+        elif event["event"] == "job_interrupted":
+            stops[event["ichunk"]] = stops.get(event["ichunk"], 0) + 1
+    allowed = scenario.pool_options["max_num_resubmissions"]
+    if max(failures.values(), default=0) <= allowed:
+        raise ScenarioFailed(
+            f"the map gave up on resubmissions, but no chunk's jobs failed more than "
+            f"max_num_resubmissions={allowed} times (failures by chunk {failures}, "
+            f"stops by chunk {stops}): stops were counted as resubmissions"
+        )
+
+
+def _events_of_last_call(layout: Layout) -> list[dict]:
+    events: list[dict] = []
+    for name in _session_dirs(layout):
+        try:
+            with open(os.path.join(layout.work_dir, name, "log.jsonl")) as file:
+                lines = file.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a killed map
+            if event.get("event") == "session_started":
+                events = []
+            events.append(event)
+    return events
 
 
 def _session_dirs(layout: Layout) -> list[str]:

@@ -17,6 +17,20 @@ from dummy_queues import POOL_KINDS, commands_of
 # every seed draws as before and fails the way TIMEOUT used to (a resubmission).
 SLURM_ERROR_STATES = ["NODE_FAIL", "DEADLINE", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED", "FAILED"]
 CRASH_POINTS = ("before_submit", "after_submit", "during_fold")
+STOP_KINDS = ("slurm_array", "slurm_job", "sge", "htcondor")
+"""The pools whose dummies stop running jobs (:func:`_cluster_stops`)."""
+TIME_LIMIT_TASK_PAUSES = {"slurm_array": 0.5, "slurm_job": 0.5, "sge": 0.8}
+"""Seconds each task takes where a time limit is drawn: a job then finishes
+a task (after its worker's start, about half a second) before its limit
+and outlives the limit mid-chunk when it has two tasks or more."""
+TIME_LIMIT_MAX_TASKS = 6
+"""At most this many of those slower tasks, to keep the suite's time."""
+SLURM_TIME_SCALE = 1 / 20
+"""The dummy SLURM's clock where a time limit is drawn: ``time="1"`` stops a
+job after 3 s, its default warning signal (half the limit) comes after 1.5 s."""
+SGE_H_RT = "0:0:2"
+"""Grid Engine's time limit where one is drawn: SIGKILL after 2 s (the pools do
+not ask for ``-notify``)."""
 STRICT_RESUBMISSIONS = 10
 """With this many resubmissions the faults drawn below cannot plausibly
 exhaust a chunk: such a scenario must end with the map's true outcome."""
@@ -34,6 +48,19 @@ class Scenario:
     late_delay_max: float
     interruption: tuple | None
     """``("crash", point)``, ``("kill", seconds)`` or None."""
+    time_limit: dict
+    """The pool options (in ``pool_options``) that give its jobs a time limit
+    they may hit, or {}. Where the map ends with TimeLimitTooShort, the
+    runner drops them, as the error advises, and calls the map again."""
+    stops_forced: bool = False
+    """Made by ``generate(seed, kind, stops=True)`` (``test_chaos_stops.py``)."""
+
+    @property
+    def replay(self) -> str:
+        """How to run this scenario alone."""
+        if self.stops_forced:
+            return f"pytest tests/chaos/test_chaos_stops.py -k '{self.kind}-{self.seed}'"
+        return f"PYPOOLPARTY_CHAOS_SEED={self.seed} pytest tests/chaos -k scenario"
 
     @property
     def strict(self) -> bool:
@@ -45,23 +72,43 @@ class Scenario:
             f"seed {self.seed}: {self.kind} pool, {len(self.tasks)} task(s) in chunks of "
             f"{self.chunksize}, options {self.pool_options}, dummy faults {self.dummy_faults}, "
             f"wrapper faults {self.wrapper_faults} (late up to {self.late_delay_max} s), "
-            f"interruption {self.interruption}"
+            f"interruption {self.interruption}, time limit {self.time_limit or None}"
         )
 
 
-def generate(seed: int) -> Scenario:
+def generate(seed: int, kind: str | None = None, stops: bool = False) -> Scenario:
+    """The scenario of ``seed``.
+
+    ``kind`` forces the pool (every other draw stays as the seed makes it);
+    ``stops`` makes its dummy stop running jobs often and its jobs run into a
+    time limit (see :func:`_cluster_stops`), for a test of the stops.
+    """
     draw = random.Random(seed)
-    kind = draw.choice(POOL_KINDS)
+    drawn_kind = draw.choice(POOL_KINDS)
+    kind = kind or drawn_kind
+    tasks = _tasks(draw)
+    chunksize = draw.randint(1, 4)
+    pool_options = _pool_options(draw, kind)
+    dummy_faults = _dummy_faults(draw, seed, kind)
+    stop_faults, time_limit = _cluster_stops(seed, kind, stops)
+    dummy_faults.update(stop_faults)
+    pool_options.update(time_limit)
+    if time_limit:
+        least = TIME_LIMIT_TASK_PAUSES[kind]
+        tasks = [[x, refuse, max(pause, least)] for x, refuse, pause in tasks]
+        tasks = tasks[:TIME_LIMIT_MAX_TASKS]
     return Scenario(
         seed=seed,
         kind=kind,
-        tasks=_tasks(draw),
-        chunksize=draw.randint(1, 4),
-        pool_options=_pool_options(draw, kind),
-        dummy_faults=_dummy_faults(draw, seed, kind),
+        tasks=tasks,
+        chunksize=chunksize,
+        pool_options=pool_options,
+        dummy_faults=dummy_faults,
         wrapper_faults=_wrapper_faults(draw),
         late_delay_max=round(draw.uniform(0.2, 2.0), 2),
         interruption=_interruption(draw),
+        time_limit=time_limit,
+        stops_forced=stops,
     )
 
 
@@ -100,23 +147,47 @@ def _dummy_faults(draw: random.Random, seed: int, kind: str) -> dict:
     for fault, most in (("fail_commands", 2), ("hang_commands", 1), ("garbage_commands", 1)):
         counts = {command: draw.randint(0, most) for command in commands_of(kind)}
         faults[fault] = {command: n for command, n in counts.items() if n and draw.random() < 0.3}
-    faults.update(_cluster_stops(seed, kind))
     return faults
 
 
-def _cluster_stops(seed: int, kind: str) -> dict:
-    """The cluster stopping running jobs, which run again by themselves: Grid
-    Engine's reschedule (``qmod -rj``), HTCondor's eviction (``condor_vacate_job``).
+def _cluster_stops(seed: int, kind: str, often: bool = False) -> tuple[dict, dict]:
+    """The dummy's faults and the pool's options that stop running jobs.
+
+    The cluster's stops, after which the chunk runs on from its first
+    unfinished task (not a resubmission): a SLURM requeue (as ``scontrol
+    requeue``: SIGTERM, pending under the same id), a Grid Engine reschedule
+    (as ``qmod -rj``: SIGKILL, ``Rq``, the same job again), an HTCondor
+    eviction (as ``condor_vacate_job``: SIGTERM, back to idle). And time
+    limits, the user's estimate: SLURM's ``time`` with or without the
+    warning signal before it, Grid Engine's ``h_rt`` (SIGKILL); the tasks
+    then take :data:`TIME_LIMIT_TASK_PAUSES` each, so that jobs hit the limit
+    mid-chunk (and are at most :data:`TIME_LIMIT_MAX_TASKS`). ``often``: a
+    stop in about a third of the runs, and a time limit where there is one.
 
     Drawn apart, so that adding them left every other draw of a seed as it was.
+    Returns the dummy's faults and the pool's time limit options.
     """
     draw = random.Random(f"{seed}-cluster-stops")
     probability = draw.choice([0.0, 0.0, 0.1, 0.3])
+    with_time_limit = draw.random() < 0.1
+    if often:
+        probability, with_time_limit = 0.3, True
+    if kind.startswith("slurm"):
+        faults = {"requeue_probability": probability, "requeue_delay": 0.2, "kill_wait": 0.5}
+        if not with_time_limit:
+            return faults, {}
+        faults["time_scale"] = SLURM_TIME_SCALE
+        time_limit = {"time": "1"}
+        if draw.random() < 0.3:
+            time_limit["time_limit_warning"] = 0  # SIGTERM at the limit, no warning
+        return faults, time_limit
     if kind == "sge":
-        return {"reschedule_probability": probability}
+        return {"reschedule_probability": probability}, (
+            {"resources": {"h_rt": SGE_H_RT}} if with_time_limit else {}
+        )
     if kind == "htcondor":
-        return {"vacate_probability": probability}
-    return {}
+        return {"vacate_probability": probability}, {}
+    return {}, {}
 
 
 def _wrapper_faults(draw: random.Random) -> dict:
