@@ -993,6 +993,9 @@ class Session:
         launcher.remove_setup_failures(self.dir, ichunks)
         # Until its jobs are recorded, an interruption must find them by name.
         self.submitting = submission
+        # Before the call: a slow submission's jobs may finish tasks before it
+        # returns, and those must count as what they got done.
+        got_done = stops.progress_of(self.dir.path, self.bounds, ichunks)
         submitted_at = time.time()
         try:
             jobs = self.scheduler.submit(submission)
@@ -1003,7 +1006,7 @@ class Session:
             self.log.write(event_log.SUBMISSION_REJECTED, submission=name)
             raise
         crash_points.reached("during_submit")
-        self._take_jobs(name, jobs, submitted_at=submitted_at)
+        self._take_jobs(name, jobs, submitted_at=submitted_at, got_done=got_done)
         self.submitting = None
         logger.info("submitted %d job(s) as %s", len(jobs), name)
 
@@ -1031,18 +1034,25 @@ class Session:
         return path if os.path.exists(path) else None
 
     def _take_jobs(
-        self, name: str, jobs: list[Job], adopted: bool = False, submitted_at: float = 0.0
+        self,
+        name: str,
+        jobs: list[Job],
+        adopted: bool = False,
+        submitted_at: float = 0.0,
+        got_done: dict[int, stops.Progress] | None = None,
     ) -> None:
         """Make ``jobs`` the current jobs of their chunks, and log their ids.
 
         ``submitted_at``: when the submission began; no worker of these jobs
-        started earlier.
+        started earlier. ``got_done``: the chunks' progress just before it
+        (read now if not given).
         """
-        got_done = (
-            {}
-            if adopted
-            else stops.progress_of(self.dir.path, self.bounds, [j.ichunk for j in jobs])
-        )
+        if got_done is None:
+            got_done = (
+                {}
+                if adopted
+                else stops.progress_of(self.dir.path, self.bounds, [j.ichunk for j in jobs])
+            )
         for job in jobs:
             self.jobs.add(job)
             chunk = self.chunks[job.ichunk]
