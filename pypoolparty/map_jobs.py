@@ -14,6 +14,7 @@ A job is known by its submission's name and the chunk it was submitted for
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from .scheduler import Job, JobState, JobStatus
@@ -23,11 +24,21 @@ _GONE = object()
 
 
 class MapJobs:
-    """The jobs of one call of a map, with the last status seen of each."""
+    """The jobs of one call of a map, with the last status seen of each.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    unseen_grace_seconds : float
+        How long a job that no poll has listed yet may stay unlisted before
+        it counts as gone: a scheduler may list a job a moment after
+        accepting it (the map's ``missing_result_grace_period``).
+    """
+
+    def __init__(self, unseen_grace_seconds: float = 0.0) -> None:
         self._by_key: dict[tuple[str, int], Job] = {}
         self._status: dict[str, object] = {}
+        self._unseen_grace = unseen_grace_seconds
+        self._unlisted_since: dict[str, float] = {}
 
     @staticmethod
     def key(job: Job) -> tuple[str, int]:
@@ -50,13 +61,26 @@ class MapJobs:
         self._status.clear()
 
     def note(self, job: Job, status: JobStatus | None) -> None:
-        """Record a poll's answer for ``job``; None: it is no longer in the queue."""
-        self._status[job.jobid] = _GONE if status is None else status
+        """Record a poll's answer for ``job``; None: it is not in the queue (any more)."""
+        if status is not None:
+            self._status[job.jobid] = status
+            return
+        if isinstance(self._status.get(job.jobid), JobStatus):
+            self._status[job.jobid] = _GONE  # listed before: it has left
+            return
+        since = self._unlisted_since.setdefault(job.jobid, time.monotonic())
+        if time.monotonic() - since >= self._unseen_grace:
+            self._status[job.jobid] = _GONE
 
     def note_gone(self, jobs: Iterable[Job]) -> None:
         """These jobs left the queue, or this map cancelled them."""
         for job in jobs:
             self._status[job.jobid] = _GONE
+
+    def has_left(self, job: Job) -> bool:
+        """Whether ``job`` left the queue, ended, or was cancelled by this map."""
+        status = self._status.get(job.jobid)
+        return status is _GONE or (isinstance(status, JobStatus) and status.state is JobState.ENDED)
 
     def status(self, job: Job) -> JobStatus | None:
         """The last status seen, None if gone or not polled yet."""
@@ -65,15 +89,7 @@ class MapJobs:
 
     def live(self) -> list[Job]:
         """Jobs that may still be in the queue: not seen to leave it, nor ended."""
-        return [
-            job
-            for job in self._by_key.values()
-            if self._status.get(job.jobid) is not _GONE
-            and not (
-                isinstance(status := self._status.get(job.jobid), JobStatus)
-                and status.state is JobState.ENDED
-            )
-        ]
+        return [job for job in self._by_key.values() if not self.has_left(job)]
 
     def waiting(self, jobs: Iterable[Job]) -> list[Job]:
         """Of ``jobs``, those not seen running or gone: pending, held, in error, or not polled."""

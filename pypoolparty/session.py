@@ -238,7 +238,7 @@ class Session:
         self.max_jobs = parallelism if claiming else None
         """Jobs kept in the queue at most: where jobs claim work, one per slot
         is enough; the chunks beyond are claimed by jobs that finish theirs."""
-        self.jobs = MapJobs()
+        self.jobs = MapJobs(settings.missing_result_grace_period)
         self.call = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
         """Names this call in the claims it makes for withdrawn chunks."""
         if withdrawals is not None and claiming:
@@ -907,7 +907,7 @@ class Session:
     def _hand_over(self, chunk: Chunk, job: Job) -> None:
         """``job`` claimed ``chunk``: the chunk's state is that job's from now on."""
         chunk.job = job
-        chunk.status = self.jobs.status(job)
+        chunk.status = None  # the next poll logs the job's state for this chunk
         chunk.missing_since = None
         chunk.stopped = None
         chunk.running_since = None
@@ -935,12 +935,9 @@ class Session:
 
     def _note_job_statuses(self, jobs: list[Job], statuses: dict[str, JobStatus]) -> None:
         """Remember each job's state; archive the output of those that left the queue."""
-        ended = []
         for job in jobs:
-            status = statuses.get(job.jobid)
-            self.jobs.note(job, status)
-            if status is None or status.state is JobState.ENDED:
-                ended.append(job)
+            self.jobs.note(job, statuses.get(job.jobid))
+        ended = [job for job in jobs if self.jobs.has_left(job)]
         if self.claiming and ended:
             self._fold_job_outputs(ended)
 
