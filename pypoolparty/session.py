@@ -70,6 +70,10 @@ from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
+OUTCOME_CHECK_INTERVAL = 0.2
+"""Seconds between two looks for arrived outcomes while the session waits for
+its next poll of the scheduler (one ``listdir`` of ``outcomes/``)."""
+
 MAX_INTERRUPTIONS_PER_CHUNK = 20
 """Times one call of a map submits a chunk again after a stop of its job in
 which no task finished and no checkpoint was saved. A stop -- a warning
@@ -293,6 +297,7 @@ class Session:
             crash_points.reached("before_submit")
             self._top_up()
             crash_points.reached("after_submit")
+        next_poll = 0.0
         while True:
             self._fold()
             self._withdraw()
@@ -300,9 +305,26 @@ class Session:
                 display.update(**self._task_counts())
             if self.num_done == len(self.chunks):
                 return
-            self._poll()
-            self._top_up()
-            self._pause(self.settings.polling_interval)
+            if time.monotonic() >= next_poll:
+                self._poll()
+                self._top_up()
+                next_poll = time.monotonic() + self.settings.polling_interval
+            self._wait_for_outcomes(next_poll)
+
+    def _wait_for_outcomes(self, until: float) -> None:
+        """Sleep until ``until`` (``time.monotonic()``), or until an outcome arrives.
+
+        The scheduler is asked once per ``polling_interval``; the session
+        directory is looked at more often, so that a map ends as soon as its
+        last result is there, not up to a polling interval later.
+        """
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            self._pause(min(left, OUTCOME_CHECK_INTERVAL))
+            if self.reducer.arrived():
+                return
 
     def _pause(self, seconds: float) -> None:
         """Sleep between polls; raise :class:`Cancelled` once ``stop`` is set."""
