@@ -1,6 +1,6 @@
 """Issue 12's table of goals: every row on every pool, in one run.
 
-Rows (``--rows``; the pools of a row are filtered with ``--pools``):
+Rows (``--rows``; ``--pools`` selects the pools, multiprocessing always runs):
 
 - ``skewed``: 10 tasks of 3 s then 90 of 0.2 s on multiprocessing's
   ``imap(chunksize=1)``, local, slurm.array, slurm, sge and htcondor; goal
@@ -138,6 +138,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600, help="seconds a case may take")
     args = parser.parse_args(argv)
+    if args.repeat < 1 or args.slots < 1:
+        parser.error("--repeat and --slots take a whole number from 1 up")
     for option, known in (("rows", [row.name for row in ROWS]), ("pools", list(POOLS))):
         unknown = set(getattr(args, option).split(",")) - set(known)
         if unknown:
@@ -299,7 +301,8 @@ def main(argv: list[str]) -> None:
     print(
         f"wall s: median of {args.repeat} run(s) of the map; peak MiB: median ru_maxrss of "
         "the submitting process (RUSAGE_SELF), a fresh process per run; load1: 1-min load "
-        "average when the case ended"
+        "average when the case ended; ratio: wall s over the ideal, over multiprocessing's "
+        "wall s in this run, or over the goal's seconds"
     )
     if args.quick:
         print("--quick: small sizes; the verdicts are not the issue's goals")
