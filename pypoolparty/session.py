@@ -1167,7 +1167,7 @@ class Session:
             for c in self.chunks
             if c.job is not None and (c.status is not None or c.missing_since is None)
         }
-        # Jobs whose own chunk another job claimed: still waiting, they have nothing to do.
+        # Jobs whose own chunk another job claimed: they have nothing to do.
         others = {job.jobid: job for job in self.jobs.live() if job.jobid not in candidates}
         if not candidates and not others:
             return
@@ -1180,9 +1180,11 @@ class Session:
                 for jobid, status in statuses.items()
                 if jobid in candidates and _may_linger(candidates[jobid], status)
             ] + [
+                # Every chunk is done: one that started anyway has nothing to
+                # do, and would fail once the session directory is removed.
                 others[jobid]
                 for jobid, status in statuses.items()
-                if jobid in others and status.state not in (JobState.RUNNING, JobState.ENDED)
+                if jobid in others and status.state != JobState.ENDED
             ]
             if lingering:
                 self.scheduler.cancel(lingering)

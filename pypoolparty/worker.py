@@ -751,6 +751,11 @@ class Claims:
             return True
         except FileExistsError:
             pass
+        except OSError:
+            # The map ended and removed its directory (or cannot be reached):
+            # nothing is left to claim.
+            self.candidate = self.num_chunks
+            return False
         try:
             parts = os.readlink(path).split(":", 3)
         except OSError:

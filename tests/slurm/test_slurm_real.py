@@ -82,10 +82,11 @@ def test_map_and_starmap_of_a_thousand_tasks(pool_class, tmp_path, prefix):
     assert pool.starmap(divmod, [(x, 7) for x in range(1000)]) == [
         divmod(x, 7) for x in range(1000)
     ]
-    jobs = queue_of(prefix)
-    # The session cancels jobs still finishing after their result arrived.
-    assert {state for _, state, _ in jobs} <= {"COMPLETED", "CANCELLED"}
+    # The session cancels jobs still waiting once their work is done; a job
+    # that wrote the last result ends by itself.
     wait_for(lambda: not queue_of(prefix, "PD,R,CG"), timeout=30)
+    jobs = queue_of(prefix)
+    assert {state for _, state, _ in jobs} <= {"COMPLETED", "CANCELLED"}
     if pool_class is pypoolparty.slurm.array.Pool:
         assert len({jobid.split("_")[0] for jobid, _, _ in jobs}) == 2  # one array per map
 
@@ -309,40 +310,39 @@ def test_continuing_after_ctrl_c_submits_the_cancelled_chunks_at_once(tmp_path, 
     assert again.stdout.strip() == str([x + 100 for x in range(6)])
     continued = events_after_resume(tmp_path / "work")
     assert continued[0]["adopted_jobs"] == 0
-    assert [e["chunks"] for e in continued if e["event"] == "submitting"] == [[[0, 5]]]
+    # At once, in one submission: the lowest chunks, a job per slot, which
+    # claim the others.
+    submitting = [e["chunks"] for e in continued if e["event"] == "submitting"]
+    assert len(submitting) == 1 and submitting[0][0][0] == 0
     assert not [e for e in continued if e["event"] == "job_failed"]
 
 
 def test_a_job_held_by_an_admin_is_cancelled_and_resubmitted(tmp_path, prefix):
     # Issue 17, item 23: releasing a hold of SLURM or an admin is not ours to
     # do, and the job would wait for ever; a new job may run.
+    # One job at a time, which waits a few seconds before it may start: the
+    # test holds it while it waits.
     pool = make_pool(
         pypoolparty.slurm.array.Pool,
         tmp_path,
         prefix,
         keep_work_dir=True,
         num_simultaneously_running_tasks=1,
+        sbatch_arguments=["--begin=now+4"],
     )
     outcome = {}
-
-    def slow_negative(x):
-        time.sleep(1)
-        return -x
-
     thread = threading.Thread(
-        target=lambda: outcome.update(results=pool.map(slow_negative, range(4), chunksize=1))
+        target=lambda: outcome.update(results=pool.map(abs, range(-3, 1), chunksize=1))
     )
     thread.start()
     try:
-        last = wait_for(
-            lambda: [j for j, s, r in queue_of(prefix, "PD") if j.endswith("_3")], timeout=60
-        )
-        subprocess.run(["scontrol", "hold", last[0]], check=True)  # root: JobHeldAdmin
+        first = wait_for(lambda: [j for j, s, r in queue_of(prefix, "PD")], timeout=60)
+        subprocess.run(["scontrol", "hold", first[0]], check=True)  # root: JobHeldAdmin
     finally:
         thread.join(timeout=120)
-    assert outcome["results"] == [0, -1, -2, -3]
+    assert outcome["results"] == [3, 2, 1, 0]
     (failure,) = events(tmp_path, "job_failed")
-    assert failure["jobid"] == last[0] and "JobHeldAdmin" in failure["reason"]
+    assert failure["jobid"] == first[0] and "JobHeldAdmin" in failure["reason"]
 
 
 @pytest.mark.parametrize("pool_class", POOLS)
