@@ -152,8 +152,9 @@ class Pool(abc.ABC):
         checkpoints and each chunk's output are as with one process.
         Request the cores yourself (SLURM ``cpus_per_task``, Grid Engine
         ``parallel_environment="smp", slots=N``, HTCondor ``request_cpus``);
-        the jobs in the queue count as ``num_simultaneously_running_tasks``
-        / ``tasks_per_job`` (at least 1). Needs a shared file system (the
+        ``num_simultaneously_running_tasks`` counts tasks, so the map runs
+        ``num_simultaneously_running_tasks // tasks_per_job`` jobs at once
+        (at least one). Needs a shared file system (the
         processes claim their work there): HTCondor without one refuses
         more than 1. See "Several tasks per job" in docs/pools.rst.
         Default 1.

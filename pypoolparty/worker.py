@@ -59,7 +59,8 @@ checkpoint stays), and the outcome says ``interrupted``, so the map runs the
 chunk again from its first unfinished task.
 
 Exit codes: 0 when the outcome was written (even if tasks raised), 1 when it
-could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
+could not be, or when another process of the job (``tasks_per_job``)
+failed. Never 99 or 100, which Grid Engine reads as "reschedule" and
 "error".
 """
 
@@ -850,6 +851,24 @@ class Claims:
             pass  # a hint: without it the next job tries more chunks
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def stop_when_parent_ends(parent):
+    """Get SIGTERM once the process ``parent`` ends, as the scheduler stops a
+    job's processes when its job ends: a process of the job must not run on
+    after the job (the map runs its claimed chunk again). Linux only, where
+    the local pool's jobs need it; a cluster's scheduler ends them anyway."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)  # it ended before the line above
+
+
 @contextlib.contextmanager
 def chunk_output(session_dir, ichunk):
     """Send standard output and error (file descriptors 1 and 2, so also those
@@ -949,6 +968,8 @@ class WarningSignals:
         self.pid = os.getpid()
         self.siblings = []
         """The processes this one forked to run chunks beside it (``tasks_per_job``)."""
+        self.parent = None
+        """In such a process, the one that forked it."""
         self._forking_sibling = False
 
     def __enter__(self):
@@ -1006,12 +1027,14 @@ class WarningSignals:
         the new process before it has the handlers.
         """
         self._forking_sibling = True
+        self.parent = os.getpid()
         try:
             pid = os.fork()
         finally:
             self._forking_sibling = False
         if pid == 0:
             self._become_sibling()  # again, for Python 3.6 (no os.register_at_fork)
+            stop_when_parent_ends(self.parent)
             return 0
         self.siblings.append(pid)
         if self.received is not None:

@@ -8,6 +8,7 @@ never get past it, so a map that returns shows they overlapped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -165,3 +166,66 @@ def test_a_process_of_the_job_that_dies_fails_the_job(tmp_path):
     # Chunk 1's claim stays without an outcome: the job fails, so the map takes it back.
     assert process.returncode == 1, err
     assert sorted(outcomes(session_dir)) == [0, 2]
+
+
+def die_once(x: int, marker: str) -> int:
+    if x == 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)  # the process of the job that runs it dies, once
+    return x * x
+
+
+def test_a_chunk_whose_process_died_runs_again_and_the_map_gets_every_result(tmp_path):
+    marker = str(tmp_path / "died")
+    pool = pypoolparty.local.Pool(2, tasks_per_job=2, work_dir=str(tmp_path / "work"))
+    assert pool.starmap(die_once, [(x, marker) for x in range(6)], chunksize=1) == [
+        x * x for x in range(6)
+    ]
+    assert os.path.exists(marker)
+
+
+def square_once_allowed(x: int, allowed: str) -> int:
+    if not os.path.exists(allowed):
+        raise PermissionError(f"task {x} is not allowed yet")
+    return x * x
+
+
+def test_a_continued_map_takes_the_tasks_per_job_of_the_new_call(tmp_path):
+    work_dir = tmp_path / "work"
+    allowed = str(tmp_path / "allowed")
+    tasks = [(x, allowed) for x in range(3)]
+    with pytest.raises(PermissionError):
+        pypoolparty.local.Pool(1, work_dir=str(work_dir)).starmap(square_once_allowed, tasks)
+    (tmp_path / "allowed").touch()
+    pool = pypoolparty.local.Pool(1, tasks_per_job=3, work_dir=str(work_dir), keep_work_dir=True)
+    assert pool.starmap(square_once_allowed, tasks) == [0, 1, 4]
+    (session_dir,) = work_dir.glob("map-*")  # the same map, continued
+    config = json.loads((session_dir / "worker_config.json").read_text())
+    assert config["tasks_per_job"] == 3
+
+
+def first_process_dies(barrier: str, x: int) -> int:
+    meet(barrier, x, 3)
+    if x == 0:
+        os._exit(3)  # the first process of the job runs chunk 0, its own
+    while True:  # until a warning signal interrupts the task
+        signal.pause()
+
+
+def test_the_other_processes_stop_when_the_first_one_dies(tmp_path):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    session_dir = tmp_path / "session"
+    tasks = [(str(barrier), x) for x in range(3)]
+    prepare_claiming(str(session_dir), first_process_dies, tasks, 3)
+    process = start_worker(session_dir)
+    try:
+        process.communicate(timeout=60)
+        # As a job whose processes the scheduler stops at its end.
+        wait_for(lambda: sorted(outcomes(session_dir)) == [1, 2])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 3
+    for outcome in outcomes(session_dir).values():
+        assert outcome["interrupted"] == {"signal": "SIGTERM", "unfinished_tasks": 1}

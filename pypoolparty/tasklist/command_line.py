@@ -89,7 +89,11 @@ def add_command(commands) -> argparse.ArgumentParser:
         help="per task: kill the command's process group after this long; the task fails",
     )
     command.add_argument(
-        "-j", "--jobs", type=int, metavar="N", help="at most N tasks' jobs at once"
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="at most N tasks at once (in N / --tasks-per-job jobs)",
     )
     command.add_argument("--chunksize", type=int, metavar="N", help="tasks per job")
     command.add_argument(
