@@ -229,3 +229,16 @@ def test_the_other_processes_stop_when_the_first_one_dies(tmp_path):
     assert process.returncode == 3
     for outcome in outcomes(session_dir).values():
         assert outcome["interrupted"] == {"signal": "SIGTERM", "unfinished_tasks": 1}
+
+
+def test_the_processes_of_one_job_never_take_each_others_running_claims(tmp_path):
+    config = {"claiming_chunks": 2}
+    claims = worker.Claims.of(str(tmp_path), config, 0, "ppp-1")
+    assert claims.take(0)
+    pid = os.fork()
+    if pid == 0:  # as the worker forks its other processes
+        os._exit(0 if not claims.take(0) and claims.next() == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # A later run of the same job (requeued) continues the claim as its own.
+    assert worker.Claims.of(str(tmp_path), config, 0, "ppp-1").take(0)
