@@ -145,6 +145,19 @@ class Pool(abc.ABC):
         this machine. ``multiprocessing`` has no equivalent. See
         "Containers" in the docs. ``None``: the worker runs on the node
         itself.
+    tasks_per_job : int
+        How many tasks each job runs at once, in as many processes, each
+        claiming chunks of its own (like PyTaskFarmer's ``--proc``): so that
+        one job fills a node's cores. Results, errors, task records,
+        checkpoints and each chunk's output are as with one process.
+        Request the cores yourself (SLURM ``cpus_per_task``, Grid Engine
+        ``parallel_environment="smp", slots=N``, HTCondor ``request_cpus``);
+        ``num_simultaneously_running_tasks`` counts tasks, so the map runs
+        ``num_simultaneously_running_tasks // tasks_per_job`` jobs at once
+        (at least one). Needs a shared file system (the
+        processes claim their work there): HTCondor without one refuses
+        more than 1. See "Several tasks per job" in docs/pools.rst.
+        Default 1.
 
     Raises
     ------
@@ -186,6 +199,7 @@ class Pool(abc.ABC):
         pending_warning_after: float = 600.0,
         pending_timeout: float | None = None,
         container: Container | None = None,
+        tasks_per_job: int = 1,
     ) -> None:
         if polling_interval is None:
             polling_interval = self.default_polling_interval
@@ -217,6 +231,7 @@ class Pool(abc.ABC):
             else checks.non_negative_number("pending_timeout", pending_timeout),
             container=container,
             setup=launcher.checked_setup(setup),
+            tasks_per_job=checks.whole_number("tasks_per_job", tasks_per_job, 1),
         )
         self.retry_policy = RetryPolicy(
             timeout=checks.positive_number("command_timeout", command_timeout),

@@ -76,8 +76,10 @@ class PreparedSession:
     """Directories of finished runs of this map that a new run leaves alone."""
 
     parallelism: int = chunking.FALLBACK_PARALLELISM
-    """Slots the map may use: ``num_simultaneously_running_tasks``, else the
-    scheduler's capacity, else :data:`pypoolparty.chunking.FALLBACK_PARALLELISM`."""
+    """Jobs the map may run at once: the slots it may use
+    (``num_simultaneously_running_tasks``, else the scheduler's capacity)
+    divided by ``tasks_per_job`` (at least 1), else
+    :data:`pypoolparty.chunking.FALLBACK_PARALLELISM`."""
 
     claiming: bool = False
     """Its jobs claim work from each other (a shared file system): the map
@@ -144,11 +146,16 @@ def session_dir(
         # this host cannot run; without a shared file system, the execute
         # nodes' own: the worker's own check decides in the job.
         interpreter.check(settings.python_path)
-    parallelism = settings.num_simultaneously_running_tasks or _capacity(scheduler)
+    _check_tasks_per_job(settings.tasks_per_job, scheduler)
+    slots = settings.num_simultaneously_running_tasks or _capacity(scheduler)
+    # Each job runs tasks_per_job tasks at once: fewer jobs fill the slots,
+    # and the chunks are cut for all their processes.
+    parallelism = slots and max(1, slots // settings.tasks_per_job)
     if chunksize is not None:
         bounds = chunking.chunk_bounds(len(tasks), chunksize)
     elif scheduler.shares_file_system:
-        bounds = chunking.guided_bounds(len(tasks), parallelism)
+        processes = parallelism and parallelism * settings.tasks_per_job
+        bounds = chunking.guided_bounds(len(tasks), processes)
     else:
         bounds = chunking.chunk_bounds(
             len(tasks), chunking.default_chunksize(len(tasks), parallelism)
@@ -251,6 +258,27 @@ def _check_commands(scheduler: Scheduler) -> None:
             )
 
 
+def _check_tasks_per_job(tasks_per_job: int, scheduler: Scheduler) -> None:
+    """Refuse several processes per job where they cannot share out the work.
+
+    They claim chunks in the session directory, which a job without a
+    shared file system does not see (:mod:`pypoolparty.worker`).
+
+    Raises
+    ------
+    pypoolparty.BadInput
+        ``tasks_per_job`` > 1 on a scheduler without a shared file system.
+    """
+    if tasks_per_job > 1 and not scheduler.shares_file_system:
+        raise BadInput(
+            f"tasks_per_job={tasks_per_job} needs a file system shared by the jobs and "
+            f"this host: a job's processes claim their chunks there, and this "
+            f"{scheduler.name} pool transfers the files instead (no shared file system). "
+            "Use tasks_per_job=1 with more jobs, or a pool on a shared file system. "
+            "Nothing was submitted."
+        )
+
+
 def _capacity(scheduler: Scheduler) -> int | None:
     try:
         return scheduler.capacity()
@@ -304,6 +332,7 @@ def _prepare_session_dir(
         if claim.resuming:
             if not claim.finished:
                 _check_same_scheduler(session_dir, scheduler)
+                _set_tasks_per_job(session_dir, settings.tasks_per_job)
             return claim
         session_dir.create()
         os.replace(incomplete_tasks_path, session_dir.tasks_path)
@@ -346,6 +375,15 @@ def _chunk_starts(bounds: list[tuple[int, int]]) -> tuple[int, ...]:
     if len(sizes) <= 1 and (not sizes or bounds[-1][1] - bounds[-1][0] <= sizes.pop()):
         return ()
     return tuple(start for start, _ in bounds)
+
+
+def _set_tasks_per_job(session_dir: work_dir.SessionDir, tasks_per_job: int) -> None:
+    """A continued map's jobs run as many tasks at once as this call asks for
+    (how the work is shared out, not what it is: the results do not change)."""
+    config = work_dir.read_json(session_dir.worker_config_path)
+    if config.get("tasks_per_job", 1) != tasks_per_job:
+        config["tasks_per_job"] = tasks_per_job
+        work_dir.write_json(session_dir.worker_config_path, config)
 
 
 def _check_same_scheduler(session_dir: work_dir.SessionDir, scheduler: Scheduler) -> None:
@@ -402,6 +440,7 @@ def _write_session_files(
             "main": main,
             # Jobs claim work only where they see the session directory.
             "claiming_chunks": num_chunks if shared_file_system else 0,
+            "tasks_per_job": settings.tasks_per_job,
         },
     )
     left_out = launcher.write_files(

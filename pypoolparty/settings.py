@@ -80,3 +80,7 @@ class MapSettings:
     setup: tuple[str, ...] = ()
     """Shell lines each job runs in order before the worker, under bash with
     ``set -e`` (see :mod:`pypoolparty.launcher`)."""
+
+    tasks_per_job: int = 1
+    """How many processes of each job claim and run chunks at once (>= 1;
+    see :mod:`pypoolparty.worker`)."""

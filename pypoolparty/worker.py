@@ -15,6 +15,13 @@ none is left (:class:`Claims`; the format is owned by
 runs others, or exits at once if there are none. Without a shared file
 system it runs chunk N only.
 
+With ``tasks_per_job`` N > 1 in ``worker_config.json`` (only where the job
+claims), once chunk N is claimed and the function loaded, the worker forks
+N - 1 more processes, each claiming and running chunks as the first one
+does, so that N tasks run at once; each writes its own outcomes, records and
+chunk outputs. They share the job's claims (the same ``<run>``: see
+:class:`Claims`), and the first process waits for them before it exits.
+
 It reads from the session directory: ``worker_config.json`` (starmap or map, the
 submitter's Python and cloudpickle versions and ``sys.path``, the result size
 limit, the file names of the pickled code, the submitting script),
@@ -52,7 +59,8 @@ checkpoint stays), and the outcome says ``interrupted``, so the map runs the
 chunk again from its first unfinished task.
 
 Exit codes: 0 when the outcome was written (even if tasks raised), 1 when it
-could not be. Never 99 or 100, which Grid Engine reads as "reschedule" and
+could not be, or when another process of the job (``tasks_per_job``)
+failed. Never 99 or 100, which Grid Engine reads as "reschedule" and
 "error".
 """
 
@@ -106,24 +114,60 @@ def main(argv=None):
     main_module = import_main_module(config.get("main") or {})
     job = load_job(session_dir, config, main_module)
     with WarningSignals() as signals:
-        while ichunk is not None:
-            # A job that runs several chunks keeps the output of each apart.
-            with chunk_output(session_dir, ichunk) if claims is not None else nothing():
-                outcome = run_chunk(session_dir, ichunk, config, job, signals)
-            outcome["home_chunk"] = home
-            if outcome.get("interrupted"):
-                # The records (and the claim) stay for the run that continues the chunk.
-                write_outcome(session_dir, ichunk, outcome, replace=False)
-                break
-            write_outcome(session_dir, ichunk, outcome)
-            remove_task_records(session_dir, ichunk)
-            if claims is None or outcome.get("setup_error") or signals.received is not None:
-                # A job that cannot load the function must not take others'
-                # work, nor one that was told to stop.
-                break
-            claims.mark_done(ichunk)
-            ichunk = claims.next()
+        if claims is not None and job.setup_error is None:
+            for _ in range(int(config.get("tasks_per_job") or 1) - 1):
+                if signals.received is not None:
+                    break  # told to stop: no further process starts work
+                if signals.fork_sibling() == 0:
+                    run_sibling(session_dir, home, config, job, signals, claims)
+        try:
+            code = run_chunks(session_dir, ichunk, home, config, job, signals, claims)
+        finally:
+            siblings_code = signals.wait_for_siblings()
+        return max(code, siblings_code)
+
+
+def run_chunks(session_dir, ichunk, home, config, job, signals, claims):
+    """Run ``ichunk``, then, where the job claims work, the chunks it claims next.
+
+    Returns
+    -------
+    int
+        0: every outcome was written (an exception leaves the process).
+    """
+    while ichunk is not None:
+        # A job that runs several chunks keeps the output of each apart.
+        with chunk_output(session_dir, ichunk) if claims is not None else nothing():
+            outcome = run_chunk(session_dir, ichunk, config, job, signals)
+        outcome["home_chunk"] = home
+        if outcome.get("interrupted"):
+            # The records (and the claim) stay for the run that continues the chunk.
+            write_outcome(session_dir, ichunk, outcome, replace=False)
+            break
+        write_outcome(session_dir, ichunk, outcome)
+        remove_task_records(session_dir, ichunk)
+        if claims is None or outcome.get("setup_error") or signals.received is not None:
+            # A job that cannot load the function must not take others'
+            # work, nor one that was told to stop.
+            break
+        claims.mark_done(ichunk)
+        ichunk = claims.next()
     return 0
+
+
+def run_sibling(session_dir, home, config, job, signals, claims):
+    """A forked process of the job (``tasks_per_job``): claims and runs chunks
+    as the first process does, then ends; it never returns into main."""
+    code = 1
+    try:
+        first = claims.next() if signals.received is None else None
+        code = run_chunks(session_dir, first, home, config, job, signals, claims)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def parse_arguments(argv):
@@ -728,6 +772,9 @@ class Claims:
         self.home = home
         self.submission = submission
         host = socket.gethostname().replace(":", "_").replace(os.sep, "_") or "host"
+        # Made once, before the job forks its other processes
+        # (tasks_per_job): they share it, so that none takes a claim that
+        # another is running for its own (see take()).
         self.run = f"{host}.{os.getpid()}.{secrets.token_hex(4)}"
         self.candidate = None
 
@@ -807,6 +854,24 @@ class Claims:
             os.replace(temporary, os.path.join(self.directory, CLAIMS_NEXT_HINT))
         except OSError:
             pass  # a hint: without it the next job tries more chunks
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def stop_when_parent_ends(parent):
+    """Get SIGTERM once the process ``parent`` ends, as the scheduler stops a
+    job's processes when its job ends: a process of the job must not run on
+    after the job (the map runs its claimed chunk again). Linux only, where
+    the local pool's jobs need it; a cluster's scheduler ends them anyway."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)  # it ended before the line above
 
 
 @contextlib.contextmanager
@@ -906,6 +971,11 @@ class WarningSignals:
         self.received = None
         self.in_task = False
         self.pid = os.getpid()
+        self.siblings = []
+        """The processes this one forked to run chunks beside it (``tasks_per_job``)."""
+        self.parent = None
+        """In such a process, the one that forked it."""
+        self._forking_sibling = False
 
     def __enter__(self):
         for name in WARNING_SIGNALS:
@@ -938,6 +1008,9 @@ class WarningSignals:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signal_numbers())
 
     def _default_in_child(self):
+        if self._forking_sibling:
+            self._become_sibling()
+            return
         for signum in self._signal_numbers():
             if signal.getsignal(signum) == self._handle:
                 signal.signal(signum, signal.SIG_DFL)
@@ -946,6 +1019,62 @@ class WarningSignals:
     def __exit__(self, *exc):
         return False
 
+    # -- the job's other processes (tasks_per_job) --------------------------
+    # Unlike a task's children, they keep these handlers: a signal stops the
+    # chunk each runs, as in the first process. The scheduler may send it to
+    # the whole process group or to the first process only, so that one
+    # forwards it; a process that gets it twice acts once.
+
+    def fork_sibling(self):
+        """Fork a process that runs chunks beside this one; 0 in that process.
+
+        The signals stay blocked across the fork, so none is lost or kills
+        the new process before it has the handlers.
+        """
+        self._forking_sibling = True
+        self.parent = os.getpid()
+        try:
+            pid = os.fork()
+        finally:
+            self._forking_sibling = False
+        if pid == 0:
+            self._become_sibling()  # again, for Python 3.6 (no os.register_at_fork)
+            stop_when_parent_ends(self.parent)
+            return 0
+        self.siblings.append(pid)
+        if self.received is not None:
+            # It came between the fork and the line above: forward it now.
+            self._forward(self.received, [pid])
+        return pid
+
+    def _become_sibling(self):
+        self.pid = os.getpid()
+        self.siblings = []
+        self._unblock()
+
+    def _forward(self, signum, pids):
+        for pid in pids:
+            with contextlib.suppress(OSError):  # it ended already
+                os.kill(pid, signum)
+
+    def wait_for_siblings(self):
+        """Wait until the forked processes end; 0 if each exited with 0, else 1.
+
+        One that failed (or died) leaves its claimed chunk without an
+        outcome: the job then fails, so that the map takes the claim back.
+        """
+        code = 0
+        while self.siblings:
+            pid = self.siblings[0]
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 0
+            self.siblings.remove(pid)
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                code = 1
+        return code
+
     def _handle(self, signum, frame):
         if os.getpid() != self.pid:
             # A forked child on Python 3.6 (no os.register_at_fork) still
@@ -953,6 +1082,7 @@ class WarningSignals:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
+        self._forward(signum, self.siblings)
         if self.received is None:
             self.received = signum
         if self.in_task:

@@ -144,6 +144,7 @@ def test_an_edited_task_list_is_refused_never_mixed(here):
         ("true\n", ("--pool-option", "no_such_option=1"), "no_such_option"),
         ("true\n", ("--pool-option", "partition"), "is not NAME=VALUE"),
         ("true\n", ("--timeout", "0"), "--timeout must be a number of seconds > 0"),
+        ("true\n", ("--tasks-per-job", "0"), "--tasks-per-job must be a whole number >= 1"),
     ],
 )
 def test_bad_input_is_an_error_before_anything_runs(here, content, options, message):
@@ -155,6 +156,19 @@ def test_bad_input_is_an_error_before_anything_runs(here, content, options, mess
     assert not (here / ".pypoolparty").exists() or not [
         name for name in os.listdir(here / ".pypoolparty") if name.startswith("map-")
     ]
+
+
+def test_tasks_per_job_runs_that_many_lines_at_once_in_one_job(here):
+    (here / "barrier").mkdir()
+    # Each line waits until all three have started: in one job at a time
+    # (-j 1), one task at a time, they would run into --timeout and fail.
+    wait = "until [ $(ls barrier | wc -l) -ge 3 ]; do sleep 0.05; done"
+    lines = [counted(f"touch barrier/{line}; {wait}", line) for line in (1, 2, 3)]
+    (here / "tasks.txt").write_text("\n".join(lines) + "\n")
+    options = ("-j", "1", "--tasks-per-job", "3", "--chunksize", "1", "--timeout", "60")
+    run = pypoolparty("run", "tasks.txt", *options, *FAST, cwd=here)
+    assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
+    assert runs_per_line(here) == {1: 1, 2: 1, 3: 1}
 
 
 def slow_list(here, num_lines: int) -> None:

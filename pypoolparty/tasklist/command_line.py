@@ -89,9 +89,20 @@ def add_command(commands) -> argparse.ArgumentParser:
         help="per task: kill the command's process group after this long; the task fails",
     )
     command.add_argument(
-        "-j", "--jobs", type=int, metavar="N", help="at most N tasks' jobs at once"
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="at most N tasks at once (in N / --tasks-per-job jobs)",
     )
     command.add_argument("--chunksize", type=int, metavar="N", help="tasks per job")
+    command.add_argument(
+        "--tasks-per-job",
+        type=int,
+        metavar="N",
+        help="each job runs N tasks at once, in N processes (PyTaskFarmer's --proc); "
+        "request the cores with --pool-option (e.g. cpus_per_task=N); default: 1",
+    )
     command.add_argument(
         "--max-resubmissions",
         type=int,
@@ -160,6 +171,8 @@ def _options(args: argparse.Namespace) -> runner.RunOptions:
         raise UsageError(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
     if args.chunksize is not None and args.chunksize < 1:
         raise UsageError(f"--chunksize must be a whole number >= 1, not {args.chunksize}")
+    if args.tasks_per_job is not None and args.tasks_per_job < 1:
+        raise UsageError(f"--tasks-per-job must be a whole number >= 1, not {args.tasks_per_job}")
     cwd = os.path.abspath(args.chdir or os.getcwd())
     if not os.path.isdir(cwd):
         raise UsageError(f"--chdir {args.chdir!r} is not a directory")
@@ -172,6 +185,8 @@ def _options(args: argparse.Namespace) -> runner.RunOptions:
         keywords["max_num_resubmissions"] = args.max_resubmissions
     if args.polling_interval is not None:
         keywords["polling_interval"] = args.polling_interval
+    if args.tasks_per_job is not None:
+        keywords["tasks_per_job"] = args.tasks_per_job
     return runner.RunOptions(
         tasklist=args.tasklist,
         work_dir=work_dir,
