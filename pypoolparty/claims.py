@@ -130,9 +130,32 @@ def release(session_dir: str, ichunks: Iterable[int]) -> None:
     job still running the chunk would run it beside the next one.
     """
     path = directory(session_dir)
-    for ichunk in ichunks:
+    released = list(ichunks)
+    for ichunk in released:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(path, str(ichunk)))
+    if released:
+        _lower_hint(path, min(released))
+
+
+def _lower_hint(path: str, ichunk: int) -> None:
+    """Make ``claims/next`` at most ``ichunk``, so that jobs look there again.
+
+    A worker that writes a higher hint at the same moment only makes the
+    chunk wait for a job of its own (the map submits one).
+    """
+    hint = os.path.join(path, NEXT_HINT)
+    try:
+        current = os.readlink(hint)
+    except OSError:
+        return  # no hint: jobs start from chunk 0
+    if current.isdigit() and int(current) <= ichunk:
+        return
+    temporary = os.path.join(path, f".{NEXT_HINT}.map.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(temporary)
+    os.symlink(str(ichunk), temporary)
+    os.replace(temporary, hint)
 
 
 def withdraw(session_dir: str, ichunk: int, call: str) -> bool:

@@ -69,6 +69,15 @@ def test_processes_of_one_job_run_never_share_a_claim(tmp_path):
     assert sibling.next() == 1
 
 
+def test_a_claim_taken_back_is_claimed_again_by_a_job_looking_for_work(tmp_path):
+    first = worker_claims(tmp_path, home=0, num_chunks=4)
+    assert first.take(0)
+    assert [first.next(), first.next(), first.next(), first.next()] == [1, 2, 3, None]
+    claims.release(str(tmp_path), [2])  # the job died in chunk 2; the map continues
+    later = worker_claims(tmp_path, home=3, submission="ppp-1a2b3c4d-2", num_chunks=4)
+    assert later.next() == 2
+
+
 def test_the_map_takes_back_a_claim_and_withdraws_a_chunk_no_job_claimed(tmp_path):
     job = worker_claims(tmp_path, home=0, num_chunks=3)
     assert job.take(0)

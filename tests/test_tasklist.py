@@ -304,7 +304,9 @@ def test_a_running_tasks_output_so_far_then_its_record_and_a_timeline_per_task(h
     hosts = {e["args"]["name"] for e in events if e["name"] == "process_name"}
     assert hosts == {socket.gethostname()}
     workers = [e for e in events if e["ph"] == "X" and e["cat"].startswith("worker")]
-    assert len(workers) == 3  # one job, hence one worker process, per line
+    # -j 2: two jobs, hence two worker processes; the one that ran line 1
+    # then claimed line 3 (line 2's still ran).
+    assert len(workers) == 2
     # lines 1 and 2 ran at once (-j 2): on two slots
     assert tasks["line 1"]["tid"] != tasks["line 2"]["tid"] or (
         tasks["line 1"]["ts"] + tasks["line 1"]["dur"] <= tasks["line 2"]["ts"]
