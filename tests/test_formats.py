@@ -5,7 +5,7 @@ import pickle
 import socket
 import zipfile
 
-import cloudpickle
+import hand_built_sessions
 
 from pypoolparty import archive, event_log, inspection, outcome, work_dir, worker
 from pypoolparty.inspection.chunk_states import ChunkLedger
@@ -14,39 +14,18 @@ from pypoolparty.inspection.process import state_from_lock
 from pypoolparty.reducer import Reducer
 from pypoolparty.scheduler import Job
 
-FINGERPRINT = "0123456789abcdef" * 4
-
 
 def new_session(base, num_tasks=6, chunksize=2) -> work_dir.SessionDir:
     """A session directory with its ``session.json``, as the map prepares it."""
-    session_dir = work_dir.SessionDir(os.path.join(base, work_dir.session_dir_name(FINGERPRINT)))
-    session_dir.create()
-    work_dir.SessionMetadata.of_new_map(
-        fingerprint=FINGERPRINT,
-        scheduler="local",
-        function="square",
-        star=True,
-        num_tasks=num_tasks,
-        chunksize=chunksize,
-        num_chunks=-(-num_tasks // chunksize),
-        python_path="/usr/bin/python3",
-    ).write(session_dir)
-    return session_dir
+    return hand_built_sessions.new_session(base, num_tasks, chunksize, star=True)
 
 
 def worker_outcome(ichunk, itasks, failing=()):
     """An outcome as the worker builds it, the failing tasks having raised."""
-    tasks = []
-    for itask in itasks:
-        record = {"itask": itask, "start": 1.0, "end": 2.0}
-        if itask in failing:
-            try:
-                raise ValueError(f"bad task {itask}")
-            except ValueError as error:
-                record["error"] = worker.describe_exception(error)
-        else:
-            record["result"] = cloudpickle.dumps(itask * itask)
-        tasks.append(record)
+    tasks = [
+        hand_built_sessions.task_record(itask, 1.0, 2.0, itask in failing, itask * itask)
+        for itask in itasks
+    ]
     return {
         "format": worker.OUTCOME_FORMAT,
         "ichunk": ichunk,
@@ -188,11 +167,11 @@ def test_the_metadata_the_map_writes_is_what_the_command_line_shows(tmp_path):
     session_dir = new_session(str(tmp_path), num_tasks=7, chunksize=3)
     (session,) = inspection.find_sessions(str(tmp_path))
     assert session.path == session_dir.path
-    assert session.name == "map-0123456789abcdef"
+    assert session.name == f"map-{hand_built_sessions.FINGERPRINT[:16]}"
     assert (session.function, session.kind, session.scheduler) == ("square", "starmap", "local")
     assert (session.num_tasks, session.chunksize, session.num_chunks) == (7, 3, 3)
     assert session.submit_host == socket.gethostname()
-    assert session.fingerprint == FINGERPRINT
+    assert session.fingerprint == hand_built_sessions.FINGERPRINT
     assert session.tasks_of(2) == range(6, 7) and session.chunk_of(5) == 1
     assert work_dir.SessionMetadata.read(session_dir) == work_dir.SessionMetadata.read(session.dir)
     assert len(session.session_id) == 8 and int(session.session_id, 16) >= 0

@@ -10,6 +10,7 @@ import threading
 import uuid
 
 import cloudpickle
+import hand_built_sessions
 import pytest
 from real_schedulers import require_scheduler
 from waiting import wait_for
@@ -18,27 +19,14 @@ import pypoolparty
 import pypoolparty.slurm.array
 from pypoolparty import archive, cli, event_log, task_records, work_dir
 from pypoolparty.inspection import job_outputs
-from pypoolparty.shell_commands import CALL_NAME, ShellResult, running_output_path
-from pypoolparty.tasklist.state import CurrentMap, RunDir
+from pypoolparty.shell_commands import ShellResult, running_output_path
 from pypoolparty.work_dir import LockHolder
-
-FINGERPRINT = "00112233445566778899aabbccddeeff" * 2
 
 
 def new_session(base, num_tasks, chunksize, function="simulate") -> work_dir.SessionDir:
-    session_dir = work_dir.SessionDir(os.path.join(base, work_dir.session_dir_name(FINGERPRINT)))
-    session_dir.create()
-    work_dir.SessionMetadata.of_new_map(
-        fingerprint=FINGERPRINT,
-        scheduler="slurm",
-        function=function,
-        star=False,
-        num_tasks=num_tasks,
-        chunksize=chunksize,
-        num_chunks=-(-num_tasks // chunksize),
-        python_path="/usr/bin/python3",
-    ).write(session_dir)
-    return session_dir
+    return hand_built_sessions.new_session(
+        base, num_tasks, chunksize, function=function, scheduler="slurm"
+    )
 
 
 def submitted(session_dir, jobid, ichunk) -> str:
@@ -131,11 +119,7 @@ def test_a_finished_chunk_shows_its_archived_output_as_before(running_chunk, cap
 def tasklist_map(tmp_path):
     """A run of 3 lines whose map (lines 2, 5, 9 as tasks 0, 1, 2) is in progress."""
     base = str(tmp_path / "work")
-    os.makedirs(base, mode=0o700)
-    run_dir = RunDir(base)
-    run_dir.start_or_check("/lists/tasks.txt", "print", 3, "/data")
-    run_dir.begin_map(CurrentMap(lines=[2, 5, 9], timeout=None, chunksize=3))
-    session_dir = new_session(base, num_tasks=3, chunksize=3, function=f"{CALL_NAME}(...)")
+    run_dir, session_dir = hand_built_sessions.task_list_map(base)
     return base, run_dir, session_dir
 
 

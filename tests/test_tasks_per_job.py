@@ -58,7 +58,12 @@ def test_three_tasks_at_once_in_one_job_give_the_results_errors_and_outputs_of_o
         # Each chunk's output apart, though three processes wrote at once.
         assert "task 5" not in shown.stdout and "task 3" not in shown.stdout
 
-    results = pool.starmap(square_in_threes, [t for t in tasks if t[1] != 4], chunksize=1)
+    # A new map (other tasks), at a barrier of its own: the first three tasks
+    # run at once, in three processes.
+    again = tmp_path / "barrier again"
+    again.mkdir()
+    others = [(str(again), x) for x in range(7) if x != 4]
+    results = pool.starmap(square_in_threes, others, chunksize=1)
     assert [square for square, _, _ in results] == [0, 1, 4, 9, 25, 36]
     assert len({group for _, _, group in results}) == 1  # one job
     assert len({pid for _, pid, _ in results}) == 3  # three processes
@@ -108,6 +113,16 @@ def prepare_claiming(session_dir, func, tasks, tasks_per_job):
         json.dump(config, file)
 
 
+def start_worker_at_barrier(tmp_path, func, num_tasks: int):
+    """A worker of 3 processes on ``num_tasks`` tasks ``(barrier, x)`` of ``func``, started."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    session_dir = tmp_path / "session"
+    tasks = [(str(barrier), x) for x in range(num_tasks)]
+    prepare_claiming(str(session_dir), func, tasks, 3)
+    return barrier, session_dir, start_worker(session_dir)
+
+
 def start_worker(session_dir):
     return subprocess.Popen(
         [sys.executable, worker.__file__, str(session_dir), "--ichunk", "0"],
@@ -129,12 +144,7 @@ def outcomes(session_dir) -> dict:
 
 @pytest.mark.parametrize("to", ["first process", "process group"])
 def test_a_warning_signal_interrupts_the_running_chunk_of_every_process(tmp_path, to):
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    session_dir = tmp_path / "session"
-    tasks = [(str(barrier), x) for x in range(4)]
-    prepare_claiming(str(session_dir), wait_at_barrier_then_block, tasks, 3)
-    process = start_worker(session_dir)
+    barrier, session_dir, process = start_worker_at_barrier(tmp_path, wait_at_barrier_then_block, 4)
     try:
         wait_for(lambda: len(os.listdir(barrier)) == 3)
         if to == "process group":
@@ -156,12 +166,7 @@ def test_a_warning_signal_interrupts_the_running_chunk_of_every_process(tmp_path
 
 
 def test_a_process_of_the_job_that_dies_fails_the_job(tmp_path):
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    session_dir = tmp_path / "session"
-    tasks = [(str(barrier), x) for x in range(3)]
-    prepare_claiming(str(session_dir), die_in_the_second_task, tasks, 3)
-    process = start_worker(session_dir)
+    barrier, session_dir, process = start_worker_at_barrier(tmp_path, die_in_the_second_task, 3)
     _, err = process.communicate(timeout=60)
     # Chunk 1's claim stays without an outcome: the job fails, so the map takes it back.
     assert process.returncode == 1, err
@@ -213,12 +218,7 @@ def first_process_dies(barrier: str, x: int) -> int:
 
 
 def test_the_other_processes_stop_when_the_first_one_dies(tmp_path):
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    session_dir = tmp_path / "session"
-    tasks = [(str(barrier), x) for x in range(3)]
-    prepare_claiming(str(session_dir), first_process_dies, tasks, 3)
-    process = start_worker(session_dir)
+    barrier, session_dir, process = start_worker_at_barrier(tmp_path, first_process_dies, 3)
     try:
         process.communicate(timeout=60)
         # As a job whose processes the scheduler stops at its end.

@@ -3,44 +3,27 @@
 import json
 import os
 
-import cloudpickle
+import hand_built_sessions
 
 from pypoolparty import cli, work_dir, worker
-from pypoolparty.shell_commands import CALL_NAME, ShellResult
-from pypoolparty.tasklist.state import CurrentMap, RunDir
-
-FINGERPRINT = "fedcba9876543210" * 4
+from pypoolparty.shell_commands import ShellResult
+from pypoolparty.tasklist.state import RunDir
 
 
 def new_session(base, num_tasks, chunksize, function="square") -> work_dir.SessionDir:
-    session_dir = work_dir.SessionDir(os.path.join(base, work_dir.session_dir_name(FINGERPRINT)))
-    session_dir.create()
-    work_dir.SessionMetadata.of_new_map(
-        fingerprint=FINGERPRINT,
-        scheduler="slurm",
-        function=function,
-        star=False,
-        num_tasks=num_tasks,
-        chunksize=chunksize,
-        num_chunks=-(-num_tasks // chunksize),
-        python_path="/usr/bin/python3",
-    ).write(session_dir)
-    return session_dir
+    return hand_built_sessions.new_session(
+        base, num_tasks, chunksize, function=function, scheduler="slurm"
+    )
 
 
 def write_outcome(session_dir, ichunk, host, pid, tasks, failing=(), result=None):
     """A chunk's outcome whose tasks ran one after the other: ``tasks`` is [(itask, start, end)]."""
-    records = []
-    for itask, start, end in tasks:
-        record = {"itask": itask, "start": start, "end": end}
-        if itask in failing:
-            try:
-                raise ValueError(f"bad task {itask}")
-            except ValueError as error:
-                record["error"] = worker.describe_exception(error)
-        else:
-            record["result"] = cloudpickle.dumps(result(itask) if result else itask)
-        records.append(record)
+    records = [
+        hand_built_sessions.task_record(
+            itask, start, end, itask in failing, result(itask) if result else itask
+        )
+        for itask, start, end in tasks
+    ]
     outcome = {
         "format": worker.OUTCOME_FORMAT,
         "ichunk": ichunk,
@@ -104,11 +87,7 @@ def test_a_worker_that_ran_several_chunks_keeps_one_slot_and_slots_are_reused(tm
 
 def test_the_map_of_a_task_list_names_its_tasks_by_line_and_marks_failed_commands(tmp_path, capsys):
     base = str(tmp_path / "work")
-    os.makedirs(base, mode=0o700)
-    run_dir = RunDir(base)
-    run_dir.start_or_check("/lists/tasks.txt", "print", 3, "/data")
-    run_dir.begin_map(CurrentMap(lines=[2, 5, 9], timeout=None, chunksize=3))
-    session_dir = new_session(base, num_tasks=3, chunksize=3, function=f"{CALL_NAME}(...)")
+    run_dir, session_dir = hand_built_sessions.task_list_map(base)
 
     def result(itask):
         return ShellResult(f"command {itask}", 2 if itask == 1 else 0, b"", b"")
