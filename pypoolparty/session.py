@@ -70,6 +70,10 @@ from .withdrawal import Withdrawals
 
 logger = logging.getLogger("pypoolparty")
 
+ENDING_JOBS_GRACE = 10.0
+"""Seconds a finished map waits for its last running jobs to end before it
+removes its session directory (:meth:`Session._wait_for_ending_jobs`)."""
+
 OUTCOME_CHECK_INTERVAL = 0.2
 """Seconds between two looks for arrived outcomes while the session waits for
 its next poll of the scheduler (one ``listdir`` of ``outcomes/``)."""
@@ -243,6 +247,8 @@ class Session:
         """Jobs kept in the queue at most: where jobs claim work, one per slot
         is enough; the chunks beyond are claimed by jobs that finish theirs."""
         self.jobs = MapJobs(settings.missing_result_grace_period)
+        self.ending_jobs: list[Job] = []
+        """Jobs left running when the map finished: they wrote the last results."""
         self.call = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
         """Names this call in the claims it makes for withdrawn chunks."""
         if withdrawals is not None and claiming:
@@ -282,6 +288,7 @@ class Session:
                 if kept is not None:
                     message = f"the tasks' output files are in {kept}"
                     progress.announce(message, self.settings.verbose)
+                self._wait_for_ending_jobs()
                 self.dir.remove()
                 work_dir.remove_base_if_empty(os.path.dirname(self.dir.path))
             else:
@@ -959,7 +966,10 @@ class Session:
         """Remember each job's state; archive the output of those that left the queue."""
         for job in jobs:
             self.jobs.note(job, statuses.get(job.jobid))
-        ended = [job for job in jobs if self.jobs.has_left(job)]
+        # The job of a chunk that is not done: its output goes with the
+        # chunk's failed attempt (Reducer.fold_failed_attempt), with the reason.
+        busy = {c.job.jobid for c in self.chunks if not c.done and c.job is not None}
+        ended = [job for job in jobs if self.jobs.has_left(job) and job.jobid not in busy]
         if self.claiming and ended:
             self._fold_job_outputs(ended)
 
@@ -985,6 +995,9 @@ class Session:
         slot the map may use; the others are claimed by those jobs as they
         finish their own, or get a job of their own once a job has left.
         """
+        # An outcome that arrived since the fold may end the map (a wrong
+        # interpreter): before anything more is submitted.
+        self._fold()
         # After the poll: a job seen gone had made all its claims before.
         self._refresh_claims()
         waiting = self._unsubmitted()
@@ -1188,8 +1201,43 @@ class Session:
             ]
             if lingering:
                 self.scheduler.cancel(lingering)
+            cancelled = {job.jobid for job in lingering}
+            self.ending_jobs = [
+                candidates[jobid].job
+                for jobid, status in statuses.items()
+                if jobid in candidates
+                and jobid not in cancelled
+                and status.state in (JobState.RUNNING, JobState.UNKNOWN)
+            ]
         except Exception as error:  # the results are in; report, don't fail
             logger.warning("could not cancel jobs left in the queue: %s", error)
+
+    def _wait_for_ending_jobs(self) -> None:
+        """Before the session directory goes, let the jobs that wrote the last
+        results end (at most :data:`ENDING_JOBS_GRACE` seconds, then cancel them).
+
+        Their files are in it: a job whose files vanish while it exits fails
+        (SLURM: FAILED, JobLaunchFailure), which its user would see in the
+        scheduler's accounting of a map that succeeded.
+        """
+        ending = self.ending_jobs
+        deadline = time.monotonic() + ENDING_JOBS_GRACE
+        try:
+            while ending and time.monotonic() < deadline:
+                # An exiting job takes a moment; the scheduler is not asked
+                # more often than usual, nor less than once a second.
+                time.sleep(min(self.settings.polling_interval, 1.0))
+                statuses = self.scheduler.query(ending)
+                ending = [
+                    job
+                    for job in ending
+                    if job.jobid in statuses
+                    and statuses[job.jobid].state in (JobState.RUNNING, JobState.UNKNOWN)
+                ]
+            if ending:
+                self.scheduler.cancel(ending)
+        except Exception as error:  # the results are in; report, don't fail
+            logger.warning("could not wait for the map's last jobs to end: %s", error)
 
     def _abort(self, error: BaseException) -> None:
         """Cancel this map's jobs, keep the session directory, explain where it is.

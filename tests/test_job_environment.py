@@ -126,9 +126,14 @@ def test_secrets_of_the_environment_stay_out_of_scripts_command_lines_and_logs(
     holding = []
     for root, _, files in os.walk(session_dir):
         for name in files:
-            with open(os.path.join(root, name), "rb") as file:
-                if b"hunter2" in file.read():
-                    holding.append(os.path.relpath(os.path.join(root, name), session_dir))
+            path = os.path.join(root, name)
+            if os.path.islink(path):  # a claim: its text names a job
+                data = os.readlink(path).encode()
+            else:
+                with open(path, "rb") as file:
+                    data = file.read()
+            if b"hunter2" in data:
+                holding.append(os.path.relpath(path, session_dir))
     assert holding == ["environment.sh"]
     assert os.stat(os.path.join(session_dir, "environment.sh")).st_mode & 0o777 == 0o600
 

@@ -8,6 +8,7 @@ import gc
 import glob
 import itertools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -153,7 +154,7 @@ def test_verbose_map_prints_progress_lines_to_a_batch_log(tmp_path):
     progress = [line for line in lines if "tasks done" in line]
     assert progress[-1].startswith("pypoolparty 6/6 tasks done")
     assert "\r" not in completed.stderr, "no live line when stderr is not a terminal"
-    assert any("submitted 3 job(s)" in line for line in lines)
+    assert any(re.search(r"submitted \d+ job\(s\)", line) for line in lines)
 
 
 def test_a_running_pool_dropped_unclosed_warns_as_multiprocessing_and_stops_its_maps(tmp_path):

@@ -150,7 +150,7 @@ def test_a_finished_map_kept_on_one_scheduler_runs_afresh_on_another(tmp_path, m
     )
     assert slurm_pool.starmap(fail_while_flagged, tasks, chunksize=1) == [100, 101, 102]
     assert [runs_of(marks, x) for x in range(3)] == [2, 2, 2]
-    assert len(dummy.jobs()) == 3
+    assert len(dummy.jobs()) == 2  # a job per slot of the dummy: they claim the third chunk
     first, second = session_dirs(work_dir)
     assert (scheduler_of(first), scheduler_of(second)) == ("local", "slurm")
 

@@ -272,18 +272,16 @@ class ChromeTrace:
     def _span(self, start: float, end: float) -> dict:
         return {"ph": "X", "ts": self._time(start), "dur": round((end - start) * 1e6, 3)}
 
-    def _chunk_event(self, run: ChunkRun, pid: int, slot: int) -> dict:
-        session = self.session
-        tasks = session.tasks_of(run.ichunk) if run.ichunk < session.num_chunks else range(0)
+    def _run_event(self, name: str, kind: str, run, pid: int, slot: int, **args) -> dict:
+        """A chunk run or a worker process (``run``): a slice on its slot."""
         return {
-            "name": f"chunk {run.ichunk}",
-            "cat": "chunk" if run.num_failed_tasks == 0 else "chunk,failed",
+            "name": name,
+            "cat": kind if run.num_failed_tasks == 0 else f"{kind},failed",
             **self._span(run.start, run.end),
             "pid": pid,
             "tid": slot,
             "args": {
-                "ichunk": run.ichunk,
-                "tasks": f"{tasks.start}..{tasks.stop - 1}" if tasks else "",
+                **args,
                 "num_tasks": run.num_tasks,
                 "failed_tasks": run.num_failed_tasks,
                 "host": run.host,
@@ -291,20 +289,21 @@ class ChromeTrace:
             },
         }
 
+    def _chunk_event(self, run: ChunkRun, pid: int, slot: int) -> dict:
+        session = self.session
+        tasks = session.tasks_of(run.ichunk) if run.ichunk < session.num_chunks else range(0)
+        return self._run_event(
+            f"chunk {run.ichunk}",
+            "chunk",
+            run,
+            pid,
+            slot,
+            ichunk=run.ichunk,
+            tasks=f"{tasks.start}..{tasks.stop - 1}" if tasks else "",
+        )
+
     def _worker_event(self, worker: WorkerRun, pid: int, slot: int) -> dict:
-        return {
-            "name": f"worker pid {worker.worker_pid}",
-            "cat": "worker" if worker.num_failed_tasks == 0 else "worker,failed",
-            **self._span(worker.start, worker.end),
-            "pid": pid,
-            "tid": slot,
-            "args": {
-                "num_tasks": worker.num_tasks,
-                "failed_tasks": worker.num_failed_tasks,
-                "host": worker.host,
-                "worker_pid": worker.worker_pid,
-            },
-        }
+        return self._run_event(f"worker pid {worker.worker_pid}", "worker", worker, pid, slot)
 
     def _task_event(
         self,
