@@ -93,7 +93,12 @@ def test_two_runs_of_a_chunk_at_once_keep_their_records_apart(tmp_path):
             process.kill()
         outputs = [process.communicate(timeout=60) for process in (first, second)]
         records = {p.name: list(task_records.decode(p.read_bytes())) for p in partial.glob("*")}
-        pytest.fail(f"records per file: {records}; the runs' stdout and stderr: {outputs}")
+        # A worker that claims chunks writes each chunk's output apart.
+        chunk_outputs = {p.name: p.read_bytes() for p in (session / "outcomes").glob("0.std*")}
+        pytest.fail(
+            f"records per file: {records}; the runs' stdout and stderr: {outputs}; "
+            f"chunk 0's output: {chunk_outputs}; marks: {sorted(os.listdir(marks))}"
+        )
     paths = sorted(partial.iterdir())
     for path in paths:
         assert [i for i, _ in task_records.decode(path.read_bytes())] == [0, 1]
