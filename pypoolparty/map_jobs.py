@@ -96,9 +96,6 @@ class MapJobs:
         return [
             job
             for job in jobs
-            if self._status.get(job.jobid) is not _GONE
-            and not (
-                isinstance(status := self._status.get(job.jobid), JobStatus)
-                and status.state in (JobState.RUNNING, JobState.ENDED)
-            )
+            if not self.has_left(job)
+            and (self.status(job) is None or self.status(job).state is not JobState.RUNNING)
         ]

@@ -137,7 +137,7 @@ def run_chunks(session_dir, ichunk, home, config, job, signals, claims):
     """
     while ichunk is not None:
         # A job that runs several chunks keeps the output of each apart.
-        with chunk_output(session_dir, ichunk) if claims is not None else nothing():
+        with chunk_output(session_dir, ichunk) if claims is not None else contextlib.nullcontext():
             outcome = run_chunk(session_dir, ichunk, config, job, signals)
         outcome["home_chunk"] = home
         if outcome.get("interrupted"):
@@ -848,7 +848,8 @@ class Claims:
         return int(value) if value.isdigit() else 0
 
     def _set_hint(self, value):
-        temporary = os.path.join(self.directory, f".{CLAIMS_NEXT_HINT}.{self.run}")
+        # The processes of one job (tasks_per_job) share ``run``: each its own name.
+        temporary = os.path.join(self.directory, f".{CLAIMS_NEXT_HINT}.{self.run}.{os.getpid()}")
         try:
             os.symlink(str(value), temporary)
             os.replace(temporary, os.path.join(self.directory, CLAIMS_NEXT_HINT))
@@ -897,11 +898,6 @@ def chunk_output(session_dir, ichunk):
         os.dup2(saved[1], 2)
         for descriptor in saved:
             os.close(descriptor)
-
-
-@contextlib.contextmanager
-def nothing():
-    yield
 
 
 OUTPUTS_DIRECTORY = "outputs"
