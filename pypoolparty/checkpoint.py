@@ -29,7 +29,14 @@ How the module knows which task runs: the worker (which never imports
 pypoolparty) sets, around each task, the attributes ``session_dir`` and
 ``itask`` of a module it registers in :data:`sys.modules` as
 :data:`RUNNING_TASK_MODULE`. This module owns that contract and the
-checkpoint files; the worker repeats the file name to remove them.
+checkpoint files; the worker repeats the file name to remove them. The
+module also has the flags ``saved_checkpoint`` (set by :func:`save`) and
+``made_output_dir`` (set by :func:`pypoolparty.output_dir`): the worker
+removes a checkpoint or moves an output directory right after a task only
+where its flag says there is one, so a map of a million tiny tasks pays no
+file system call per task for them (a child process the task forks sets the
+flag in its own copy; the worker finds what such a child left when the chunk
+ends).
 """
 
 from __future__ import annotations
@@ -63,6 +70,13 @@ def current_path() -> str | None:
     return path_of(session_dir, itask)
 
 
+def flag_running_task(flag: str) -> None:
+    """Set ``flag`` of the running-task module, if a worker registered one (see the module)."""
+    running = sys.modules.get(RUNNING_TASK_MODULE)
+    if running is not None:
+        setattr(running, flag, True)
+
+
 def save(state: Any) -> None:
     """Save ``state`` as the running task's checkpoint, replacing the one before.
 
@@ -89,6 +103,7 @@ def save(state: Any) -> None:
     if path is None:
         return
     data = cloudpickle.dumps(state)
+    flag_running_task("saved_checkpoint")
     work_dir.make_private_dir(os.path.dirname(path))
     work_dir.write_private(path, data)
 

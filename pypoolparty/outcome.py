@@ -159,7 +159,7 @@ def mark_unloadable_results(outcome: dict) -> int:
         return 0
     count = 0
     for task in outcome.get("tasks", ()):
-        if "result" not in task:
+        if "result" not in task or not _may_import(task["result"]):
             continue
         try:
             cloudpickle.loads(task["result"])
@@ -168,6 +168,21 @@ def mark_unloadable_results(outcome: dict) -> int:
             task["error"] = _unloadable_result(error, str(outcome.get("host", "?")))
             count += 1
     return count
+
+
+_IMPORTING_OPCODES = re.compile(rb"[cio\x82-\x84\x93]")
+"""The bytes of pickle's opcodes that look up a global (GLOBAL, INST, OBJ,
+EXT1-4, STACK_GLOBAL; see CPython's ``pickletools``): only those can fail to
+import in this process. The bytes may also occur inside data."""
+
+
+def _may_import(data: bytes) -> bool:
+    """Whether unpickling ``data`` may look up a global; False only when it surely does not.
+
+    A number's or a string's pickle, the result of most tiny tasks, has no
+    such opcode: it cannot fail to load here, and is not unpickled twice.
+    """
+    return _IMPORTING_OPCODES.search(data) is not None
 
 
 def _unloadable_result(error: Exception, host: str) -> dict:
@@ -290,6 +305,19 @@ def _rebuild(error: dict) -> BaseException | None:
     except Exception:
         return None
     return exception if isinstance(exception, BaseException) else None
+
+
+def results_of(outcome: dict) -> list:
+    """The unpickled results of a chunk's ``outcome`` whose tasks all succeeded, in task order.
+
+    Raises
+    ------
+    KeyError
+        If a task of ``outcome`` has no result (it failed).
+    Exception
+        Whatever unpickling a result raises.
+    """
+    return [pickle.loads(task["result"]) for task in outcome["tasks"]]
 
 
 def task_values(outcome: dict, bounds: tuple[int, int], session_dir: str) -> list[tuple[bool, Any]]:

@@ -23,8 +23,6 @@ import time
 import uuid
 from typing import Callable
 
-import cloudpickle
-
 from . import (
     claims,
     crash_points,
@@ -53,7 +51,7 @@ from .errors import (
     WorkDirError,
 )
 from .map_jobs import MapJobs
-from .outcome import TaskFailure, exception_for, last_lines, task_values
+from .outcome import TaskFailure, exception_for, last_lines, results_of, task_values
 from .reducer import FoldedChunk, Reducer
 from .scheduler import (
     Job,
@@ -247,6 +245,8 @@ class Session:
         """Jobs kept in the queue at most: where jobs claim work, one per slot
         is enough; the chunks beyond are claimed by jobs that finish theirs."""
         self.jobs = MapJobs(settings.missing_result_grace_period)
+        self.collected: dict[int, list] = {}
+        """For ``map``: the results of the chunks this call folded, by chunk."""
         self.ending_jobs: list[Job] = []
         """Jobs left running when the map finished: they wrote the last results."""
         self.call = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -669,6 +669,12 @@ class Session:
         if self.on_chunk_done is not None:
             bounds = self.bounds[ichunk]
             self.on_chunk_done(bounds[0], task_values(outcome, bounds, self.dir.path))
+        elif self.first_failure is not None:
+            self.collected.clear()  # the map raises: no result is returned
+        else:
+            # Unpickled now, while the jobs still run, not all at the end:
+            # the list that map returns holds them anyway.
+            self.collected[ichunk] = results_of(outcome)
 
     def _mark_done(self, chunk: Chunk) -> None:
         if not chunk.done:
@@ -1159,8 +1165,10 @@ class Session:
     def _collect_results(self) -> list:
         results = []
         for chunk in self.chunks:
-            outcome = self.reducer.load_outcome(chunk.ichunk)
-            results.extend(cloudpickle.loads(task["result"]) for task in outcome["tasks"])
+            values = self.collected.pop(chunk.ichunk, None)
+            if values is None:  # archived by an earlier call
+                values = results_of(self.reducer.load_outcome(chunk.ichunk))
+            results.extend(values)
         return results
 
     def _cancel_stragglers(self) -> None:

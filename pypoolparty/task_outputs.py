@@ -78,6 +78,10 @@ def output_dir() -> str:
     if session_dir is None or itask is None:
         return tempfile.mkdtemp(prefix="pypoolparty-output-")
     path = os.path.join(session_dir, DIRECTORY, RUNNING, str(itask))
+    # Tells the worker to move the directory when the task ends (the
+    # running-task contract of pypoolparty/checkpoint.py; not imported, as
+    # this module travels by value).
+    running.made_output_dir = True
     for directory in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path), path):
         os.makedirs(directory, mode=0o700, exist_ok=True)
     return path

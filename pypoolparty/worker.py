@@ -537,30 +537,40 @@ def run_chunk(session_dir, ichunk, config, job, signals):
     max_result_size = config.get("max_result_size")
     recorded = read_task_records(session_dir, ichunk)
     writer = TaskRecordWriter(session_dir, ichunk)
-    running = RunningTask.install(session_dir)
+    running = install_running_task(session_dir)
+    # The loop runs once per task, a million times in a big map: what a
+    # task did not ask for (a checkpoint, an output directory) costs no
+    # system call here; tidy_finished_tasks looks for the rest once per chunk.
     for offset, task in enumerate(tasks):
         itask = first_itask + offset
         if itask in recorded:
             outcome["tasks"].append(recorded[itask])
             outcome["reused_tasks"] += 1
-            remove_checkpoint(session_dir, itask)
             continue
         if signals.received is not None:
             break
+        running.itask = itask
         try:
-            with running.task(itask), signals.interruptible():
-                record = run_task(job.func, task, itask, star, max_result_size, cloudpickle)
+            record = signals.run_interruptibly(
+                run_task, job.func, task, itask, star, max_result_size, cloudpickle
+            )
         except Interrupted:
             break
-        settle_task_outputs(session_dir, itask, failed="error" in record)
+        finally:
+            running.itask = None
+        if running.made_output_dir:
+            settle_task_outputs(session_dir, itask, failed="error" in record)
         writer.append(record)
-        remove_checkpoint(session_dir, itask)
+        if running.saved_checkpoint:
+            remove_checkpoint(session_dir, itask)
+        running.made_output_dir = running.saved_checkpoint = False
         outcome["tasks"].append(record)
     if signals.received is not None and len(outcome["tasks"]) < len(tasks):
         outcome["interrupted"] = {
             "signal": signal.Signals(signals.received).name,
             "unfinished_tasks": len(tasks) - len(outcome["tasks"]),
         }
+    tidy_finished_tasks(session_dir, outcome["tasks"])
     writer.close()
     outcome["end"] = time.time()
     return outcome
@@ -579,7 +589,10 @@ def run_task(func, task, itask, star, max_result_size, cloudpickle):
         return record
     record["end"] = time.time()
     try:
-        result = cloudpickle.dumps(value)
+        if type(value) in PLAIN_RESULT_TYPES:
+            result = pickle.dumps(value, protocol=cloudpickle.DEFAULT_PROTOCOL)
+        else:
+            result = cloudpickle.dumps(value)
     except Exception as error:
         record["error"] = describe_exception(
             error, kind="unpicklable_result", message=f"the result cannot be pickled: {error}"
@@ -599,6 +612,12 @@ def run_task(func, task, itask, star, max_result_size, cloudpickle):
         return record
     record["result"] = result
     return record
+
+
+PLAIN_RESULT_TYPES = frozenset((int, float, complex, bool, str, bytes, type(None)))
+"""Results that pickle pickles exactly as cloudpickle does, without the cost
+of a cloudpickle Pickler per task (several times that of the task itself in
+a map of tiny tasks)."""
 
 
 def describe_exception(error, kind="raised", message=None):
@@ -664,8 +683,9 @@ WARNING_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 
 
 def encode_task_record(itask, payload):
-    body = struct.pack(">QI", itask, len(payload)) + payload
-    return RECORD_MAGIC + body[:12] + struct.pack(">I", zlib.crc32(body)) + body[12:]
+    numbers = struct.pack(">QI", itask, len(payload))
+    checksum = zlib.crc32(payload, zlib.crc32(numbers))  # of numbers + payload
+    return b"".join((RECORD_MAGIC, numbers, struct.pack(">I", checksum), payload))
 
 
 def decode_task_records(data):
@@ -925,27 +945,47 @@ def remove_checkpoint(session_dir, itask):
         pass
 
 
-class RunningTask:
-    """Tells ``pypoolparty.checkpoint`` which task runs, without importing it."""
+def install_running_task(session_dir):
+    """Register the module that tells ``pypoolparty.checkpoint`` (and the
+    other modules a task may call) which task runs, without importing them.
 
-    def __init__(self, module):
-        self.module = module
+    Its attributes, a contract owned by pypoolparty/checkpoint.py:
+    ``session_dir``; ``itask`` (None between tasks); and the flags
+    ``saved_checkpoint`` and ``made_output_dir``, which those modules set so
+    that the worker tidies up after a task only when it left something.
+    """
+    module = types.ModuleType(RUNNING_TASK_MODULE)
+    module.session_dir = session_dir
+    module.itask = None
+    module.saved_checkpoint = False
+    module.made_output_dir = False
+    sys.modules[RUNNING_TASK_MODULE] = module
+    return module
 
-    @classmethod
-    def install(cls, session_dir):
-        module = types.ModuleType(RUNNING_TASK_MODULE)
-        module.session_dir = session_dir
-        module.itask = None
-        sys.modules[RUNNING_TASK_MODULE] = module
-        return cls(module)
 
-    @contextlib.contextmanager
-    def task(self, itask):
-        self.module.itask = itask
-        try:
-            yield
-        finally:
-            self.module.itask = None
+def tidy_finished_tasks(session_dir, records):
+    """Settle the output directories and remove the checkpoints of the
+    finished tasks in ``records`` that are still there: those of an earlier,
+    killed run of the chunk, or made by a process the task forked (whose
+    flags the worker never sees). One listing of each directory."""
+    finished = {record["itask"]: "error" in record for record in records}
+    for itask in _task_numbers(os.path.join(session_dir, CHECKPOINTS_DIRECTORY), ".pickle"):
+        if itask in finished:
+            remove_checkpoint(session_dir, itask)
+    running = os.path.join(session_dir, OUTPUTS_DIRECTORY, "running")
+    for itask in _task_numbers(running, ""):
+        if itask in finished:
+            settle_task_outputs(session_dir, itask, failed=finished[itask])
+
+
+def _task_numbers(directory, suffix):
+    """The itask of each entry ``<itask><suffix>`` of ``directory``."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    stems = (name[: len(name) - len(suffix)] for name in names if name.endswith(suffix))
+    return [int(stem) for stem in stems if stem.isdigit()]
 
 
 class Interrupted(BaseException):
@@ -1085,13 +1125,13 @@ class WarningSignals:
             self.in_task = False
             raise Interrupted(signum)
 
-    @contextlib.contextmanager
-    def interruptible(self):
+    def run_interruptibly(self, function, *args):
+        """``function(*args)``, which a warning signal abandons at once (:class:`Interrupted`)."""
         if self.received is not None:
             raise Interrupted(self.received)
         self.in_task = True
         try:
-            yield
+            return function(*args)
         finally:
             self.in_task = False
 

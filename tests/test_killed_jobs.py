@@ -121,6 +121,18 @@ def test_a_checkpointing_task_killed_three_times_repeats_only_unsaved_steps(
     assert session_files(tmp_path, "checkpoints") == []
 
 
+def save_or_list_checkpoints(x):
+    if x == 0:
+        checkpoint.save("state of task 0")
+        return []
+    return sorted(os.listdir(os.path.dirname(checkpoint.current_path())))
+
+
+def test_a_finished_tasks_checkpoint_is_gone_before_the_next_task_starts(tmp_path):
+    pool = pool_for("local", tmp_path)
+    assert pool.map(save_or_list_checkpoints, [0, 1], chunksize=2) == [[], []]
+
+
 def test_checkpoints_do_nothing_outside_a_map(tmp_path):
     checkpoint.save({"step": 3})
     assert checkpoint.load(default="nothing saved") == "nothing saved"

@@ -83,3 +83,37 @@ def test_a_task_that_calls_output_dir_needs_no_pypoolparty_where_it_runs(tmp_pat
         text=True,
     )
     assert completed.stdout.strip() == "True", completed.stderr
+
+
+def write_output_and_checkpoint_in_a_forked_child(x):
+    """The task's own process never calls either: only a child it forks does."""
+    import multiprocessing
+
+    def child():
+        pypoolparty.checkpoint.save({"step": x})
+        with open(os.path.join(pypoolparty.output_dir(), "from-child.txt"), "w") as file:
+            file.write(f"child of task {x}")
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join()
+    if x == 1:
+        raise ValueError("task 1 fails after its child wrote")
+    return x
+
+
+def test_what_a_tasks_forked_child_leaves_is_settled_when_the_chunk_ends(tmp_path):
+    # The worker tidies after each task only where the task's own process
+    # asked for a checkpoint or an output directory; a child's requests it
+    # cannot see are found when the chunk ends.
+    work = tmp_path / "work"
+    pool = pypoolparty.local.Pool(work_dir=work, polling_interval=0.05)
+    with pytest.raises(ValueError, match="task 1 fails"):
+        pool.map(write_output_and_checkpoint_in_a_forked_child, [0, 1, 2], chunksize=3)
+    (session,) = [name for name in os.listdir(work) if name.startswith("map-")]
+    assert outputs_of(work / session / "outputs") == {
+        "done/0/from-child.txt": "child of task 0",
+        "failed/1/from-child.txt": "child of task 1",
+        "done/2/from-child.txt": "child of task 2",
+    }
+    assert os.listdir(work / session / "checkpoints") == []
