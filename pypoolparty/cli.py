@@ -292,9 +292,11 @@ def _print_running(status: inspection.SessionStatus) -> None:
 
 
 def _describe_map(session: inspection.SessionInfo) -> str:
+    pieces = sum(1 for ichunk, source, _, _ in session.pieces if ichunk != source)
+    split = f", {pieces} of them pieces of chunks a time limit stopped" if pieces else ""
     return (
         f"{session.function}, {session.kind} of {session.num_tasks} tasks in "
-        f"{session.num_chunks} chunks of {_chunk_sizes(session)} "
+        f"{session.num_chunks} chunks of {_chunk_sizes(session)}{split} "
         f"(scheduler {session.scheduler}, submitted from {session.submit_host})"
     )
 
@@ -302,7 +304,7 @@ def _describe_map(session: inspection.SessionInfo) -> str:
 def _chunk_sizes(session: inspection.SessionInfo) -> str:
     if not session.chunk_starts:
         return str(session.chunksize)
-    last = len(session.tasks_of(session.num_chunks - 1))
+    last = len(session.tasks_of(len(session.chunk_starts) - 1))
     return f"{session.chunksize} down to {last}"
 
 

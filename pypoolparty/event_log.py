@@ -58,6 +58,13 @@ The events and their fields besides ``time`` and ``event``:
                        claimed this chunk and runs it (see
                        :mod:`pypoolparty.claims`); the chunk's state is that
                        job's from then on.
+``chunk_split``        ``ichunk``, ``tasks`` (``[first, last]`` it keeps),
+                       ``done`` (bool: they all finished, and its outcome
+                       is written), ``pieces`` (``[ichunk, first, last]``
+                       each): a time limit stopped the chunk's job after it
+                       got something done, and its unfinished tasks go on
+                       in these new chunks, sized to fit the limit (see
+                       :mod:`pypoolparty.splitting`).
 ``jobs_cancelled``     ``jobids``: jobs still waiting in the queue when every
                        chunk was claimed, cancelled as no work was left for
                        them.
@@ -102,6 +109,7 @@ JOB_STATE = "job_state"
 JOB_FAILED = "job_failed"
 JOB_INTERRUPTED = "job_interrupted"
 CHUNK_CLAIMED = "chunk_claimed"
+CHUNK_SPLIT = "chunk_split"
 JOBS_CANCELLED = "jobs_cancelled"
 CHUNK_DONE = "chunk_done"
 CHUNKS_WITHDRAWN = "chunks_withdrawn"

@@ -120,6 +120,29 @@ def interruption(outcome: dict) -> dict | None:
     return interrupted if isinstance(interrupted, dict) else None
 
 
+def assembled(ichunk: int, tasks: list[dict], host: str) -> dict:
+    """The outcome of a chunk cut down to tasks that stopped jobs finished.
+
+    For a chunk a time limit stopped, continued in pieces
+    (:mod:`pypoolparty.splitting`): ``tasks`` are the entries its jobs
+    recorded (:mod:`pypoolparty.task_records`), in task order; ``host`` is
+    where the last job ran. All of them are reused, as a worker would count
+    them.
+    """
+    return {
+        "format": 1,
+        "ichunk": ichunk,
+        "host": host,
+        "pid": None,
+        "start": min((t.get("start", 0.0) for t in tasks), default=0.0),
+        "end": max((t.get("end", 0.0) for t in tasks), default=0.0),
+        "setup_error": None,
+        "tasks": tasks,
+        "reused_tasks": len(tasks),
+        "interrupted": None,
+    }
+
+
 def load_outcome(data: bytes) -> dict | None:
     """The outcome pickled in ``data`` as plain data; None if it is cut off or not an outcome.
 

@@ -377,6 +377,18 @@ def _chunk_starts(bounds: list[tuple[int, int]]) -> tuple[int, ...]:
     return tuple(start for start, _ in bounds)
 
 
+def set_claiming_chunks(session_dir: work_dir.SessionDir, num_chunks: int) -> None:
+    """Let jobs that start from now on claim chunks up to ``num_chunks`` (the
+    pieces of a chunk stopped at its time limit: :mod:`pypoolparty.splitting`).
+
+    A map whose jobs do not claim (no shared file system) is left so.
+    """
+    config = work_dir.read_json(session_dir.worker_config_path)
+    if config.get("claiming_chunks") and config["claiming_chunks"] != num_chunks:
+        config["claiming_chunks"] = num_chunks
+        work_dir.write_json(session_dir.worker_config_path, config)
+
+
 def _set_tasks_per_job(session_dir: work_dir.SessionDir, tasks_per_job: int) -> None:
     """A continued map's jobs run as many tasks at once as this call asks for
     (how the work is shared out, not what it is: the results do not change)."""

@@ -11,7 +11,6 @@ happens before the first job -- the session directory -- is
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
 import errno
@@ -32,6 +31,7 @@ from . import (
     pending,
     prepare,
     progress,
+    splitting,
     stops,
     task_outputs,
     work_dir,
@@ -219,16 +219,17 @@ class Session:
         self.settings = settings
         self.scheduler = scheduler
         self.dir = session_dir
-        self.bounds = bounds
+        self.metadata = work_dir.SessionMetadata.read(session_dir)
+        # With the pieces of chunks an earlier call split at a time limit.
+        self.bounds = splitting.current_bounds(bounds, self.metadata)
         self.resuming = resuming
-        self.chunks = [Chunk(ichunk) for ichunk in range(len(bounds))]
-        self.reducer = Reducer(session_dir, bounds)
+        self.chunks = [Chunk(ichunk) for ichunk in range(len(self.bounds))]
+        self.reducer = Reducer(session_dir, self.bounds)
         self.first_failure: TaskFailure | None = None
         self.num_failed_tasks = 0
         self.num_submissions = 0
         self.num_done = 0
         self.seen_unknown: set[tuple[str, str]] = set()
-        self.metadata = work_dir.SessionMetadata.read(session_dir)
         self.job_name_base = f"{settings.job_name_prefix}-{self.metadata.session_id}"
         self.log: event_log.EventLog | None = None
         self.stop = stop
@@ -259,7 +260,7 @@ class Session:
         self.log = event_log.EventLog(self.dir.log_path)
         succeeded = False
         try:
-            shown = progress.shown(self.bounds[-1][1], self.settings.verbose)
+            shown = progress.shown(self.metadata.num_tasks, self.settings.verbose)
             with shown as display, _sigterm_raises_terminated():
                 try:
                     self.log.write(
@@ -491,6 +492,8 @@ class Session:
             advanced = now[stop.chunk.ichunk].advanced_since(stop.chunk.progress)
             if stop.status.time_limit and not advanced:
                 self._time_limit_too_short(stop, now[stop.chunk.ichunk])
+        # The first unfinished task of each chunk is known now: the next job
+        # of the chunk starts there.
         in_queue = _distinct(
             s.chunk.job
             for s in stopped
@@ -521,7 +524,32 @@ class Session:
         looping = [c for c in chunks if c.num_idle_interruptions > MAX_INTERRUPTIONS_PER_CHUNK]
         if looping:
             raise ResubmissionsExhausted(self._interrupted_too_often_message(looping))
-        self._submit_again([c.ichunk for c in chunks])
+        timed_out = [s for s in stopped if s.status.time_limit]
+        done = self._continue_in_pieces(timed_out, now) if self.claiming and timed_out else set()
+        again = [c.ichunk for c in chunks if c.ichunk not in done]
+        if again:
+            self._submit_again(again)
+
+    def _continue_in_pieces(self, stopped: list[_Stop], now: dict[int, stops.Progress]) -> set[int]:
+        """Cut the unfinished tasks of chunks a time limit stopped into pieces that fit it.
+
+        The pieces become chunks without a job, submitted by :meth:`_top_up`
+        or claimed (:mod:`pypoolparty.splitting`). Returns the chunks cut
+        down to their finished tasks: their outcomes are written, the next
+        fold makes them done. The others run again, with fewer tasks.
+        """
+        wanted = []
+        for stop in stopped:
+            got_done = now[stop.chunk.ichunk].finished_tasks
+            before = stop.chunk.progress.finished_tasks if stop.chunk.progress else frozenset()
+            host = str(stop.folded.outcome.get("host", "?")) if stop.folded else "?"
+            wanted.append((stop.chunk.ichunk, len(got_done - before), host))
+        self.metadata, splits = splitting.split(self.dir, self.metadata, self.bounds, wanted)
+        for cut in splits:
+            self.chunks.extend(Chunk(ichunk) for ichunk, _, _ in cut.pieces)
+            self.log.write(event_log.CHUNK_SPLIT, **cut.logged())
+            logger.info("%s", cut)
+        return {cut.ichunk for cut in splits if cut.done}
 
     def _log_stop(
         self,
@@ -656,7 +684,7 @@ class Session:
     def _withdraw_at_once(self, itask: int, withdrawn: set[int]) -> bool:
         """The caller's thread: claim the chunk of ``itask`` for no job once all
         its tasks are ``withdrawn``; False if a job claimed it first."""
-        ichunk = bisect.bisect_right([start for start, _ in self.bounds], itask) - 1
+        ichunk = splitting.chunk_of(self.bounds, itask)
         if not all(i in withdrawn for i in range(*self.bounds[ichunk])):
             return True
         try:
@@ -1164,10 +1192,11 @@ class Session:
 
     def _collect_results(self) -> list:
         results = []
-        for chunk in self.chunks:
-            values = self.collected.pop(chunk.ichunk, None)
+        # In task order: the pieces of a split chunk come last by index.
+        for ichunk in sorted(range(len(self.chunks)), key=lambda i: self.bounds[i][0]):
+            values = self.collected.pop(ichunk, None)
             if values is None:  # archived by an earlier call
-                values = results_of(self.reducer.load_outcome(chunk.ichunk))
+                values = results_of(self.reducer.load_outcome(ichunk))
             results.extend(values)
         return results
 
@@ -1398,7 +1427,7 @@ class Session:
     def _reuse_line(self, adopted: int) -> str:
         """The one line that says how much finished work this call reuses, and from where."""
         done = sum(stop - start for c, (start, stop) in zip(self.chunks, self.bounds) if c.done)
-        total = self.bounds[-1][1]
+        total = self.metadata.num_tasks
         if self.reusing_results:
             return (
                 f"reusing the stored results of {done} of {total} tasks of this map, which "

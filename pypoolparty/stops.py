@@ -16,9 +16,11 @@ reads in the session directory, is here:
 The next job of a stopped chunk runs its unfinished tasks in order,
 starting at the first, and then claims other chunks as any job does
 (:mod:`pypoolparty.claims`), so the chunks that follow still spread over
-every free slot. A job that was submitted for the chunk and finished no task
-of it ends the map instead of looping; a job that claimed the chunk after
-finishing others is not judged by it.
+every free slot. After a time limit, the unfinished tasks are cut into
+pieces that fit it first (:mod:`pypoolparty.splitting`). A job that was
+submitted for the chunk and finished no task of it ends the map instead of
+looping; a job that claimed the chunk after finishing others is not judged
+by it.
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ def progress_of(
     """
     finished = task_records.finished_tasks(session_dir, list(ichunks))
     saved: dict[int, set[tuple[int, int, int]]] = {}
-    starts = [start for start, _ in bounds]
+    # In task order: the pieces of a chunk split at a time limit come last
+    # by index (pypoolparty.splitting).
+    by_start = sorted((start, stop, i) for i, (start, stop) in enumerate(bounds) if stop > start)
+    starts = [start for start, _, _ in by_start]
     for itask, (inode, mtime) in checkpoint.saved_versions(session_dir).items():
-        ichunk = bisect.bisect_right(starts, itask) - 1
-        if ichunk >= 0 and itask < bounds[ichunk][1]:
-            saved.setdefault(ichunk, set()).add((itask, inode, mtime))
+        position = bisect.bisect_right(starts, itask) - 1
+        if position >= 0 and itask < by_start[position][1]:
+            saved.setdefault(by_start[position][2], set()).add((itask, inode, mtime))
     progress = {}
     for ichunk in ichunks:
         if ichunk not in finished and ichunk not in saved:

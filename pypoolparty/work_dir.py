@@ -46,6 +46,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import errno
+import functools
 import json
 import os
 import pwd
@@ -386,7 +387,17 @@ class SessionMetadata:
     chunk_starts: tuple[int, ...] = ()
     """The first task of each chunk, where chunks differ in size (they shrink
     towards the map's end: :func:`pypoolparty.chunking.guided_bounds`);
-    empty where every chunk but the last holds ``chunksize`` tasks."""
+    empty where every chunk but the last holds ``chunksize`` tasks. Of the
+    chunks the map was cut into when it started; see :attr:`pieces`."""
+    pieces: tuple[tuple[int, int, int, int], ...] = ()
+    """``(ichunk, source, start, stop)`` of each chunk that runs tasks
+    ``start..stop-1`` of the chunk ``source``'s member of ``tasks.zip``
+    instead of the chunk's own: the pieces a chunk stopped by a time limit
+    is continued in, and that chunk cut down to the tasks it finished
+    (:mod:`pypoolparty.splitting`). Pieces take the chunk indices after the
+    map's first ones (:attr:`num_chunks` counts them), so they need not be
+    in task order. Rewritten, atomically, as chunks are split; the worker
+    reads it (its own copy of this field's format)."""
 
     @classmethod
     def of_new_map(
@@ -456,9 +467,38 @@ class SessionMetadata:
                 # Maps started before session ids existed named jobs after the fingerprint.
                 session_id=str(metadata.get("session_id") or metadata.get("fingerprint", ""))[:8],
                 chunk_starts=tuple(int(start) for start in metadata.get("chunk_starts") or ()),
+                pieces=tuple(
+                    (int(i), int(source), int(start), int(stop))
+                    for i, source, start, stop in metadata.get("pieces") or ()
+                ),
             )
-        except (KeyError, TypeError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise ValueError(f"{session_dir.metadata_path!r} lacks {error}") from error
+
+    def with_pieces(self, pieces: dict[int, tuple[int, int, int]]) -> SessionMetadata:
+        """This map's metadata with ``pieces`` (ichunk -> ``(source, start, stop)``)
+        in place of :attr:`pieces`, and as many chunks as they make."""
+        rows = tuple(sorted((i, *piece) for i, piece in pieces.items()))
+        num_chunks = max([self.num_chunks] + [i + 1 for i, *_ in rows])
+        return dataclasses.replace(self, pieces=rows, num_chunks=num_chunks)
+
+    def chunk_bounds(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each chunk's tasks, pieces included, by chunk index."""
+        bounds = [(r.start, r.stop) for r in map(self._first_tasks_of, range(self.num_chunks))]
+        for ichunk, _, start, stop in self.pieces:
+            bounds[ichunk] = (start, stop)
+        return bounds
+
+    def _first_tasks_of(self, ichunk: int) -> range:
+        """The tasks of ``ichunk`` as the map was first cut (empty for a piece)."""
+        if self.chunk_starts:
+            starts = self.chunk_starts
+            if ichunk >= len(starts):
+                return range(0)
+            stop = starts[ichunk + 1] if ichunk + 1 < len(starts) else self.num_tasks
+            return range(starts[ichunk], stop)
+        start = ichunk * self.chunksize
+        return range(min(start, self.num_tasks), min(start + self.chunksize, self.num_tasks))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -482,19 +522,29 @@ class SessionInfo(SessionMetadata):
         return SessionDir(self.path)
 
     def chunk_of(self, itask: int) -> int:
-        """The chunk that runs task ``itask``."""
+        """The chunk that runs task ``itask`` (a piece of a split chunk, if it is in one)."""
+        if self.pieces:
+            return self._piece_index[bisect.bisect_right(self._piece_starts, itask) - 1][1]
         if self.chunk_starts:
             return bisect.bisect_right(self.chunk_starts, itask) - 1
         return itask // self.chunksize
 
     def tasks_of(self, ichunk: int) -> range:
         """The task indices of chunk ``ichunk``."""
-        if self.chunk_starts:
-            starts = self.chunk_starts
-            stop = starts[ichunk + 1] if ichunk + 1 < len(starts) else self.num_tasks
-            return range(starts[ichunk], stop)
-        start = ichunk * self.chunksize
-        return range(start, min(start + self.chunksize, self.num_tasks))
+        for piece, _, start, stop in self.pieces:
+            if piece == ichunk:
+                return range(start, stop)
+        return self._first_tasks_of(ichunk)
+
+    @functools.cached_property
+    def _piece_index(self) -> list[tuple[int, int]]:
+        """``(start, ichunk)`` of every chunk, in task order."""
+        bounds = self.chunk_bounds()
+        return sorted((start, i) for i, (start, stop) in enumerate(bounds) if stop > start)
+
+    @functools.cached_property
+    def _piece_starts(self) -> list[int]:
+        return [start for start, _ in self._piece_index]
 
 
 def process_is_alive(pid: int) -> bool:

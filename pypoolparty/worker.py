@@ -526,8 +526,7 @@ def run_chunk(session_dir, ichunk, config, job, signals):
         try:
             import cloudpickle
 
-            with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
-                first_itask, tasks = job.loader.loads(archive.read(f"{ichunk}.pickle"))
+            first_itask, tasks = read_tasks(session_dir, ichunk, job.loader)
         except Exception as error:
             outcome["setup_error"] = describe_exception(error)
     if outcome["setup_error"] is not None:
@@ -574,6 +573,34 @@ def run_chunk(session_dir, ichunk, config, job, signals):
     writer.close()
     outcome["end"] = time.time()
     return outcome
+
+
+def read_tasks(session_dir, ichunk, loader):
+    """``(first itask, tasks)`` of ``ichunk``: its member of ``tasks.zip``, or,
+    for a piece of a chunk that a time limit stopped, its slice of the
+    member of the chunk it came from (:func:`piece_of`)."""
+    source, start, stop = piece_of(session_dir, ichunk)
+    with zipfile.ZipFile(os.path.join(session_dir, "tasks.zip")) as archive:
+        first_itask, tasks = loader.loads(archive.read(f"{source}.pickle"))
+    if start is None:
+        return first_itask, tasks
+    return start, tasks[start - first_itask : stop - first_itask]
+
+
+def piece_of(session_dir, ichunk):
+    """``(source chunk, start, stop)`` of ``ichunk`` as ``pieces`` in
+    ``session.json`` says (its format is owned by pypoolparty/work_dir.py,
+    ``SessionMetadata.pieces``), or ``(ichunk, None, None)`` for a chunk that
+    runs its own member whole. A job whose files were transferred has no
+    ``session.json``: its chunk was never split."""
+    try:
+        pieces = read_json(os.path.join(session_dir, "session.json")).get("pieces") or ()
+    except (OSError, ValueError):
+        pieces = ()
+    for piece, source, start, stop in pieces:
+        if piece == ichunk:
+            return source, start, stop
+    return ichunk, None, None
 
 
 def run_task(func, task, itask, star, max_result_size, cloudpickle):

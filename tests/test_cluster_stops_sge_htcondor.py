@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from killing_tasks import (
+    blocking_task,
     chunk_results,
     chunk_task,
     counts,
@@ -195,3 +196,42 @@ def test_qmod_of_a_pending_task_is_refused_as_by_grid_engine(dummy_queue, tmp_pa
     number = dummy.run("qsub", "-terse", "-cwd", str(script)).stdout.strip()
     answer = dummy.run("qmod", "-f", "-rj", number)
     assert "can not be applied" in answer.stdout and "pending/hold state" in answer.stdout
+
+
+def test_a_grid_engine_chunk_killed_at_its_h_rt_goes_on_in_pieces(dummy_queue, tmp_path):
+    """Grid Engine kills the job at its h_rt (SIGKILL, no warning) in task 3,
+    after tasks 0..2: the rest goes on in pieces of one task, one job each,
+    and none of tasks 0..2 runs again."""
+    dummy_queue("sge")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = pool_options(
+        tmp_path,
+        max_num_resubmissions=0,
+        resources={"h_rt": "0:0:4"},
+        num_simultaneously_running_tasks=4,
+    )
+    pool = make_pool("sge", **options)
+    tasks = [(str(marks), x, 3) for x in range(6)]
+    call = lambda: pool.starmap(blocking_task, tasks, chunksize=6)  # noqa: E731
+
+    def events(kind):
+        return [e for e in session_events(tmp_path / "work") if e["event"] == kind]
+
+    with running_in_background(call, marks, [3]) as future:
+        where_blocked(marks, 3)
+        wait_for(lambda: events("chunk_split"), timeout=60)
+        open_gate(marks, 3)
+        results = future.result(timeout=120)
+    assert results == [10 * x for x in range(6)]
+    assert counts(marks, range(6), "finished") == dict.fromkeys(range(6), 1)
+    assert counts(marks, range(6), "started") == {x: 2 if x == 3 else 1 for x in range(6)}
+    (stop,) = events("job_interrupted")
+    assert stop["cause"] == "time_limit" and "h_rt" in stop["reason"] + stop["scheduler_state"]
+    (split,) = events("chunk_split")
+    assert (split["tasks"], split["done"]) == ([0, 2], True)
+    assert split["pieces"] == [[1, 3, 3], [2, 4, 4], [3, 5, 5]]
+    # One qsub for the pieces, a job each: slots were free.
+    first, pieces = events("submitted")
+    assert sorted(row[1] for row in pieces["jobs"]) == [1, 2, 3]
+    assert events("job_failed") == []

@@ -9,12 +9,16 @@ tasks leave count how often each ran.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from killing_tasks import (
     blocking_task,
     counting_task,
     counts,
     logged,
+    map_script,
     open_gate,
     running_in_background,
     where_blocked,
@@ -210,3 +214,100 @@ def test_a_requeued_job_keeps_its_id_and_continues_the_chunk(pool_class, dummy_s
     assert (job["state"], job["restarts"]) == ("COMPLETED", 1)
     (stop,) = logged(tmp_path, "job_interrupted")
     assert (stop["cause"], stop["signal"]) == ("requeued", "SIGTERM")
+
+
+MAPS = {
+    "starmap": lambda pool, tasks: pool.starmap(blocking_task, tasks, chunksize=8),
+    # Results handed out as chunks finish, pieces included.
+    "imap": lambda pool, tasks: list(pool.imap(lambda t: blocking_task(*t), tasks, chunksize=8)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(MAPS))
+def test_a_time_limited_chunk_goes_on_in_pieces_that_fit_and_keeps_its_finished_tasks(
+    how, dummy_slurm, tmp_path
+):
+    """The job finishes tasks 0..3 before the warning stops it in task 4: its
+    other tasks go on in pieces of 4 // 2 tasks, submitted together; none of
+    tasks 0..3 runs again, and ``pypoolparty status`` reads the split map."""
+    dummy_slurm.set_faults(time_scale=SCALE)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    pool = make_pool(pypoolparty.slurm.array.Pool, dummy_slurm, tmp_path, time=1)
+    tasks = [(str(marks), x, 4) for x in range(8)]
+    call = lambda: MAPS[how](pool, tasks)  # noqa: E731
+    with running_in_background(call, marks, [4]) as future:
+        where_blocked(marks, 4)
+        wait_for(lambda: logged(tmp_path, "chunk_split"), timeout=60)
+        open_gate(marks, 4)
+        results = future.result(timeout=120)
+    assert results == [10 * x for x in range(8)]
+    assert counts(marks, range(8), "finished") == dict.fromkeys(range(8), 1)
+    assert counts(marks, range(8), "started") == {x: 2 if x == 4 else 1 for x in range(8)}
+    (split,) = logged(tmp_path, "chunk_split")
+    assert (split["ichunk"], split["tasks"], split["done"]) == (0, [0, 3], True)
+    assert split["pieces"] == [[1, 4, 5], [2, 6, 7]]
+    # The pieces in one sbatch call, a job each.
+    first, pieces = logged(tmp_path, "submitted")
+    assert sorted(row[1] for row in pieces["jobs"]) == [1, 2]
+    assert sbatch_calls(dummy_slurm) == 2 and len(dummy_slurm.jobs()) == 3
+    (stop,) = logged(tmp_path, "job_interrupted")
+    assert (stop["cause"], stop["unfinished_tasks"]) == ("time_limit", 4)
+    assert logged(tmp_path, "job_failed") == []
+    (session,) = (tmp_path / "work").glob("map-*")
+    shown = command_line("status", session)
+    assert "8 tasks in 3 chunks" in shown.stdout and "2 of them pieces" in shown.stdout
+    assert "tasks:    8 done" in shown.stdout and "0 resubmissions" in shown.stdout
+    traced = command_line("timeline", session, "-o", tmp_path / "trace.json")
+    assert "8 task(s) in 3 chunk run(s)" in traced.stderr
+
+
+def command_line(*args) -> subprocess.CompletedProcess:
+    """``pypoolparty ARGS``, which must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pypoolparty", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_map_killed_after_splitting_a_chunk_continues_with_its_pieces(dummy_slurm, tmp_path):
+    """The submitter is killed (SIGKILL) once the pieces run; the same map called
+    again finds the chunks as they were cut, adopts the pieces' jobs and
+    returns every result in order, with no finished task run again."""
+    dummy_slurm.set_faults(time_scale=SCALE)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = dict(
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.05,
+        missing_result_grace_period=1.0,
+        max_num_resubmissions=0,
+        keep_work_dir=True,
+        time=1,
+        **dummy_slurm.paths,
+    )
+    script = map_script(tmp_path / "map.py", "pypoolparty.slurm.array", options, marks, 8, 4)
+    first = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True)
+    try:
+        # Task 4 blocks in the chunk's job, then again in its piece's job.
+        blocked_again(marks, 4)
+        first.kill()
+        first.wait(timeout=60)
+    finally:
+        open_gate(marks, 4)
+    again = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert again.stdout.strip() == str([10 * x for x in range(8)])
+    assert counts(marks, range(8), "finished") == dict.fromkeys(range(8), 1)
+    assert counts(marks, range(8), "started") == {x: 2 if x == 4 else 1 for x in range(8)}
+    (split,) = logged(tmp_path, "chunk_split")
+    assert split["pieces"] == [[1, 4, 5], [2, 6, 7]]
+    # The pieces' jobs were adopted: nothing was submitted after the kill.
+    assert len(logged(tmp_path, "submitted")) == 2 and sbatch_calls(dummy_slurm) == 2
+    (resumed,) = logged(tmp_path, "session_resumed")
+    assert (resumed["done"], resumed["adopted_jobs"]) == (1, 2)

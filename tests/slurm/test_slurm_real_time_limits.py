@@ -3,8 +3,9 @@
 The chunks hold a checkpointing task (``killing_tasks.chunk_task``) that
 blocks on a file the test controls, so ``scontrol requeue`` and SLURM's
 warning before the time limit (``--signal=B:USR1@59`` with ``time=1``: SLURM
-sends it within the job's first 30 s or so) hit it at a known step. Marks the
-tasks leave count how often each task and step ran.
+sends it within the job's first 30 s or so) hit it at a known step; the
+warned chunk's unfinished tasks go on in pieces (``pypoolparty.splitting``).
+Marks the tasks leave count how often each task and step ran.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def test_a_job_requeued_mid_chunk_keeps_its_id_and_resumes(tmp_path):
     assert len(logged(tmp_path, "submitted")) == 1
 
 
-def test_a_job_warned_before_its_time_limit_resumes_in_a_new_job(tmp_path):
+def test_a_job_warned_before_its_time_limit_goes_on_in_pieces_in_new_jobs(tmp_path):
+    """The job finishes tasks 0 and 1, then the warning stops it in task 2: tasks
+    2..4 go on in pieces of one task (half the two it finished), task 2 from
+    its checkpoint."""
     marks = tmp_path / "marks"
     marks.mkdir()
     pool = make_pool(tmp_path, **FAST_WARNING)
@@ -114,6 +118,14 @@ def test_a_job_warned_before_its_time_limit_resumes_in_a_new_job(tmp_path):
     (stop,) = logged(tmp_path, "job_interrupted")
     assert (stop["cause"], stop["signal"]) == ("time_limit", "SIGUSR1")
     assert logged(tmp_path, "job_failed") == []
+    (split,) = logged(tmp_path, "chunk_split")
+    assert (split["ichunk"], split["tasks"], split["done"]) == (0, [0, 1], True)
+    assert split["pieces"] == [[1, 2, 2], [2, 3, 3], [3, 4, 4]]
+    done = {event["ichunk"] for event in logged(tmp_path, "chunk_done")}
+    assert done == {0, 1, 2, 3}
+    # The pieces' jobs: at least two in one sbatch call (one per free slot).
+    pieces = logged(tmp_path, "submitted")[1]
+    assert len(pieces["jobs"]) >= 2 and {row[1] for row in pieces["jobs"]} <= {1, 2, 3}
 
 
 def test_a_task_alone_longer_than_the_limit_ends_the_map_and_a_longer_limit_continues_it(
