@@ -542,6 +542,10 @@ class Session:
         for stop in stopped:
             got_done = now[stop.chunk.ichunk].finished_tasks
             before = stop.chunk.progress.finished_tasks if stop.chunk.progress else frozenset()
+            if stop.chunk.progress is None and not got_done:
+                # A job that claimed the chunk late, or an adopted one: what
+                # fits in the limit is not known. It runs again whole.
+                continue
             host = str(stop.folded.outcome.get("host", "?")) if stop.folded else "?"
             wanted.append((stop.chunk.ichunk, len(got_done - before), host))
         self.metadata, splits = splitting.split(self.dir, self.metadata, self.bounds, wanted)

@@ -32,7 +32,8 @@ import sys
 import time
 
 ACTIONS = ("die_early", "half_written", "truncated", "late", "duplicate")
-WORKER_INPUTS = ("worker_config.json", "function.pickle", "tasks.zip")
+WORKER_INPUTS = ("worker_config.json", "function.pickle", "tasks.zip", "session.json")
+"""What the worker reads of the work_dir (session.json: which tasks a piece runs)."""
 
 
 def main(argv):

@@ -309,5 +309,6 @@ def test_a_map_killed_after_splitting_a_chunk_continues_with_its_pieces(dummy_sl
     assert split["pieces"] == [[1, 4, 5], [2, 6, 7]]
     # The pieces' jobs were adopted: nothing was submitted after the kill.
     assert len(logged(tmp_path, "submitted")) == 2 and sbatch_calls(dummy_slurm) == 2
+    # Chunk 0 and the pieces done before the kill are reused, the others' jobs adopted.
     (resumed,) = logged(tmp_path, "session_resumed")
-    assert (resumed["done"], resumed["adopted_jobs"]) == (1, 2)
+    assert resumed["done"] + resumed["adopted_jobs"] == 3 and resumed["adopted_jobs"] >= 1
