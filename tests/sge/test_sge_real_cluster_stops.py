@@ -123,3 +123,7 @@ def test_a_job_killed_at_its_h_rt_resumes_and_the_limit_is_named(tmp_path):
         e for e in session_events(tmp_path / "work") if e["event"] not in ("submitting", "started")
     ]
     assert any("h_rt" in json.dumps(event) for event in told), told
+    # Tasks 0 and 1 finished before the kill: tasks 2 and 3 went on in pieces of one.
+    (split,) = [e for e in told if e["event"] == "chunk_split"]
+    assert (split["tasks"], split["done"]) == ([0, 1], True)
+    assert split["pieces"] == [[1, 2, 2], [2, 3, 3]]
