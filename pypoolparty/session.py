@@ -492,8 +492,6 @@ class Session:
             advanced = now[stop.chunk.ichunk].advanced_since(stop.chunk.progress)
             if stop.status.time_limit and not advanced:
                 self._time_limit_too_short(stop, now[stop.chunk.ichunk])
-        # The first unfinished task of each chunk is known now: the next job
-        # of the chunk starts there.
         in_queue = _distinct(
             s.chunk.job
             for s in stopped

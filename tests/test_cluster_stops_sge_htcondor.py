@@ -200,8 +200,9 @@ def test_qmod_of_a_pending_task_is_refused_as_by_grid_engine(dummy_queue, tmp_pa
 
 def test_a_grid_engine_chunk_killed_at_its_h_rt_goes_on_in_pieces(dummy_queue, tmp_path):
     """Grid Engine kills the job at its h_rt (SIGKILL, no warning) in task 3,
-    after tasks 0..2: the rest goes on in pieces of one task, one job each,
-    and none of tasks 0..2 runs again."""
+    after tasks 0..2: the rest goes on in pieces of one task, a job for each
+    of the two slots and the third piece claimed by one of them, and none of
+    tasks 0..2 runs again."""
     dummy_queue("sge")
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -209,7 +210,7 @@ def test_a_grid_engine_chunk_killed_at_its_h_rt_goes_on_in_pieces(dummy_queue, t
         tmp_path,
         max_num_resubmissions=0,
         resources={"h_rt": "0:0:4"},
-        num_simultaneously_running_tasks=4,
+        num_simultaneously_running_tasks=2,
     )
     pool = make_pool("sge", **options)
     tasks = [(str(marks), x, 3) for x in range(6)]
@@ -231,7 +232,8 @@ def test_a_grid_engine_chunk_killed_at_its_h_rt_goes_on_in_pieces(dummy_queue, t
     (split,) = events("chunk_split")
     assert (split["tasks"], split["done"]) == ([0, 2], True)
     assert split["pieces"] == [[1, 3, 3], [2, 4, 4], [3, 5, 5]]
-    # One qsub for the pieces, a job each: slots were free.
+    # One qsub for the pieces, a job per slot; nothing else was submitted.
     first, pieces = events("submitted")
-    assert sorted(row[1] for row in pieces["jobs"]) == [1, 2, 3]
+    assert sorted(row[1] for row in pieces["jobs"]) == [1, 2]
+    assert {e["ichunk"] for e in events("chunk_done")} == {0, 1, 2, 3}
     assert events("job_failed") == []
