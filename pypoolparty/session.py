@@ -941,7 +941,10 @@ class Session:
         """
         if not self.claiming:
             return
-        found = claims.read(self.dir.path, skip=[c.ichunk for c in self.chunks if c.done])
+        # A claim seen once stays its job's until this call takes it back
+        # (and forgets it): one readlink per new claim, not per claim and poll.
+        known = [c.ichunk for c in self.chunks if c.done or c.claimed_by is not None]
+        found = claims.read(self.dir.path, skip=known)
         stale = []
         for ichunk, claim in sorted(found.items()):
             if ichunk >= len(self.chunks) or self.chunks[ichunk].done:
@@ -949,8 +952,6 @@ class Session:
             chunk = self.chunks[ichunk]
             if claim.state == claims.DONE and not self.reducer.has_outcome(ichunk):
                 stale.append(ichunk)
-                continue
-            if claim.job_key is not None and chunk.claimed_by == claim.job_key:
                 continue
             if claim.state == claims.WITHDRAWN and claim.run == self.call:
                 chunk.claimed_by = _WITHDRAWN  # _withdraw counts it done
