@@ -253,7 +253,7 @@ def _check_resubmissions(scenario: Scenario, layout: Layout, outcome: dict) -> N
     if outcome.get("error") != "ResubmissionsExhausted":
         return
     if INTERRUPTED_TOO_OFTEN.search(outcome["message"]):
-        return  # the bound of the stops themselves (session.MAX_INTERRUPTIONS_PER_CHUNK)
+        return  # the bound of the stops themselves (session_stops.MAX_INTERRUPTIONS_PER_CHUNK)
     failures: dict[int, int] = {}
     stops: dict[int, int] = {}
     for event in _events_of_last_call(layout):
