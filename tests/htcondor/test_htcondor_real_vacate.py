@@ -1,11 +1,14 @@
-"""A real HTCondor vacates a job mid-chunk (``condor_vacate_job``): the chunk resumes.
+"""A real HTCondor stops a job mid-chunk: vacated, or held at its time limit.
 
-The job gets SIGTERM, is evicted and goes back to idle; the chunk then runs
-again from its first unfinished task, and the task that checkpoints from its
-checkpoint, without counting as a resubmission. Marks the tasks leave count
-how often each ran (``killing_tasks.chunk_task``). The map runs as the
-ordinary job user (``job_user.py``); the test vacates only the job its own
-map submitted, found in the map's event log.
+``condor_vacate_job``: the job gets SIGTERM, is evicted and goes back to
+idle; the chunk then runs again from its first unfinished task, and the task
+that checkpoints from its checkpoint, without counting as a resubmission.
+``allowed_job_duration``: HTCondor holds the job when it has run that long;
+the chunk's finished tasks are kept and its unfinished ones go on in pieces
+(``pypoolparty.splitting``). Marks the tasks leave count how often each ran
+(``killing_tasks.chunk_task``). The map runs as the ordinary job user
+(``job_user.py``); the test vacates only the job its own map submitted,
+found in the map's event log.
 """
 
 from __future__ import annotations
@@ -59,17 +62,17 @@ def shared_dir(condor_user):
     job_user.remove_shared_dir(path)
 
 
-def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_dir):
+def start_map(condor_user, shared_dir, **options):
+    """The map of :data:`MAP_SCRIPT` in a process of the job user; its marks and work_dir."""
     python = job_user.ensure_venv()
     marks = os.path.join(shared_dir, "marks")
     work_dir = os.path.join(shared_dir, "work")
-    batch = f"ppp-test-{uuid.uuid4().hex[:8]}"
     options = dict(
         work_dir=work_dir,
         polling_interval=0.5,
         keep_work_dir=True,
         max_num_resubmissions=0,
-        batch_name=batch,
+        **options,
     )
     script = os.path.join(shared_dir, "map.py")
     with open(script, "w") as file:
@@ -95,23 +98,24 @@ def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_
         text=True,
         **as_user(condor_user),
     )
+    return process, marks, work_dir
+
+
+def finish_map(process, marks, batch) -> tuple[str, str]:
+    """Let the blocked task go on; the map's stdout and stderr once it ended."""
     try:
-        first = where_blocked(marks, STEP, timeout=180)
-        (jobid,) = session_job_ids(work_dir)
-        # The gate and the marks' files are the job user's to write.
-        os.remove(os.path.join(marks, f"waiting-{STEP}"))
-        vacated = subprocess.run(["condor_vacate_job", jobid], capture_output=True, text=True)
-        assert vacated.returncode == 0, vacated.stderr
-        again = where_blocked(marks, STEP, timeout=180)
-        assert again["pid"] != first["pid"]
         open_gate(marks, STEP)
-        stdout, stderr = process.communicate(timeout=300)
+        return process.communicate(timeout=300)
     finally:
         open_gate(marks, STEP)
         if process.poll() is None:
             process.kill()
             process.wait()
             subprocess.run(["condor_rm", "-constraint", f'JobBatchName == "{batch}"'])
+
+
+def assert_resumed_once(process, stdout, stderr, marks, work_dir):
+    """Every task finished once; only the checkpointing task started twice, at its checkpoint."""
     assert process.returncode == 0, stderr
     assert json.loads(stdout.strip().splitlines()[-1]) == chunk_results(NUM_TASKS, CHECKPOINTING, 4)
     assert counts(marks, range(NUM_TASKS), "finished") == dict.fromkeys(range(NUM_TASKS), 1)
@@ -121,6 +125,51 @@ def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_
     assert counts(marks, steps, "done") == {"step0": 1, "step1": 2, "step2": 1, "step3": 1}
     events = [e["event"] for e in session_events(work_dir)]
     assert "job_failed" not in events
+
+
+def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_dir):
+    batch = f"ppp-test-{uuid.uuid4().hex[:8]}"
+    process, marks, work_dir = start_map(condor_user, shared_dir, batch_name=batch)
+    try:
+        first = where_blocked(marks, STEP, timeout=180)
+        (jobid,) = session_job_ids(work_dir)
+        # The gate and the marks' files are the job user's to write.
+        os.remove(os.path.join(marks, f"waiting-{STEP}"))
+        vacated = subprocess.run(["condor_vacate_job", jobid], capture_output=True, text=True)
+        assert vacated.returncode == 0, vacated.stderr
+        again = where_blocked(marks, STEP, timeout=180)
+        assert again["pid"] != first["pid"]
+    finally:
+        stdout, stderr = finish_map(process, marks, batch)
+    assert_resumed_once(process, stdout, stderr, marks, work_dir)
+    wait_for(lambda: not _in_queue(batch), timeout=60)
+
+
+def test_a_job_held_at_its_allowed_job_duration_goes_on_in_pieces(condor_user, shared_dir):
+    """Tasks 0 and 1 finish, task 2 blocks until HTCondor holds the job at its
+    allowed_job_duration: the chunk keeps tasks 0..1 and tasks 2..3 go on in
+    pieces of one task (half the two the job finished), task 2 from its
+    checkpoint."""
+    batch = f"ppp-test-{uuid.uuid4().hex[:8]}"
+    directives = {"allowed_job_duration": "15"}
+    process, marks, work_dir = start_map(
+        condor_user, shared_dir, batch_name=batch, submit_directives=directives
+    )
+    try:
+        first = where_blocked(marks, STEP, timeout=180)
+        os.remove(os.path.join(marks, f"waiting-{STEP}"))
+        # Blocked until HTCondor holds the job; then a piece's job runs task 2 again.
+        again = where_blocked(marks, STEP, timeout=180)
+        assert again["pid"] != first["pid"]
+    finally:
+        stdout, stderr = finish_map(process, marks, batch)
+    assert_resumed_once(process, stdout, stderr, marks, work_dir)
+    events = session_events(work_dir)
+    (stop,) = [e for e in events if e["event"] == "job_interrupted"]
+    assert stop["cause"] == "time_limit", stop
+    (split,) = [e for e in events if e["event"] == "chunk_split"]
+    assert (split["ichunk"], split["tasks"], split["done"]) == (0, [0, 1], True)
+    assert split["pieces"] == [[1, 2, 2], [2, 3, 3]]
     wait_for(lambda: not _in_queue(batch), timeout=60)
 
 
