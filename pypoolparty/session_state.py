@@ -47,7 +47,8 @@ class Chunk:
     :data:`pypoolparty.session_stops.MAX_INTERRUPTIONS_PER_CHUNK`)."""
     stopped: FoldedChunk | None = None
     """The current job's worker stopped on a signal and said so; the job's
-    status at the next poll tells what to do (:meth:`pypoolparty.session_stops.StoppedJobs._stop_of`)."""
+    status at the next poll tells what to do
+    (:meth:`pypoolparty.session_stops.StoppedJobs._stop_of`)."""
     progress: stops.Progress | None = None
     """What the chunk's jobs had got done when this call submitted the
     current job; None for an adopted job."""
