@@ -46,25 +46,11 @@ from .errors import (
 from .map_jobs import MapJobs
 from .outcome import TaskFailure, last_lines, results_of, task_values
 from .reducer import FoldedChunk, Reducer
-from .scheduler import (
-    Job,
-    JobState,
-    JobStatus,
-    Scheduler,
-    Submission,
-    WorkerCall,
-    incurable,
-)
+from .scheduler import Job, JobState, JobStatus, Scheduler, Submission, WorkerCall, incurable
 from .session_claims import ClaimedChunks
 from .session_end import Ending
 from .session_resume import Restoring
-from .session_state import (
-    Chunk,
-    Stop,
-    distinct_jobs,
-    joined,
-    quietly,
-)
+from .session_state import Chunk, Stop, distinct_jobs, joined, quietly
 from .session_stops import StoppedJobs
 from .settings import MapSettings
 from .withdrawal import Withdrawals

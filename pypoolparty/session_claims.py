@@ -10,24 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from . import (
-    claims,
-    event_log,
-    splitting,
-)
-from .errors import (
-    WorkDirError,
-)
-from .scheduler import (
-    Job,
-    JobStatus,
-)
-from .session_state import (
-    WAITING,
-    WITHDRAWN,
-    Chunk,
-    distinct_jobs,
-)
+from . import claims, event_log, splitting
+from .errors import WorkDirError
+from .scheduler import Job, JobStatus
+from .session_state import WAITING, WITHDRAWN, Chunk, distinct_jobs
 
 logger = logging.getLogger("pypoolparty")
 

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from . import (
-    event_log,
-    progress,
-)
-from .scheduler import (
-    Job,
-)
+from . import event_log, progress
+from .scheduler import Job
 
 logger = logging.getLogger("pypoolparty")
 

@@ -14,15 +14,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from . import (
-    stops,
-)
+from . import stops
 from .reducer import FoldedChunk
-from .scheduler import (
-    Job,
-    JobState,
-    JobStatus,
-)
+from .scheduler import Job, JobState, JobStatus
 
 logger = logging.getLogger("pypoolparty")
 

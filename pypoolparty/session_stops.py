@@ -13,29 +13,12 @@ from __future__ import annotations
 import logging
 import time
 
-from . import (
-    event_log,
-    splitting,
-    stops,
-)
-from .errors import (
-    ResubmissionsExhausted,
-    TimeLimitTooShort,
-)
+from . import event_log, splitting, stops
+from .errors import ResubmissionsExhausted, TimeLimitTooShort
 from .outcome import last_lines
 from .reducer import FoldedChunk
-from .scheduler import (
-    JobState,
-    JobStatus,
-    stopped_by_the_cluster,
-)
-from .session_state import (
-    WAITING,
-    Chunk,
-    Stop,
-    distinct_jobs,
-    joined,
-)
+from .scheduler import JobState, JobStatus, stopped_by_the_cluster
+from .session_state import WAITING, Chunk, Stop, distinct_jobs, joined
 
 logger = logging.getLogger("pypoolparty")
 
