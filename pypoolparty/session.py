@@ -314,6 +314,7 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
             if item.interpreter_mismatch is not None or item.interrupted is not None:
                 continue
             self._mark_done(self.chunks[item.ichunk])
+            self.chunks[item.ichunk].written_by = item.outcome.get("home_chunk")
             self._record_failures(item.num_failed_tasks, item.first_failure)
             self.log.write(
                 event_log.CHUNK_DONE, ichunk=item.ichunk, failed_tasks=item.num_failed_tasks

@@ -13,9 +13,7 @@ import logging
 import os
 import time
 
-from . import (
-    event_log,
-)
+from . import event_log
 from .commands import CommandFailed, CommandNotFound, PermanentError
 from .errors import (
     Cancelled,
@@ -30,17 +28,8 @@ from .errors import (
     WorkDirError,
 )
 from .outcome import exception_for, results_of
-from .scheduler import (
-    Job,
-    JobState,
-)
-from .session_state import (
-    Chunk,
-    capitalized,
-    distinct_jobs,
-    may_linger,
-    quietly,
-)
+from .scheduler import Job, JobState
+from .session_state import Chunk, capitalized, distinct_jobs, may_linger, quietly
 
 logger = logging.getLogger("pypoolparty")
 
@@ -48,6 +37,10 @@ logger = logging.getLogger("pypoolparty")
 ENDING_JOBS_GRACE = 10.0
 """Seconds a finished map waits for its last running jobs to end before it
 removes its session directory (:meth:`Ending._wait_for_ending_jobs`)."""
+
+ENDING_JOBS_FIRST_LOOK = 0.1
+"""Seconds before a finished map first asks whether its last jobs have ended;
+each later ask waits twice as long, up to the polling interval or 1 s."""
 
 
 class Ending:
@@ -88,11 +81,15 @@ class Ending:
         scheduler shows it as completed, not cancelled.
         """
         # Also jobs no poll ever saw: all results may arrive before the first
-        # poll (a resumed map, a duplicate run).
+        # poll (a resumed map, a duplicate run). Not a job whose chunk another
+        # job claimed and finished before any poll saw the claim: the job may
+        # still be starting, and would wait for nothing.
         candidates = {
             c.job.jobid: c
             for c in self.chunks
-            if c.job is not None and (c.status is not None or c.missing_since is None)
+            if c.job is not None
+            and (c.status is not None or c.missing_since is None)
+            and c.written_by in (None, c.job.ichunk)
         }
         # Jobs whose own chunk another job claimed: they have nothing to do.
         others = {job.jobid: job for job in self.jobs.live() if job.jobid not in candidates}
@@ -136,11 +133,16 @@ class Ending:
         """
         ending = self.ending_jobs
         deadline = time.monotonic() + ENDING_JOBS_GRACE
+        longest = min(self.settings.polling_interval, 1.0)
+        pause = min(ENDING_JOBS_FIRST_LOOK, longest)
         try:
             while ending and time.monotonic() < deadline:
-                # An exiting job takes a moment; the scheduler is not asked
-                # more often than usual, nor less than once a second.
-                time.sleep(min(self.settings.polling_interval, 1.0))
+                # A job that wrote the last outcome exits within a moment, and
+                # the map's caller waits for it: ask soon, then less and less
+                # often (a handful of asks once per map), up to the polling
+                # interval or once a second.
+                time.sleep(pause)
+                pause = min(2 * pause, longest)
                 statuses = self.scheduler.query(ending)
                 ending = [
                     job

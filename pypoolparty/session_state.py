@@ -51,6 +51,9 @@ class Chunk:
     submitted_at: float = 0.0
     """When this call submitted the current job (seconds since the epoch);
     0 for an adopted job, a claiming job, or none."""
+    written_by: int | None = None
+    """The home chunk of the job whose outcome made the chunk done in this
+    call (the outcome's ``home_chunk``); None if unknown."""
     claimed_by: tuple[str, int] | None = None
     """The job that claimed the chunk (:attr:`pypoolparty.map_jobs.MapJobs.key`),
     once its claim was seen; :attr:`job` is that job."""
