@@ -14,7 +14,6 @@ import pypoolparty
 from pypoolparty.scheduler import Job, JobState, JobStatus, Scheduler
 from pypoolparty.session import Session
 
-
 RUNNING = JobStatus(JobState.RUNNING, "RUNNING")
 
 
