@@ -1,13 +1,14 @@
 """What a finished map leaves in the queue: nothing, and it waits only for jobs that wrote results.
 
 A job whose chunk another job claimed and finished may still be starting
-when the map's last outcome arrives (its claim of nothing comes later): it
-has nothing to do, so the map cancels it instead of waiting for it to start,
-find no work and end. A job that wrote the last outcome is let to end.
+when the map's last outcome arrives: it has nothing to do, so the map
+cancels it instead of waiting for it to start, find no chunk left to claim,
+and end. A job that wrote the last outcome is let to end.
 """
 
 from __future__ import annotations
 
+import pytest
 from hand_built_sessions import new_session
 
 import pypoolparty
@@ -53,28 +54,21 @@ def finished_session(tmp_path, scheduler, written_by):
     return session
 
 
-def test_a_job_still_starting_whose_chunk_another_job_finished_is_cancelled(tmp_path):
-    scheduler = RecordingScheduler(
-        {
-            "7_0": JobStatus(JobState.RUNNING, "RUNNING"),
-            "7_1": JobStatus(JobState.RUNNING, "RUNNING"),
-        }
-    )
-    # Job 7_0 ran both chunks: it claimed chunk 1 before 7_1 had started.
-    session = finished_session(tmp_path, scheduler, written_by=[0, 0])
+@pytest.mark.parametrize(
+    "written_by, cancelled, ending",
+    [
+        # Job 7_0 ran both chunks: it claimed chunk 1 before 7_1 had started.
+        ([0, 0], [["7_1"]], ["7_0"]),
+        # Each job wrote its own chunk's outcome: both are let to end.
+        ([0, 1], [], ["7_0", "7_1"]),
+    ],
+    ids=["a-starting-job-with-nothing-to-do-is-cancelled", "the-writers-are-let-to-end"],
+)
+def test_at_the_end_only_the_jobs_that_wrote_outcomes_are_waited_for(
+    tmp_path, written_by, cancelled, ending
+):
+    scheduler = RecordingScheduler(dict.fromkeys(["7_0", "7_1"], RUNNING))
+    session = finished_session(tmp_path, scheduler, written_by)
     session._cancel_stragglers()
-    assert scheduler.cancelled == [["7_1"]]
-    assert [job.jobid for job in session.ending_jobs] == ["7_0"]
-
-
-def test_jobs_that_wrote_the_last_outcomes_are_let_to_end(tmp_path):
-    scheduler = RecordingScheduler(
-        {
-            "7_0": JobStatus(JobState.RUNNING, "RUNNING"),
-            "7_1": JobStatus(JobState.RUNNING, "RUNNING"),
-        }
-    )
-    session = finished_session(tmp_path, scheduler, written_by=[0, 1])
-    session._cancel_stragglers()
-    assert scheduler.cancelled == []
-    assert sorted(job.jobid for job in session.ending_jobs) == ["7_0", "7_1"]
+    assert scheduler.cancelled == cancelled
+    assert sorted(job.jobid for job in session.ending_jobs) == ending
