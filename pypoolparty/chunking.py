@@ -19,7 +19,9 @@ other slots idle at the end.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 
 CHUNKS_PER_SLOT = 4
 GUIDED_DIVISOR = 8
@@ -79,3 +81,31 @@ def guided_bounds(num_tasks: int, parallelism: int | None) -> list[tuple[int, in
         bounds.append((start, min(start + size, num_tasks)))
         start += size
     return bounds
+
+
+class ChunkFinder:
+    """Which chunk runs a task, for chunks whose indices need not follow task order.
+
+    The pieces of a chunk a time limit stopped take the indices after the
+    map's first chunks (:mod:`pypoolparty.splitting`). One sort of the
+    chunks, then one bisection per look-up.
+
+    Parameters
+    ----------
+    bounds : sequence of (int, int)
+        ``(start, stop)`` of each chunk's tasks, by chunk index; a chunk with
+        no tasks is never found.
+    """
+
+    def __init__(self, bounds: Sequence[tuple[int, int]]) -> None:
+        self._ordered = sorted(
+            (start, stop, i) for i, (start, stop) in enumerate(bounds) if stop > start
+        )
+        self._starts = [start for start, _, _ in self._ordered]
+
+    def chunk_of(self, itask: int) -> int | None:
+        """The chunk whose tasks include ``itask``; None if none does."""
+        position = bisect.bisect_right(self._starts, itask) - 1
+        if position >= 0 and itask < self._ordered[position][1]:
+            return self._ordered[position][2]
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from . import claims, event_log, splitting
+from . import chunking, claims, event_log
 from .errors import WorkDirError
 from .scheduler import Job, JobStatus
 from .session_state import WAITING, WITHDRAWN, Chunk, distinct_jobs
@@ -69,7 +69,7 @@ class ClaimedChunks:
     def _withdraw_at_once(self, itask: int, withdrawn: set[int]) -> bool:
         """The caller's thread: claim the chunk of ``itask`` for no job once all
         its tasks are ``withdrawn``; False if a job claimed it first."""
-        ichunk = splitting.chunk_of(self.bounds, itask)
+        ichunk = chunking.ChunkFinder(self.bounds).chunk_of(itask)
         if not all(i in withdrawn for i in range(*self.bounds[ichunk])):
             return True
         try:

@@ -33,7 +33,6 @@ tasks then run again in one job.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import pickle
 from collections.abc import Sequence
@@ -101,14 +100,6 @@ def current_bounds(
     for ichunk, _, start, stop in metadata.pieces:
         current[ichunk] = (start, stop)
     return current
-
-
-def chunk_of(bounds: Sequence[tuple[int, int]], itask: int) -> int:
-    """The chunk that runs ``itask``; ``bounds`` need not be in task order (pieces)."""
-    ichunk = bisect.bisect_right([start for start, _ in bounds], itask) - 1
-    if 0 <= ichunk and bounds[ichunk][0] <= itask < bounds[ichunk][1]:
-        return ichunk
-    return next(i for i, (start, stop) in enumerate(bounds) if start <= itask < stop)
 
 
 def split(

@@ -25,11 +25,10 @@ by it.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Sequence
 
-from . import checkpoint, task_records
+from . import checkpoint, chunking, task_records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,14 +70,11 @@ def progress_of(
     """
     finished = task_records.finished_tasks(session_dir, list(ichunks))
     saved: dict[int, set[tuple[int, int, int]]] = {}
-    # In task order: the pieces of a chunk split at a time limit come last
-    # by index (pypoolparty.splitting).
-    by_start = sorted((start, stop, i) for i, (start, stop) in enumerate(bounds) if stop > start)
-    starts = [start for start, _, _ in by_start]
+    chunks = chunking.ChunkFinder(bounds)
     for itask, (inode, mtime) in checkpoint.saved_versions(session_dir).items():
-        position = bisect.bisect_right(starts, itask) - 1
-        if position >= 0 and itask < by_start[position][1]:
-            saved.setdefault(by_start[position][2], set()).add((itask, inode, mtime))
+        ichunk = chunks.chunk_of(itask)
+        if ichunk is not None:
+            saved.setdefault(ichunk, set()).add((itask, inode, mtime))
     progress = {}
     for ichunk in ichunks:
         if ichunk not in finished and ichunk not in saved:

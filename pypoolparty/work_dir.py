@@ -60,6 +60,7 @@ import uuid
 
 import rename_after_writing
 
+from . import chunking
 from .errors import WorkDirError
 from .version import __version__
 
@@ -524,7 +525,8 @@ class SessionInfo(SessionMetadata):
     def chunk_of(self, itask: int) -> int:
         """The chunk that runs task ``itask`` (a piece of a split chunk, if it is in one)."""
         if self.pieces:
-            return self._piece_index[bisect.bisect_right(self._piece_starts, itask) - 1][1]
+            ichunk = self._chunks.chunk_of(itask)
+            return -1 if ichunk is None else ichunk
         if self.chunk_starts:
             return bisect.bisect_right(self.chunk_starts, itask) - 1
         return itask // self.chunksize
@@ -537,14 +539,8 @@ class SessionInfo(SessionMetadata):
         return self._first_tasks_of(ichunk)
 
     @functools.cached_property
-    def _piece_index(self) -> list[tuple[int, int]]:
-        """``(start, ichunk)`` of every chunk, in task order."""
-        bounds = self.chunk_bounds()
-        return sorted((start, i) for i, (start, stop) in enumerate(bounds) if stop > start)
-
-    @functools.cached_property
-    def _piece_starts(self) -> list[int]:
-        return [start for start, _ in self._piece_index]
+    def _chunks(self) -> chunking.ChunkFinder:
+        return chunking.ChunkFinder(self.chunk_bounds())
 
 
 def process_is_alive(pid: int) -> bool:

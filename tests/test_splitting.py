@@ -15,7 +15,7 @@ import pickle
 import cloudpickle
 from hand_built_sessions import new_session, task_record
 
-from pypoolparty import serialization, splitting, task_records, work_dir, worker
+from pypoolparty import chunking, serialization, splitting, task_records, work_dir, worker
 from pypoolparty.work_dir import SessionInfo, SessionMetadata
 
 NUM_TASKS = 8
@@ -90,7 +90,8 @@ def test_a_piece_stopped_in_turn_is_cut_again_from_the_chunk_it_came_from(tmp_pa
     assert tasks_read_by_the_worker(session_dir, 3) == (5, TASKS[5:6])
     info = SessionInfo.at(session_dir.path)
     assert [info.chunk_of(itask) for itask in range(NUM_TASKS)] == [0, 0, 0, 0, 1, 3, 2, 2]
-    assert splitting.chunk_of(bounds, 5) == 3 and splitting.chunk_of(bounds, 7) == 2
+    chunks = chunking.ChunkFinder(bounds)
+    assert chunks.chunk_of(5) == 3 and chunks.chunk_of(7) == 2
 
 
 def test_a_chunk_that_finished_no_task_keeps_the_first_piece_and_runs_again(tmp_path):
