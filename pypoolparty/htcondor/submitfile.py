@@ -168,7 +168,10 @@ def _transfer_lines(submission: Submission, options: ClusterOptions) -> list[str
         f"output = {stdout_path}",
         f"error = {stderr_path}",
         "should_transfer_files = YES",
-        "when_to_transfer_output = ON_EXIT",
+        # A job vacated or evicted sends its outputs to the schedd's spool, and
+        # HTCondor gives them back to the job when it starts again: its task
+        # records there, the worker skips the tasks it finished before.
+        "when_to_transfer_output = ON_EXIT_OR_EVICT",
         # A directory with a trailing slash: its contents, into the scratch directory.
         f"transfer_input_files = {', '.join(inputs)}",
         f"transfer_output_files = {', '.join(job_files.OUTPUTS)}",

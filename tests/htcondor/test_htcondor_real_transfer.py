@@ -181,12 +181,36 @@ def running_procs(batch_name):
     return [row[0] for row in rows if row[1:] == ["2"]]
 
 
-def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidden_dir, batch_name):
+@pytest.fixture
+def markers():
+    """A directory every user may write: the job user's tasks leave marks in it."""
+    path = tempfile.mkdtemp(prefix="pypoolparty-transfer-markers-", dir="/var/tmp")
+    os.chmod(path, 0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def runs_of_tasks(markers):
+    runs = {}
+    for name in os.listdir(markers):
+        itask = int(name.split("-")[1])
+        runs[itask] = runs.get(itask, 0) + 1
+    return runs
+
+
+def test_a_job_vacated_mid_run_runs_again_without_its_finished_tasks(
+    job_python, hidden_dir, batch_name, markers
+):
+    """One job of 4 tasks is vacated once task 1 started (task 0 is recorded):
+    its task records go to the schedd's spool and come back to the job when it
+    starts again (when_to_transfer_output = ON_EXIT_OR_EVICT), so task 0 does
+    not run again."""
     work_dir = os.path.join(hidden_dir, "work")
-    slow = {"TRANSFER_TEST_SLEEP": "3"}
-    process = start_map(job_python, work_dir, "slow_square", slow, batch_name=batch_name)
+    env = {"TRANSFER_TEST_SLEEP": "2", "TRANSFER_TEST_MARKERS": markers}
+    process = start_map(job_python, work_dir, "counted_square", env, batch_name=batch_name)
     try:
-        (jobid, *_) = wait_for(lambda: running_procs(batch_name), timeout=120, interval=0.2)
+        wait_for(lambda: 1 in runs_of_tasks(markers), timeout=120, interval=0.2)
+        (jobid,) = running_procs(batch_name)
         vacated = subprocess.run(
             ["condor_vacate_job", jobid], capture_output=True, text=True, check=False
         )
@@ -197,7 +221,7 @@ def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidd
             process.kill()
             process.communicate()
     outcome = json.loads(stdout.strip().splitlines()[-1])
-    assert outcome.get("results") == [x * x for x in range(8)], stderr
+    assert outcome.get("results") == [x * x for x in range(4)], stderr
     starts = subprocess.run(
         ["condor_history", jobid, "-af", "NumJobStarts", "-limit", "1"],
         capture_output=True,
@@ -205,6 +229,9 @@ def test_a_job_vacated_mid_run_runs_again_and_the_map_completes(job_python, hidd
         check=True,
     )
     assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
+    runs = runs_of_tasks(markers)
+    assert runs[0] == 1, f"task 0 finished before the vacate and ran again: {runs}"
+    assert runs[2] == runs[3] == 1, runs
 
 
 def procs_of(batch_name):

@@ -60,7 +60,7 @@ def test_each_job_gets_the_shared_files_and_its_own_chunk_and_sends_back_its_out
     _, description = render_without_shared_file_system()
     commands = description["commands"]
     assert commands["should_transfer_files"] == "YES"
-    assert commands["when_to_transfer_output"] == "ON_EXIT"
+    assert commands["when_to_transfer_output"] == "ON_EXIT_OR_EVICT"
     inputs = [name.strip() for name in commands["transfer_input_files"].split(",")]
     assert inputs == [
         "worker.py",

@@ -58,6 +58,16 @@ def killed_on_first_attempt(x):
     return x * x
 
 
+def counted_square(x):
+    """x squared, slowly; each run leaves a marker in a directory of the test's
+    that every user may write, so that the test counts the runs of each task."""
+    markers = os.environ["TRANSFER_TEST_MARKERS"]
+    with open(os.path.join(markers, f"ran-{x}-{os.getpid()}-{time.time_ns()}"), "w"):
+        pass
+    time.sleep(float(os.environ.get("TRANSFER_TEST_SLEEP", "0")))
+    return x * x
+
+
 def read_input(path):
     """What the task's InputFile holds, and where the task found it."""
     with open(path) as file:
@@ -80,6 +90,7 @@ SCENARIOS = {
     "square_where": (square_where, 6, 2),
     "raise_on_3": (raise_on_3, 6, 2),
     "slow_square": (slow_square, 8, 1),
+    "counted_square": (counted_square, 4, 4),
 }
 
 
