@@ -177,11 +177,13 @@ def warn_if_large(session_dir: str, staged_dirs: Sequence[str]) -> str | None:
     per_job, total = transfer_size(session_dir, staged_dirs)
     if total <= TRANSFER_WARNING_BYTES:
         return None
+    largest_own = max((_tree_size(directory) for directory in staged_dirs), default=0)
     message = (
-        f"{len(staged_dirs)} job(s) of this map get {_size(total)} by file transfer, "
-        f"{_size(per_job)} of it for each job (the pickled function with what it "
-        "captures, the worker and the launcher) and the rest in their chunks' tasks; "
-        "all of it goes through the schedd and waits in its spool. Pass large data "
+        f"{len(staged_dirs)} job(s) of this map get {_size(total)} by file transfer; "
+        f"each job gets up to {_size(per_job + largest_own)}: {_size(per_job)} that every "
+        "job gets (the pickled function with what it captures, the worker and the "
+        f"launcher) and up to {_size(largest_own)} of its own chunk (its tasks and their "
+        "input files). All of it goes through the schedd and waits in its spool. Pass large data "
         "by path to storage the execute nodes reach rather than in the function or "
         "the tasks (see docs/no_shared_file_system.rst)."
     )

@@ -170,6 +170,7 @@ def test_a_submission_that_sends_much_through_the_schedd_is_warned_about(
     with caplog.at_level("WARNING", logger="pypoolparty"):
         message = job_files.warn_if_large(str(session_dir), staged)
     assert message is not None and message in caplog.text
-    assert "4 job(s) of this map get 12.1 KiB by file transfer, 2.9 KiB of it for each job" in (
+    assert "4 job(s) of this map get 12.1 KiB by file transfer; each job gets up to 3.0 KiB" in (
         message
     )
+    assert "2.9 KiB that every job gets" in message and "up to 100 bytes of its own" in message
