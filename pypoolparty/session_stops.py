@@ -229,6 +229,10 @@ class StoppedJobs:
             ran,
             done + len(now.finished_tasks),
             explained,
+            # Without a shared file system the job's records stayed with it.
+            transferred_chunk=(
+                None if self.scheduler.shares_file_system else self.bounds[chunk.ichunk]
+            ),
         )
         self.log.write(
             event_log.JOB_FAILED,

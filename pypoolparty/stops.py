@@ -118,6 +118,7 @@ def time_limit_message(
     ran: str,
     finished_elsewhere: int,
     explained: str = "",
+    transferred_chunk: tuple[int, int] | None = None,
 ) -> str:
     """The message of :class:`pypoolparty.errors.TimeLimitTooShort`.
 
@@ -137,18 +138,52 @@ def time_limit_message(
         Tasks of the map kept from earlier jobs.
     explained : str
         What the scheduler says of the job, if anything (``scontrol show job``).
+    transferred_chunk : tuple of int, optional
+        The chunk's tasks ``(start, stop)``, when the job's files travel with it
+        (no shared file system): what it finished before its limit did not
+        come back, so the whole chunk must fit in the limit.
     """
-    lines = [
-        f"task {itask} (chunk {ichunk}, job {jobid}) needs more time than the job's time "
-        f"limit allows: {time_limit}. It ran {ran} ({stopped_by}), and the job finished no "
-        "task nor saved a checkpoint, so a job with the same limit would stop at the same "
-        "task: none was submitted.",
-        "Raise that limit so that one task fits, with a margin (the limit applies to a "
-        "whole job, which runs a chunk: see docs/time_limits.rst), or let the task save "
-        "checkpoints with pypoolparty.checkpoint.save so that it can go on in the next job. "
-        f"Calling the same map with the same work_dir then continues it, keeping the "
-        f"{finished_elsewhere} task(s) finished so far.",
-    ]
+    if transferred_chunk is not None:
+        lines = _transferred_lines(
+            ichunk, jobid, time_limit, stopped_by, ran, transferred_chunk, finished_elsewhere
+        )
+    else:
+        lines = [
+            f"task {itask} (chunk {ichunk}, job {jobid}) needs more time than the job's time "
+            f"limit allows: {time_limit}. It ran {ran} ({stopped_by}), and the job finished no "
+            "task nor saved a checkpoint, so a job with the same limit would stop at the same "
+            "task: none was submitted.",
+            "Raise that limit so that one task fits, with a margin (the limit applies to a "
+            "whole job, which runs a chunk: see docs/time_limits.rst), or let the task save "
+            "checkpoints with pypoolparty.checkpoint.save so that it can go on in the next job. "
+            f"Calling the same map with the same work_dir then continues it, keeping the "
+            f"{finished_elsewhere} task(s) finished so far.",
+        ]
     if explained:
         lines.append(f"  the scheduler says: {explained}")
     return "\n".join(lines)
+
+
+def _transferred_lines(
+    ichunk, jobid, time_limit, stopped_by, ran, bounds, finished_elsewhere
+) -> list[str]:
+    """What happened, and what to do, for a job whose files travel with it.
+
+    HTCondor brings back nothing of a job it stops at a time limit (a hold),
+    so the tasks it finished are not known on the submit host; the chunk
+    cannot go on in pieces (:mod:`pypoolparty.splitting` needs the session
+    directory shared), and run again whole it would stop at the same place.
+    """
+    start, stop = bounds
+    return [
+        f"chunk {ichunk} (tasks {start}..{stop - 1}, job {jobid}) was stopped by the job's "
+        f"time limit: {time_limit}. It ran {ran} ({stopped_by}). Without a shared file "
+        "system nothing of a job stopped at its time limit comes back, so the tasks it "
+        "finished are not known here and the chunk would run again from its first task, "
+        "into the same limit: none was submitted.",
+        f"Raise that limit so that a whole chunk ({stop - start} task(s) here) fits, with a "
+        "margin: calling the same map with the same work_dir then continues it, keeping the "
+        f"{finished_elsewhere} task(s) finished so far. A smaller chunksize fits the chunks "
+        "into the limit too, but makes a new map, which starts afresh (see "
+        "docs/no_shared_file_system.rst).",
+    ]

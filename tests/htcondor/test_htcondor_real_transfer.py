@@ -234,6 +234,30 @@ def test_a_job_vacated_mid_run_runs_again_without_its_finished_tasks(
     assert runs[2] == runs[3] == 1, runs
 
 
+def test_a_job_held_at_its_time_limit_ends_the_map_saying_a_whole_chunk_must_fit(
+    job_python, hidden_dir, batch_name, markers
+):
+    """A chunk cannot go on in pieces without a shared file system: nothing of
+    a held job comes back, so the map cannot tell what it finished."""
+    work_dir = os.path.join(hidden_dir, "work")
+    env = {"TRANSFER_TEST_SLEEP": "2", "TRANSFER_TEST_MARKERS": markers}
+    outcome, stderr = run_map(
+        job_python,
+        work_dir,
+        "counted_square",
+        env,
+        batch_name=batch_name,
+        submit_directives={"allowed_job_duration": "5"},
+    )
+    assert outcome.get("error") == "TimeLimitTooShort", stderr
+    message = outcome["message"]
+    assert message.startswith("chunk 0 (tasks 0..3, job "), message
+    assert "allowed_job_duration" in message and "Without a shared file system" in message
+    assert "a whole chunk (4 task(s) here) fits" in message
+    assert len(events(work_dir, "submitted")) == 1  # none was submitted again
+    assert 1 in runs_of_tasks(markers)  # the job had finished a task
+
+
 def procs_of(batch_name):
     completed = subprocess.run(
         ["condor_q", "-constraint", f'JobBatchName == "{batch_name}"', "-af:j", "JobStatus"],
