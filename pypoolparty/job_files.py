@@ -17,13 +17,15 @@ Into the job go
   only that chunk (not the tasks of the whole map), copies of the task
   records earlier runs of the chunk left (so a resubmitted job skips the
   tasks they finished), the files of its tasks' :class:`pypoolparty.InputFile`
-  arguments (:mod:`pypoolparty.input_files`), and the empty ``outcomes/`` and
-  ``partial/`` directories the worker writes into.
+  arguments (:mod:`pypoolparty.input_files`), and the empty directories of
+  :data:`OUTPUTS` the worker writes into.
 
-Back come :data:`OUTPUTS`, ``outcomes/``, ``partial/`` and the files the
-tasks wrote (``outputs/``, see :mod:`pypoolparty.task_outputs`), into the session
-directory's directories of the same names, where the session reads them as
-on a shared file system. Transferred files keep their 0600 mode.
+Back come :data:`OUTPUTS`: ``outcomes/``, ``partial/``, the files the tasks
+wrote (``outputs/``, see :mod:`pypoolparty.task_outputs`) and ``checkpoints/``,
+into the session directory's directories of the same names, where the
+session reads them as on a shared file system. A job that is vacated or
+evicted sends them to the schedd's spool, and gets them back when it starts
+again. Transferred files keep their 0600 mode.
 
 The names are those of :class:`pypoolparty.work_dir.SessionDir` (the session
 directory's layout) and :mod:`pypoolparty.launcher`; the chunk's archive is
@@ -38,7 +40,15 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 
-from . import input_files, launcher, serialization, task_outputs, task_records, work_dir
+from . import (
+    checkpoint,
+    input_files,
+    launcher,
+    serialization,
+    task_outputs,
+    task_records,
+    work_dir,
+)
 from .errors import BadInput
 from .scheduler import WorkerCall
 
@@ -57,8 +67,9 @@ SHARED_INPUTS = (
 )
 """Files of the session directory every job reads, by their names there."""
 
-OUTPUTS = ("outcomes", task_records.DIRECTORY, task_outputs.DIRECTORY)
-"""Directories the job writes, copied back into the session directory's own."""
+OUTPUTS = ("outcomes", task_records.DIRECTORY, task_outputs.DIRECTORY, checkpoint.DIRECTORY)
+"""Directories the job writes, copied back into the session directory's own
+(and kept for the job by the schedd when it is vacated or evicted)."""
 
 TRANSFER_WARNING_BYTES = 1 << 30
 """A submission whose jobs get more than this many bytes in all (1 GiB) is
@@ -106,6 +117,7 @@ def stage_chunks(session_dir: str, directories: Mapping[int, str]) -> None:
         work_dir.make_private_dir(os.path.join(directory, "outcomes"))
         work_dir.make_private_dir(os.path.join(directory, task_records.DIRECTORY))
         work_dir.make_private_dir(os.path.join(directory, task_outputs.DIRECTORY))
+        work_dir.make_private_dir(os.path.join(directory, checkpoint.DIRECTORY))
     serialization.copy_chunk_tasks(
         session.tasks_path,
         {ichunk: os.path.join(directory, tasks_name) for ichunk, directory in directories.items()},

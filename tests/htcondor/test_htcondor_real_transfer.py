@@ -191,25 +191,27 @@ def markers():
 
 
 def runs_of_tasks(markers):
+    """How often each step of each task ran: ``{(itask, step): runs}``."""
     runs = {}
     for name in os.listdir(markers):
-        itask = int(name.split("-")[1])
-        runs[itask] = runs.get(itask, 0) + 1
+        _, itask, step, *_ = name.split("-")
+        runs[int(itask), int(step)] = runs.get((int(itask), int(step)), 0) + 1
     return runs
 
 
-def test_a_job_vacated_mid_run_runs_again_without_its_finished_tasks(
+def test_a_job_vacated_mid_run_goes_on_from_its_records_and_checkpoint(
     job_python, hidden_dir, batch_name, markers
 ):
-    """One job of 4 tasks is vacated once task 1 started (task 0 is recorded):
-    its task records go to the schedd's spool and come back to the job when it
-    starts again (when_to_transfer_output = ON_EXIT_OR_EVICT), so task 0 does
-    not run again."""
+    """One job of 4 tasks of two checkpointed steps is vacated once task 1's
+    second step started: its task records and task 1's checkpoint go to the
+    schedd's spool and come back to the job when it starts again
+    (when_to_transfer_output = ON_EXIT_OR_EVICT), so neither task 0 nor task
+    1's first step runs again."""
     work_dir = os.path.join(hidden_dir, "work")
     env = {"TRANSFER_TEST_SLEEP": "2", "TRANSFER_TEST_MARKERS": markers}
     process = start_map(job_python, work_dir, "counted_square", env, batch_name=batch_name)
     try:
-        wait_for(lambda: 1 in runs_of_tasks(markers), timeout=120, interval=0.2)
+        wait_for(lambda: (1, 1) in runs_of_tasks(markers), timeout=120, interval=0.2)
         (jobid,) = running_procs(batch_name)
         vacated = subprocess.run(
             ["condor_vacate_job", jobid], capture_output=True, text=True, check=False
@@ -230,8 +232,9 @@ def test_a_job_vacated_mid_run_runs_again_without_its_finished_tasks(
     )
     assert int(starts.stdout.split()[0]) >= 2, "the vacated job did not start again"
     runs = runs_of_tasks(markers)
-    assert runs[0] == 1, f"task 0 finished before the vacate and ran again: {runs}"
-    assert runs[2] == runs[3] == 1, runs
+    assert runs[0, 0] == runs[0, 1] == 1, f"task 0 ran again after the vacate: {runs}"
+    assert runs[1, 0] == 1, f"task 1 did not go on from its checkpoint: {runs}"
+    assert all(runs[itask, step] == 1 for itask in (2, 3) for step in (0, 1)), runs
 
 
 def test_a_job_held_at_its_time_limit_ends_the_map_saying_a_whole_chunk_must_fit(
@@ -255,7 +258,7 @@ def test_a_job_held_at_its_time_limit_ends_the_map_saying_a_whole_chunk_must_fit
     assert "allowed_job_duration" in message and "Without a shared file system" in message
     assert "a whole chunk (4 task(s) here) fits" in message
     assert len(events(work_dir, "submitted")) == 1  # none was submitted again
-    assert 1 in runs_of_tasks(markers)  # the job had finished a task
+    assert (1, 0) in runs_of_tasks(markers)  # the job had finished a task
 
 
 def procs_of(batch_name):

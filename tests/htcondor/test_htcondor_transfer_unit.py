@@ -71,7 +71,7 @@ def test_each_job_gets_the_shared_files_and_its_own_chunk_and_sends_back_its_out
         "setup.sh",
         "scheduler/ppp-abc-1/inputs/$(ichunk)/",
     ]
-    assert commands["transfer_output_files"] == "outcomes, partial, outputs"
+    assert commands["transfer_output_files"] == "outcomes, partial, outputs, checkpoints"
     assert commands["output"] == "scheduler/ppp-abc-1/chunk-$(ichunk).stdout"
     assert commands["error"] == "scheduler/ppp-abc-1/chunk-$(ichunk).stderr"
     assert description["items"] == ["4", "2", "9"]

@@ -59,12 +59,17 @@ def killed_on_first_attempt(x):
 
 
 def counted_square(x):
-    """x squared, slowly; each run leaves a marker in a directory of the test's
-    that every user may write, so that the test counts the runs of each task."""
+    """x squared, slowly, in two steps, each saved as a checkpoint; each run of
+    a step leaves a marker in a directory of the test's that every user may
+    write, so that the test counts the runs of each task and step."""
     markers = os.environ["TRANSFER_TEST_MARKERS"]
-    with open(os.path.join(markers, f"ran-{x}-{os.getpid()}-{time.time_ns()}"), "w"):
-        pass
-    time.sleep(float(os.environ.get("TRANSFER_TEST_SLEEP", "0")))
+    step = pypoolparty.checkpoint.load(default=0)
+    while step < 2:
+        with open(os.path.join(markers, f"ran-{x}-{step}-{os.getpid()}-{time.time_ns()}"), "w"):
+            pass
+        time.sleep(float(os.environ.get("TRANSFER_TEST_SLEEP", "0")) / 2)
+        step += 1
+        pypoolparty.checkpoint.save(step)
     return x * x
 
 
