@@ -306,23 +306,20 @@ def test_ctrl_c_removes_the_maps_jobs_and_the_same_map_continues(
     assert "continuing this map" in stderr
 
 
-def test_a_held_job_is_removed_and_its_chunk_resubmitted(job_python, hidden_dir, batch_name):
-    markers = tempfile.mkdtemp(prefix="pypoolparty-transfer-markers-", dir="/var/tmp")
-    try:
-        os.chmod(markers, 0o1777)
-        work_dir = os.path.join(hidden_dir, "work")
-        outcome, stderr = run_map(
-            job_python,
-            work_dir,
-            "killed_on_first_attempt",
-            {"TRANSFER_TEST_MARKERS": markers},
-            batch_name=batch_name,
-            keep_work_dir=True,
-            # Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
-            submit_directives={"on_exit_hold": "ExitBySignal =?= true"},
-        )
-    finally:
-        shutil.rmtree(markers, ignore_errors=True)
+def test_a_held_job_is_removed_and_its_chunk_resubmitted(
+    job_python, hidden_dir, batch_name, markers
+):
+    work_dir = os.path.join(hidden_dir, "work")
+    outcome, stderr = run_map(
+        job_python,
+        work_dir,
+        "killed_on_first_attempt",
+        {"TRANSFER_TEST_MARKERS": markers},
+        batch_name=batch_name,
+        keep_work_dir=True,
+        # Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
+        submit_directives={"on_exit_hold": "ExitBySignal =?= true"},
+    )
     assert outcome.get("results") == [x * x for x in range(4)], stderr
     failures = events(work_dir, "job_failed")
     assert len(failures) == 2, failures  # both chunks' first jobs
