@@ -20,6 +20,8 @@ setuptools.setup(
     long_description_content_type="text/x-rst",
     license="MIT",
     packages=setuptools.find_packages(include=["pypoolparty", "pypoolparty.*"]),
+    # PEP 561: type checkers read the package's annotations (see pool_options.py).
+    package_data={"pypoolparty": ["py.typed"]},
     python_requires=">=3.9",
     install_requires=[
         "cloudpickle>=2.0",
@@ -28,7 +30,7 @@ setuptools.setup(
     ],
     extras_require={
         "joblib": ["joblib>=1.3"],
-        "test": ["pytest>=7", "sphinx", "joblib>=1.3", "scikit-learn"],
+        "test": ["pytest>=7", "sphinx", "joblib>=1.3", "scikit-learn", "mypy"],
     },
     entry_points={"console_scripts": ["pypoolparty = pypoolparty.cli:main"]},
     classifiers=[

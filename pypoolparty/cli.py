@@ -313,7 +313,8 @@ def _describe_process(process: inspection.ProcessState) -> str:
     if not process.detail:
         return label
     first_line = process.detail.strip().splitlines()[0] if process.detail.strip() else ""
-    return f"{label} ({first_line})"
+    # "KeyboardInterrupt: " (Ctrl-C has no message) reads "KeyboardInterrupt".
+    return f"{label} ({first_line.removesuffix(':')})"
 
 
 def _describe_time(status: inspection.SessionStatus) -> str:

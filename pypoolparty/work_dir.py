@@ -85,9 +85,11 @@ def prepare_base(work_dir: str | None) -> str:
     """Create (0700) and check the directory that holds session directories."""
     base = work_dir if work_dir is not None else os.path.join(os.getcwd(), DEFAULT_BASE_NAME)
     base = os.path.abspath(base)
-    if os.path.exists(base) and not os.path.isdir(base):
+    in_the_way = _file_in_the_way(base)
+    if in_the_way is not None:
+        where = "the work_dir" if in_the_way == base else f"in the work_dir {base!r}, the path"
         raise WorkDirError(
-            f"the work_dir {base!r} is a file, not a directory. Pass the path of a directory "
+            f"{where} {in_the_way!r} is a file, not a directory. Pass the path of a directory "
             "(it is created if missing) on a file system the compute nodes also reach."
         )
     try:
@@ -100,6 +102,21 @@ def prepare_base(work_dir: str | None) -> str:
     check_private(base)
     check_writable(base)
     return base
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The first of ``path`` and its parents that exists and is no directory
+    (``os.makedirs`` would only say "File exists" or "Not a directory")."""
+    parents = []
+    while path not in parents:
+        parents.append(path)
+        path = os.path.dirname(path)
+    for candidate in reversed(parents):
+        if not os.path.exists(candidate):
+            return None
+        if not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def check_private(path: str) -> None:

@@ -516,7 +516,7 @@ def test_a_stopped_map_counts_its_chunks_cancelled_if_it_cancelled_their_jobs(
     status = run_cli("status", tmp_path / "map-0")
     assert status.returncode == 0, status.stderr
     # Ctrl-C is no error
-    assert "map:      interrupted (KeyboardInterrupt:" in status.stdout
+    assert "map:      interrupted (KeyboardInterrupt)\n" in status.stdout
     assert f"chunks:   0 done, {chunks}" in status.stdout
 
 
@@ -524,7 +524,7 @@ def test_status_without_a_work_dir_reads_the_pools_default_one(tmp_path):
     write_stopped_map(tmp_path / ".pypoolparty" / "map-0", 2)
     status = run_cli("status", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert "map:      interrupted (KeyboardInterrupt:" in status.stdout
+    assert "map:      interrupted (KeyboardInterrupt)\n" in status.stdout
 
 
 # -- files in the middle of being written -------------------------------------

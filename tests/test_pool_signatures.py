@@ -4,14 +4,18 @@ and answers an option name it does not have with the near miss or the name to us
 from __future__ import annotations
 
 import inspect
+import os
 import pydoc
 import re
+import subprocess
+import sys
 
 import pytest
+from real_schedulers import REPO_DIR
 
 import pypoolparty
 import pypoolparty.slurm.array
-from pypoolparty import pool, signatures
+from pypoolparty import pool, pool_options, signatures
 from pypoolparty.scheduler import SubmissionRejected
 
 COMMON_OPTIONS = [
@@ -190,3 +194,92 @@ def test_the_advice_names_only_options_the_pool_has(scheduler, pool_class):
         elif advice is not None:
             for option in re.findall(r"(?:^|\s)(\w+)=", advice):
                 assert option in parameters, (name, advice)
+
+
+# What a static checker or an editor sees (PEP 692): it reads the source, not
+# __signature__, so each Pool's **options is annotated Unpack[<a TypedDict>].
+
+
+def statically_visible(pool_class) -> dict[str, str]:
+    """Option name -> annotation, as a static checker reads ``pool_class.__init__``:
+    its own parameters, then the keys of the TypedDict its ``**options`` unpacks."""
+    source_init = inspect.unwrap(pool_class.__init__)  # before the names check
+    visible = {}
+    for name, parameter in inspect.signature(source_init).parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            (typed_dict_name,) = re.fullmatch(r"Unpack\[(\w+)\]", parameter.annotation).groups()
+            typed_dict = vars(sys.modules[source_init.__module__])[typed_dict_name]
+            for key, annotation in typed_dict.__annotations__.items():
+                assert key not in visible, f"{key} is both a parameter and a key"
+                visible[key] = getattr(annotation, "__forward_arg__", annotation)
+        elif name != "self":
+            visible[name] = parameter.annotation
+    return visible
+
+
+@pytest.mark.parametrize("pool_class", list(OWN_OPTIONS), ids=lambda c: c.__module__)
+def test_a_static_checker_sees_every_option_with_its_type(pool_class):
+    accepted = inspect.signature(pool_class).parameters
+    assert statically_visible(pool_class) == {
+        name: parameter.annotation for name, parameter in accepted.items()
+    }
+
+
+def test_the_typed_dict_of_the_common_options_is_the_base_pool_s_options():
+    common = inspect.signature(pool.Pool.__init__).parameters
+    assert pool_options.PoolOptions.__optional_keys__ == set(COMMON_OPTIONS)
+    assert pool_options.PoolOptions.__required_keys__ == set()
+    annotations = {
+        key: annotation.__forward_arg__
+        for key, annotation in pool_options.PoolOptions.__annotations__.items()
+    }
+    assert annotations == {name: common[name].annotation for name in COMMON_OPTIONS}
+
+
+TYPO_SCRIPT = """\
+import pypoolparty
+import pypoolparty.htcondor
+import pypoolparty.local
+import pypoolparty.slurm
+import pypoolparty.slurm.array
+import pypoolparty.sun_grid_engine
+
+pypoolparty.slurm.array.Pool(4, partition="debug", work_dir="w", max_array_size=10)
+pypoolparty.local.Pool(2, missing_result_grace_period=1.0, keep_work_dir=True)
+pypoolparty.slurm.array.Pool(partiton="debug")
+pypoolparty.slurm.Pool(work_dri="w")
+pypoolparty.local.Pool(2, keep_wrok_dir=True)
+pypoolparty.sun_grid_engine.Pool(queue_name="all.q", max_num_resubmissions="5")
+pypoolparty.htcondor.Pool(request_cpus=2, verbos=True)
+"""
+
+
+def test_mypy_reports_a_typo_in_an_inherited_option(tmp_path):
+    pytest.importorskip("mypy", reason="mypy is not installed (pip install mypy)")
+    (tmp_path / "script.py").write_text(TYPO_SCRIPT)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary"]
+        + ["--cache-dir", str(tmp_path / "cache"), "script.py"],
+        cwd=tmp_path,
+        # The package as source, from this checkout (an editable install's
+        # import hook is invisible to mypy).
+        env={**os.environ, "MYPYPATH": REPO_DIR},
+        capture_output=True,
+        text=True,
+    )
+    # The two right calls pass; each wrong one is reported at its line, by name.
+    errors = {}
+    for line in checked.stdout.splitlines():
+        if ": error:" in line:
+            errors[int(line.split(":")[1])] = line
+    assert sorted(errors) == [10, 11, 12, 13, 14], checked.stdout + checked.stderr
+    assert '"partiton"' in errors[10] and '"partition"' in errors[10]
+    assert '"work_dri"' in errors[11] and '"work_dir"' in errors[11]
+    assert '"keep_wrok_dir"' in errors[12]
+    assert '"max_num_resubmissions"' in errors[13] and '"int"' in errors[13]
+    assert '"verbos"' in errors[14]
+
+
+def test_the_package_says_it_is_typed():
+    # PEP 561: without py.typed, mypy treats an installed package as untyped.
+    assert os.path.isfile(os.path.join(os.path.dirname(pypoolparty.__file__), "py.typed"))

@@ -60,9 +60,11 @@ def test_a_shared_sticky_directory_is_refused_with_advice_to_use_ones_own(tmp_pa
     assert os.listdir(shared) == []  # nothing was prepared
 
 
-def test_a_work_dir_that_is_a_file_says_so(tmp_path):
+@pytest.mark.parametrize("below", ["", "sub/deeper"])
+def test_a_work_dir_that_is_a_file_or_inside_one_names_the_file(tmp_path, below):
     path = tmp_path / "results.txt"
     path.write_text("not a directory")
-    with pytest.raises(pypoolparty.WorkDirError, match="is a file, not a directory"):
-        pypoolparty.local.Pool(1, work_dir=path).map(abs, [1])
+    with pytest.raises(pypoolparty.WorkDirError) as raised:
+        pypoolparty.local.Pool(1, work_dir=path / below).map(abs, [1])
+    assert f"{str(path)!r} is a file, not a directory" in str(raised.value)
     assert path.read_text() == "not a directory"

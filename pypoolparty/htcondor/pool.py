@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .. import checks
 from ..errors import BadInput
 from ..pool import Pool as BasePool
+from ..pool_options import PoolOptions
 from ..scheduler import Scheduler
 from ..settings import MapSettings
 from ..signatures import with_inherited_options
 from .options import checked_options
 from .scheduler import CommandPaths, HTCondorScheduler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @with_inherited_options(scheduler="htcondor")
@@ -90,7 +95,7 @@ class Pool(BasePool):
         condor_q_path: str = "condor_q",
         condor_rm_path: str = "condor_rm",
         condor_transfer_data_path: str = "condor_transfer_data",
-        **common_options,
+        **common_options: Unpack[PoolOptions],
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
         if shared_file_system is False:

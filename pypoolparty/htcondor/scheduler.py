@@ -138,13 +138,22 @@ class HTCondorScheduler(Scheduler):
         """After a failed or timed-out condor_submit: did it create the cluster anyway?
 
         The cluster's event log (written as soon as the schedd accepts it) or
-        our job name in the queue tell. Returns (cluster, first proc) or None.
+        our job name in the queue tell, the latter only for jobs whose event
+        log is ours. Returns (cluster, first proc) or None.
         """
         log_path = submitfile.event_log_path(submission.directory)
         for event in eventlog.EventLogReader(log_path).read_new_events():
             return event.cluster, 0
-        constraint = (
-            f"{submitfile.JOB_NAME_ATTRIBUTE} == {submitfile.classad_string(submission.job_name)}"
+        # Only our own jobs, those that log into our (private) submission
+        # directory: condor_q lists every user's where the pool sets
+        # CONDOR_Q_ONLY_MY_JOBS = False, and for an administrator. Not
+        # Owner: a schedd that does not run as root owns every job itself.
+        constraint = " && ".join(
+            [
+                f"{submitfile.JOB_NAME_ATTRIBUTE} == "
+                f"{submitfile.classad_string(submission.job_name)}",
+                f"UserLog == {submitfile.classad_string(log_path)}",
+            ]
         )
         cluster = commands.ask(
             [self.paths.condor_q, "-constraint", constraint, "-af", "ClusterId"],

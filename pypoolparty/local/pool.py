@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .. import pool
+from ..pool_options import PoolOptionsButGracePeriod
 from ..signatures import with_inherited_options
 from .scheduler import LocalScheduler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @with_inherited_options(scheduler="local")
@@ -38,7 +43,7 @@ class Pool(pool.Pool):
         num_simultaneously_running_tasks: int | None = None,
         *,
         missing_result_grace_period: float = 2.0,
-        **options,
+        **options: Unpack[PoolOptionsButGracePeriod],
     ) -> None:
         if num_simultaneously_running_tasks is None:
             num_simultaneously_running_tasks = os.cpu_count() or 1

@@ -6,13 +6,16 @@ from :mod:`.pool`) so that its name reads as users import it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import checks
 from ..scheduler import Scheduler
 from ..signatures import with_inherited_options
-from .pool import SlurmPool
+from .pool import SlurmPool, SlurmPoolOptions
 from .scheduler import ArrayScheduler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Pool"]
 
@@ -35,7 +38,7 @@ class Pool(SlurmPool):
         num_simultaneously_running_tasks: int | None = None,
         *,
         max_array_size: int | None = None,
-        **options: Any,
+        **options: Unpack[SlurmPoolOptions],
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **options)
         self.max_array_size = checks.optional_whole_number("max_array_size", max_array_size, 2)

@@ -8,13 +8,17 @@ The array pool, ``pypoolparty.slurm.array.Pool``, lives in its public module
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import checks, pool
+from ..pool_options import PoolOptions
 from ..scheduler import Scheduler
 from ..signatures import with_inherited_options
 from .options import checked_options
 from .scheduler import CommandPaths, JobScheduler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class SlurmPool(pool.Pool):
@@ -75,7 +79,7 @@ class SlurmPool(pool.Pool):
         scancel_path: str = "scancel",
         scontrol_path: str | None = None,
         sinfo_path: str | None = None,
-        **common_options: Any,
+        **common_options: Unpack[PoolOptions],
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
         self.sbatch_options = checked_options(
@@ -104,6 +108,28 @@ class SlurmPool(pool.Pool):
             scontrol=checks.command("scontrol_path", scontrol_path),
             sinfo=checks.command("sinfo_path", sinfo_path),
         )
+
+
+class SlurmPoolOptions(PoolOptions, total=False):
+    """The keyword options of :class:`SlurmPool`, the common ones included, for
+    the ``**options`` the array pool passes on (see
+    :mod:`pypoolparty.pool_options`)."""
+
+    partition: str | None
+    time: int | str | None
+    mem: int | str | None
+    cpus_per_task: int | None
+    gpus: int | str | None
+    account: str | None
+    qos: str | None
+    constraint: str | None
+    sbatch_arguments: list[str] | tuple[str, ...]
+    time_limit_warning: int | None
+    sbatch_path: str
+    squeue_path: str
+    scancel_path: str
+    scontrol_path: str | None
+    sinfo_path: str | None
 
 
 @with_inherited_options(scheduler="slurm")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .. import checks, pool
+from ..pool_options import PoolOptions
 from ..scheduler import Scheduler
 from ..signatures import with_inherited_options
 from .options import checked_options
 from .scheduler import CommandPaths, GridEngineScheduler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @with_inherited_options(scheduler="sge")
@@ -61,7 +66,7 @@ class Pool(pool.Pool):
         qsub_path: str = "qsub",
         qstat_path: str = "qstat",
         qdel_path: str = "qdel",
-        **common_options,
+        **common_options: Unpack[PoolOptions],
     ) -> None:
         super().__init__(num_simultaneously_running_tasks, **common_options)
         self.qsub_options = checked_options(

@@ -224,6 +224,30 @@ def test_a_submission_that_times_out_after_queueing_is_not_repeated(
     assert dummy_htcondor.state()["next_cluster"] == 2  # exactly one cluster
 
 
+def test_recovery_by_job_name_finds_only_jobs_that_log_into_its_own_directory(
+    dummy_htcondor, work_dir, tmp_path
+):
+    # Issue 17, item 1: the look-up after a failed condor_submit never adopts a
+    # job of the same name that is not this submission's (another user's or
+    # another copy's of the work_dir).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for directory in (elsewhere, tmp_path / "work"):
+        (directory / "tiny_worker.py").write_text(TINY_WORKER)
+        (directory / "sleep_seconds").write_text("60")  # stay in the queue
+    scheduler = make_scheduler()
+    foreign = scheduler.submit(make_submission(str(elsewhere), [0], name="ppp-same"))
+    ours = make_submission(work_dir, [0], name="ppp-same")
+    try:
+        assert scheduler.recover(ours) == []
+        mine = scheduler.submit(ours)
+        # Without its event log, only the queue can tell.
+        os.remove(submitfile.event_log_path(ours.directory))
+        assert [job.jobid for job in scheduler.recover(ours)] == [job.jobid for job in mine]
+    finally:
+        scheduler.cancel(foreign + scheduler.recover(ours))
+
+
 def test_a_rejected_submission_says_what_condor_submit_said(dummy_htcondor, work_dir):
     scheduler = make_scheduler()
     with pytest.raises(SubmissionRejected, match="Executable file /no/such/python does not exist"):

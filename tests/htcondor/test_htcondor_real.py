@@ -225,6 +225,48 @@ def test_a_work_dir_the_job_user_cannot_enter_ends_the_map_at_once(condor_user, 
     assert_left_the_queue(batch)
 
 
+def test_recovery_by_job_name_never_adopts_another_user_s_job(condor_user, shared_dir, tmp_path):
+    # Issue 17, item 1: this pool lists every user's jobs (CONDOR_Q_ONLY_MY_JOBS
+    # is False), and a schedd that does not run as root owns them all itself.
+    import sys
+
+    from pypoolparty import commands
+    from pypoolparty.htcondor import submitfile
+    from pypoolparty.htcondor.options import ClusterOptions
+    from pypoolparty.htcondor.scheduler import CommandPaths, HTCondorScheduler
+    from pypoolparty.scheduler import Submission, WorkerCall
+
+    name = unique_batch_name()
+    foreign_file = os.path.join(shared_dir, "foreign.sub")
+    with open(foreign_file, "w") as file:
+        file.write(
+            f"executable = /bin/true\nhold = True\nlog = {shared_dir}/events.log\n"
+            f'+PypoolpartyJobName = "{name}"\n+JobBatchName = "{name}"\nqueue 1\n'
+        )
+    os.chmod(foreign_file, 0o644)
+    submitted = job_user.popen(condor_user, ["condor_submit", foreign_file])
+    assert submitted.wait(timeout=60) == 0
+    directory = tmp_path / name
+    directory.mkdir(mode=0o700)
+    ours = Submission(
+        [0], name, WorkerCall(sys.executable, "/no/worker.py", str(tmp_path)), str(directory), None
+    )
+    scheduler = HTCondorScheduler(
+        ClusterOptions(submit_directives={"hold": "True"}),
+        commands.RetryPolicy(timeout=30.0),
+        CommandPaths(),
+    )
+    try:
+        assert batch_in_queue(name)  # the other user's job of that name
+        assert scheduler.recover(ours) == []
+        mine = scheduler.submit(ours)
+        # Without its event log, only the queue can tell.
+        os.remove(submitfile.event_log_path(str(directory)))
+        assert [job.jobid for job in scheduler.recover(ours)] == [job.jobid for job in mine]
+    finally:
+        subprocess.run(["condor_rm", "-constraint", f'JobBatchName == "{name}"'], check=False)
+
+
 def test_a_proc_that_exited_non_zero_is_resubmitted_at_once(condor_user, job_python, shared_dir):
     # Issue 17, item 22: HTCondor says how the job ended; with an hour of grace
     # for late results, a map that waited for it would not end in time.
