@@ -55,6 +55,11 @@ LABEL_LENGTH = 40
 DOCS_HINT = "see 'My jobs stay pending' in pypoolparty's README"
 
 
+NO_JOB_YET = "no job yet"
+"""The progress line's label for pending tasks whose chunk has no job: jobs
+already running claim it, or it is submitted when a slot frees."""
+
+
 def shown_reason(status: JobStatus | None) -> str:
     """The reason a pending job waits, as the scheduler put it; '' if none.
 

@@ -783,13 +783,26 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
         }
 
     def _pending_reasons(self) -> tuple[tuple[str, int], ...]:
-        """Pending tasks by the reason their job waits, the most common first."""
+        """Pending tasks by the reason their job waits, the most common first.
+
+        Once the scheduler gives a reason, the tasks of chunks that have no
+        job yet (they wait to be claimed by a running job, or for a free
+        slot) are counted too, as :data:`pypoolparty.pending.NO_JOB_YET`, so
+        that the reasons add up to the pending count.
+        """
         by_reason: dict[str, int] = {}
+        without_job = 0
         for chunk, (start, stop) in zip(self.chunks, self.bounds):
-            reason = "" if chunk.done else pending.shown_reason(chunk.status)
+            if chunk.done:
+                continue
+            reason = pending.shown_reason(chunk.status)
             if reason:
                 label = pending.label(reason)
                 by_reason[label] = by_reason.get(label, 0) + stop - start
+            elif chunk.job is None:
+                without_job += stop - start
+        if by_reason and without_job:
+            by_reason[pending.NO_JOB_YET] = without_job
         return tuple(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
 
 

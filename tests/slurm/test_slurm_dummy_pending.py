@@ -129,7 +129,7 @@ def test_blocked_jobs_are_reported_once_and_status_lists_their_reason_and_ids(
     with pytest.raises(Cancelled):
         result.get(timeout=60)
     # The third chunk has no job yet: it waits to be claimed.
-    assert "3 pending (2 PartitionNodeLimit)" in capsys.readouterr().err
+    assert "3 pending (2 PartitionNodeLimit, 1 no job yet)" in capsys.readouterr().err
 
 
 def test_a_start_time_is_shown_as_the_reason_and_never_warned_about(dummy_slurm, tmp_path, capsys):
