@@ -103,6 +103,7 @@ def main(argv=None):
     # Before anything is unpickled: pickled code runs only on equal versions.
     expected = config.get("interpreter")
     found = interpreter_versions(expected, config.get("sys_path", []))
+    own_directory_last()
     if expected and not same_versions(expected, found):
         write_outcome(session_dir, home, mismatch_outcome(home, expected, found))
         return 0
@@ -293,6 +294,22 @@ def extend_sys_path(submitter_sys_path):
                 site.addsitedir(entry)
             else:
                 sys.path.append(entry)
+
+
+def own_directory_last():
+    """Move this script's directory from the head of ``sys.path`` to its end.
+
+    Python puts a script's directory first. Here that is the session
+    directory, whose ``worker.py`` would then shadow a module of the user's
+    named ``worker``: a function of it, pickled by reference, would not be
+    found. A :mod:`multiprocessing` worker does not have that directory on
+    its path at all; it stays, last, for a job that got its files by
+    transfer, whose scratch directory holds them.
+    """
+    own = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == own:
+        del sys.path[0]
+        sys.path.append(own)
 
 
 def enter_working_directory(path):

@@ -11,6 +11,7 @@ files (``test_a_node_with_another_python_ends_the_map_at_once``).
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -277,6 +278,22 @@ def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(tmp_
         1, python_path=str(venv / "bin" / "python"), work_dir=str(tmp_path / "work")
     )
     assert pool.map(import_the_editable_probe, range(2)) == ["editable source"] * 2
+
+
+def test_a_module_of_yours_named_worker_is_not_hidden_by_pypoolpartys(tmp_path, monkeypatch):
+    """The job runs the session directory's ``worker.py``, and Python puts a
+    script's directory first on ``sys.path``: there it would hide a module
+    ``worker`` of the user's, whose functions cloudpickle pickles by reference."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "worker.py").write_text("def times_ten(x):\n    return 10 * x\n")
+    monkeypatch.syspath_prepend(str(mine))
+    spec = importlib.util.spec_from_file_location("worker", mine / "worker.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "worker", module)
+    pool = pypoolparty.local.Pool(1, work_dir=str(tmp_path / "work"))
+    assert pool.map(module.times_ten, [1, 2]) == [10, 20]
 
 
 def test_the_worker_appends_the_submitters_sys_path_only_for_the_same_python(tmp_path, monkeypatch):
