@@ -23,6 +23,7 @@ from interpreters import (
     OTHER_VERSION,
     install_cloudpickle,
     other_version_python,
+    python_too_old_to_read_the_worker,
     python_without_cloudpickle,
     real_other_python,
     skip_the_submitters_check,
@@ -194,6 +195,25 @@ def test_a_job_on_a_wrong_interpreter_ends_the_map_at_once(
     dummy = dummy_queue(pool_kind)
     if dummy is not None:
         wait_for(lambda: dummy.queued_jobs() == [], timeout=30)  # the others cancelled
+
+
+def test_a_job_on_a_python_too_old_to_read_the_worker_ends_the_map_at_once(
+    pool_kind, dummy_queue, tmp_path, monkeypatch
+):
+    # Such a Python stops at the worker's syntax, before the worker's own check:
+    # the job only fails, and its stderr says why.
+    skip_the_submitters_check(monkeypatch)
+    python = python_too_old_to_read_the_worker(tmp_path)
+    pool = make_pool(pool_kind, tmp_path, python_path=python, max_num_resubmissions=5)
+    with pytest.raises(pypoolparty.InterpreterMismatch) as raised:
+        pool.map(negate, range(4), chunksize=1)
+    message = str(raised.value)
+    assert python in message and "is Python older than 3.6 in job" in message
+    expected_versions_named(message)
+    assert "SyntaxError: invalid syntax" in message.split("stderr (last lines):")[1]
+    assert "none was made" in message and "call the same map" not in message
+    events = session_events(tmp_path / "work")
+    assert len([e for e in events if e["event"] == "submitting"]) == 1
 
 
 def test_a_map_stopped_by_a_nodes_interpreter_continues_once_it_is_fixed(tmp_path, monkeypatch):
