@@ -287,13 +287,19 @@ def extend_sys_path(submitter_sys_path):
     :mod:`site` adds one, with its ``.pth`` files: an editable install
     (``pip install -e``) is only a ``.pth`` file there, and without it the
     package would be missing in another environment of the same Python.
+    A ``.pth`` file may put its entries first (the ``easy-install.pth`` of
+    ``setup.py develop`` does): this interpreter's own entries are put back
+    ahead of them.
     """
+    own = list(sys.path)
     for entry in submitter_sys_path:
         if entry and entry not in sys.path and os.path.exists(entry):
             if os.path.basename(entry.rstrip(os.sep)) in SITE_DIRECTORY_NAMES:
                 site.addsitedir(entry)
             else:
                 sys.path.append(entry)
+    if sys.path[: len(own)] != own:
+        sys.path[:] = own + [entry for entry in sys.path if entry not in own]
 
 
 def own_directory_last():

@@ -309,6 +309,40 @@ def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(tmp_
     assert pool.map(import_the_editable_probe, range(2)) == ["editable source"] * 2
 
 
+def test_a_legacy_develop_install_of_the_submitters_does_not_go_ahead_of_the_jobs_own(
+    tmp_path, monkeypatch
+):
+    """``setup.py develop`` leaves an ``easy-install.pth`` that moves its
+    entries to the front of ``sys.path`` when read: the job's own environment
+    still comes first."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (venv / site / "probe_origin.py").write_text('ORIGIN = "venv"\n')
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "probe_origin.py").write_text('ORIGIN = "develop install"\n')
+    site_packages = tmp_path / "submitters_env" / "site-packages"
+    site_packages.mkdir(parents=True)
+    # As setuptools writes it (setuptools/command/easy_install.py, PthDistributions).
+    (site_packages / "easy-install.pth").write_text(
+        "import sys; sys.__plen = len(sys.path)\n"
+        f"{source}\n"
+        "import sys; new = sys.path[sys.__plen:]; del sys.path[sys.__plen:]; "
+        "p = getattr(sys, '__egginsert', 0); sys.path[p:p] = new; "
+        "sys.__egginsert = p + len(new)\n"
+    )
+    monkeypatch.syspath_prepend(str(site_packages))
+    pool = pypoolparty.local.Pool(1, python_path=python, work_dir=str(tmp_path / "work"))
+    assert pool.map(report_origin, range(2)) == ["venv", "venv"]
+
+
 def test_a_module_of_yours_named_worker_is_not_hidden_by_pypoolpartys(tmp_path, monkeypatch):
     """The job runs the session directory's ``worker.py``, and Python puts a
     script's directory first on ``sys.path``: there it would hide a module
