@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -170,6 +171,42 @@ def mismatch_message(python_path: str, expected: dict, found: dict, where: str) 
         f"{found['cloudpickle']}, but this process uses cloudpickle {expected['cloudpickle']}: "
         "what one version pickles the other may not load. Install the same version in both, "
         f"e.g. {install}"
+    )
+
+
+OLDEST_READING_THE_WORKER = "3.6"
+"""The oldest Python that can read the worker script (its syntax)."""
+
+_WORKER_SYNTAX_ERROR = re.compile(
+    r'^\s*File "(?:[^"\n]*[/\\])?worker\.py", line \d+\n(?:.*\n){0,3}?\s*SyntaxError: ',
+    re.MULTILINE,
+)
+
+
+def cannot_read_the_worker(stderr: str) -> bool:
+    """Whether a failed job's stderr says its Python could not compile the worker script.
+
+    A Python older than :data:`OLDEST_READING_THE_WORKER` stops at the
+    worker's syntax, before the worker's own check can write what it found:
+    the job only fails, with Python's ``SyntaxError`` on its stderr. The
+    worker script is pypoolparty's own, so such an error means the
+    interpreter, never the user's code (a task's ``SyntaxError`` is the
+    task's result, written by a worker that runs).
+
+    Parameters
+    ----------
+    stderr : str
+        The end of the failed job's stderr.
+    """
+    return _WORKER_SYNTAX_ERROR.search(stderr) is not None
+
+
+def too_old_message(python_path: str, expected: dict, where: str) -> str:
+    """:func:`mismatch_message` for a job whose Python could not read the worker."""
+    found = {"python": f"older than {OLDEST_READING_THE_WORKER}", "cloudpickle": None}
+    return (
+        mismatch_message(python_path, expected, found, where)
+        + " It could not even read pypoolparty's worker script (the SyntaxError below)."
     )
 
 

@@ -25,6 +25,10 @@ node and in every common image; it is started by absolute path, as
 HTCondor's ``executable`` needs, and the launcher is read by it rather than
 executed, so a work_dir on a ``noexec`` file system works.
 
+A ``cd`` in a setup line lasts for the setup lines only: the launcher goes
+back to where the job started before it execs the worker (or records a
+failed line), since the worker's paths may be relative to it.
+
 A setup line that fails (or exits) ends the job before the worker starts:
 the launcher says so on the job's stderr, writes
 ``outcomes/<ichunk>.setup-failed`` (read by :func:`read_setup_failure`) and
@@ -83,6 +87,9 @@ LAUNCHER_SCRIPT = f"""\
 # Written by pypoolparty (launcher.py owns this file's format).
 pypoolparty_args=("$@")
 pypoolparty_session_dir=$3
+# Where the job started: the worker's paths may be relative to it (a job
+# without a shared file system runs in its scratch directory).
+pypoolparty_start_dir=$PWD
 pypoolparty_line=0
 pypoolparty_setup=()
 . "$pypoolparty_session_dir/{ENVIRONMENT_NAME}"
@@ -114,6 +121,7 @@ pypoolparty_on_exit() {{
     set +e
     [ "$pypoolparty_line" -gt 0 ] || return
     trap - EXIT
+    builtin cd -- "$pypoolparty_start_dir"
     printf 'pypoolparty: setup line %s of %s ended the job with exit status %s; ' \\
         "$pypoolparty_line" "${{#pypoolparty_setup[@]}}" "$status" >&2
     printf 'the worker was not started.\\n' >&2
@@ -143,6 +151,8 @@ done
 pypoolparty_line=0
 set +e
 trap - EXIT TERM INT HUP
+# A cd in a setup line lasts for the setup lines only.
+builtin cd -- "$pypoolparty_start_dir"
 exec "$@"
 """
 """The launcher's text: the same for every map (the lines it runs are in ``setup.sh``)."""

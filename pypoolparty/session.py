@@ -525,6 +525,31 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
             f"{message}\nNo task ran, and a resubmission would fail the same way, so none was made."
         )
 
+    def _too_old_interpreter(self, chunk: Chunk) -> None:
+        """End the map: ``chunk``'s job failed because its Python could not read the worker.
+
+        Raises
+        ------
+        InterpreterMismatch
+            Always: every job on that interpreter would fail the same way.
+        """
+        start, stop = self.bounds[chunk.ichunk]
+        where = f"in job {chunk.job.jobid} (chunk {chunk.ichunk}, tasks {start}..{stop - 1})"
+        message = interpreter.too_old_message(
+            self.settings.python_path, interpreter.submitter_versions(), where
+        )
+        tail = [f"    {line}" for line in chunk.stderr_tail.splitlines()]
+        raise InterpreterMismatch(
+            "\n".join(
+                [
+                    message,
+                    "No task ran, and a resubmission would fail the same way, so none was made.",
+                    "  stderr (last lines):",
+                    *tail,
+                ]
+            )
+        )
+
     def _check_setup(self, chunk: Chunk) -> None:
         """End the map if ``chunk``'s job, which ended, failed in a setup line.
 
@@ -744,6 +769,9 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
             logger.warning(
                 "job %s (chunk %d) failed: %s", chunk.job.jobid, chunk.ichunk, chunk.last_error
             )
+        for chunk in failed:
+            if interpreter.cannot_read_the_worker(chunk.stderr_tail):
+                self._too_old_interpreter(chunk)
         exhausted = [
             c
             for c in failed

@@ -103,6 +103,7 @@ def main(argv=None):
     # Before anything is unpickled: pickled code runs only on equal versions.
     expected = config.get("interpreter")
     found = interpreter_versions(expected, config.get("sys_path", []))
+    own_directory_last()
     if expected and not same_versions(expected, found):
         write_outcome(session_dir, home, mismatch_outcome(home, expected, found))
         return 0
@@ -286,13 +287,35 @@ def extend_sys_path(submitter_sys_path):
     :mod:`site` adds one, with its ``.pth`` files: an editable install
     (``pip install -e``) is only a ``.pth`` file there, and without it the
     package would be missing in another environment of the same Python.
+    A ``.pth`` file may put its entries first (the ``easy-install.pth`` of
+    ``setup.py develop`` does): this interpreter's own entries are put back
+    ahead of them.
     """
+    own = list(sys.path)
     for entry in submitter_sys_path:
         if entry and entry not in sys.path and os.path.exists(entry):
             if os.path.basename(entry.rstrip(os.sep)) in SITE_DIRECTORY_NAMES:
                 site.addsitedir(entry)
             else:
                 sys.path.append(entry)
+    if sys.path[: len(own)] != own:
+        sys.path[:] = own + [entry for entry in sys.path if entry not in own]
+
+
+def own_directory_last():
+    """Move this script's directory from the head of ``sys.path`` to its end.
+
+    Python puts a script's directory first. Here that is the session
+    directory, whose ``worker.py`` would then shadow a module of the user's
+    named ``worker``: a function of it, pickled by reference, would not be
+    found. A :mod:`multiprocessing` worker does not have that directory on
+    its path at all; it stays, last, for a job that got its files by
+    transfer, whose scratch directory holds them.
+    """
+    own = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == own:
+        del sys.path[0]
+        sys.path.append(own)
 
 
 def enter_working_directory(path):

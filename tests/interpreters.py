@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,38 @@ def _fake(directory, name: str, sitecustomize: str) -> str:
         file.write(
             f'#!/bin/sh\nPYTHONPATH="{site}${{PYTHONPATH:+:$PYTHONPATH}}" '
             f'exec "{sys.executable}" "$@"\n'
+        )
+    os.chmod(path, 0o755)
+    return path
+
+
+_TOO_OLD_FOR_THE_WORKER = r"""
+import re, sys
+path = sys.argv[1]
+with open(path) as file:
+    lines = file.read().splitlines()
+number = next(n for n, line in enumerate(lines, 1) if re.search(r"\bf\x22", line))
+line = lines[number - 1].strip()
+sys.stderr.write(
+    "  File \x22%s\x22, line %d\n    %s\n    %s^\nSyntaxError: invalid syntax\n"
+    % (path, number, line, " " * (len(line) - 1))
+)
+sys.exit(1)
+"""
+
+
+def python_too_old_to_read_the_worker(directory) -> str:
+    """A ``python3.5`` that fails on a script as a Python older than 3.6 fails on the worker's.
+
+    Given a script, it writes the ``SyntaxError`` CPython 3.5 writes at the
+    script's first f-string, and exits with status 1; its ``-c`` (the
+    submitter's check, which the tests skip) runs as this interpreter.
+    """
+    path = os.path.join(str(directory), "python3.5")
+    with open(path, "w") as file:
+        file.write(
+            f'#!/bin/sh\ncase "$1" in -c) exec "{sys.executable}" "$@";; esac\n'
+            f'exec "{sys.executable}" -c {shlex.quote(_TOO_OLD_FOR_THE_WORKER)} "$1"\n'
         )
     os.chmod(path, 0o755)
     return path

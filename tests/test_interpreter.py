@@ -11,6 +11,7 @@ files (``test_a_node_with_another_python_ends_the_map_at_once``).
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from interpreters import (
     OTHER_VERSION,
     install_cloudpickle,
     other_version_python,
+    python_too_old_to_read_the_worker,
     python_without_cloudpickle,
     real_other_python,
     skip_the_submitters_check,
@@ -195,6 +197,34 @@ def test_a_job_on_a_wrong_interpreter_ends_the_map_at_once(
         wait_for(lambda: dummy.queued_jobs() == [], timeout=30)  # the others cancelled
 
 
+def test_a_job_on_a_python_too_old_to_read_the_worker_ends_the_map_at_once(
+    pool_kind, dummy_queue, tmp_path, monkeypatch
+):
+    # Such a Python stops at the worker's syntax, before the worker's own check:
+    # the job only fails, and its stderr says why.
+    skip_the_submitters_check(monkeypatch)
+    python = python_too_old_to_read_the_worker(tmp_path)
+    pool = make_pool(pool_kind, tmp_path, python_path=python, max_num_resubmissions=5)
+    with pytest.raises(pypoolparty.InterpreterMismatch) as raised:
+        pool.map(negate, range(4), chunksize=1)
+    message = str(raised.value)
+    assert python in message and "is Python older than 3.6 in job" in message
+    expected_versions_named(message)
+    assert "SyntaxError: invalid syntax" in message.split("stderr (last lines):")[1]
+    assert "none was made" in message and "call the same map" not in message
+    # The failed jobs' slots may have gone to further chunks before the
+    # failure showed (the job only failed), but no chunk was submitted again.
+    events = session_events(tmp_path / "work")
+    submitted = [
+        ichunk
+        for event in events
+        if event["event"] == "submitting"
+        for first, last in event["chunks"]
+        for ichunk in range(first, last + 1)
+    ]
+    assert sorted(submitted) == sorted(set(submitted))
+
+
 def test_a_map_stopped_by_a_nodes_interpreter_continues_once_it_is_fixed(tmp_path, monkeypatch):
     skip_the_submitters_check(monkeypatch)
     python = python_without_cloudpickle(tmp_path)
@@ -277,6 +307,56 @@ def test_a_venv_of_the_same_python_imports_the_submitters_editable_installs(tmp_
         1, python_path=str(venv / "bin" / "python"), work_dir=str(tmp_path / "work")
     )
     assert pool.map(import_the_editable_probe, range(2)) == ["editable source"] * 2
+
+
+def test_a_legacy_develop_install_of_the_submitters_does_not_go_ahead_of_the_jobs_own(
+    tmp_path, monkeypatch
+):
+    """``setup.py develop`` leaves an ``easy-install.pth`` that moves its
+    entries to the front of ``sys.path`` when read: the job's own environment
+    still comes first."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (venv / site / "probe_origin.py").write_text('ORIGIN = "venv"\n')
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "probe_origin.py").write_text('ORIGIN = "develop install"\n')
+    site_packages = tmp_path / "submitters_env" / "site-packages"
+    site_packages.mkdir(parents=True)
+    # As setuptools writes it (setuptools/command/easy_install.py, PthDistributions).
+    (site_packages / "easy-install.pth").write_text(
+        "import sys; sys.__plen = len(sys.path)\n"
+        f"{source}\n"
+        "import sys; new = sys.path[sys.__plen:]; del sys.path[sys.__plen:]; "
+        "p = getattr(sys, '__egginsert', 0); sys.path[p:p] = new; "
+        "sys.__egginsert = p + len(new)\n"
+    )
+    monkeypatch.syspath_prepend(str(site_packages))
+    pool = pypoolparty.local.Pool(1, python_path=python, work_dir=str(tmp_path / "work"))
+    assert pool.map(report_origin, range(2)) == ["venv", "venv"]
+
+
+def test_a_module_of_yours_named_worker_is_not_hidden_by_pypoolpartys(tmp_path, monkeypatch):
+    """The job runs the session directory's ``worker.py``, and Python puts a
+    script's directory first on ``sys.path``: there it would hide a module
+    ``worker`` of the user's, whose functions cloudpickle pickles by reference."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "worker.py").write_text("def times_ten(x):\n    return 10 * x\n")
+    monkeypatch.syspath_prepend(str(mine))
+    spec = importlib.util.spec_from_file_location("worker", mine / "worker.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "worker", module)
+    pool = pypoolparty.local.Pool(1, work_dir=str(tmp_path / "work"))
+    assert pool.map(module.times_ten, [1, 2]) == [10, 20]
 
 
 def test_the_worker_appends_the_submitters_sys_path_only_for_the_same_python(tmp_path, monkeypatch):

@@ -126,6 +126,45 @@ def test_a_job_stopped_during_setup_records_no_setup_failure(tmp_path):
     assert os.listdir(directory.outcomes_dir) == []
 
 
+def launch_in_scratch(directory) -> subprocess.CompletedProcess:
+    """As a job without a shared file system starts: in its copy of the
+    session directory, with relative paths only."""
+    with open(os.path.join(directory.path, "stand_in.py"), "w") as file:
+        file.write(PRINT_ENVIRONMENT)
+    command = launcher.job_command(
+        launcher.LAUNCHER_NAME, [sys.executable, "stand_in.py", ".", "--ichunk", "0"]
+    )
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=directory.path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+
+
+def test_a_setup_line_that_changes_directory_leaves_the_worker_where_the_job_started(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory = session(tmp_path, setup=[f"cd '{elsewhere}'", "export PPP_WAS_IN=$PWD"])
+    completed = launch_in_scratch(directory)
+    assert completed.returncode == 0, completed.stderr
+    seen = json.loads(completed.stdout)
+    assert seen["PPP_WAS_IN"] == str(elsewhere)  # the setup lines ran there
+
+
+def test_a_setup_line_failing_after_a_cd_is_recorded_for_the_jobs_chunk(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory = session(tmp_path, setup=[f"cd '{elsewhere}'", "false"])
+    completed = launch_in_scratch(directory)
+    assert completed.returncode == launcher.SETUP_FAILED_EXIT_STATUS, completed.stderr
+    failure = launcher.read_setup_failure(directory, 0)
+    assert (failure.line, failure.status) == (2, 1)
+    assert not (elsewhere / "outcomes").exists()
+
+
 def test_setup_failures_of_resubmitted_chunks_are_removed(tmp_path):
     directory = session(tmp_path)
     for ichunk in (1, 2, 3):
