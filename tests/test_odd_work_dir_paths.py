@@ -69,7 +69,11 @@ def square_and_say_so(work_dir: str):
                     continue
                 if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
                     shared[os.path.relpath(path, work_dir)] = oct(stat.S_IMODE(mode))
-        return shared or x * x
+        if shared:
+            return shared
+        # Started where the map was called (the odd directory), as
+        # multiprocessing's workers are.
+        return x * x if os.getcwd() == os.path.dirname(work_dir) else os.getcwd()
 
     return task
 
@@ -104,9 +108,13 @@ def assert_ran_and_kept_output(results, work_dir: str) -> None:
         ("htcondor", ODD_NAME),
     ],
 )
-def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(pool_kind, name, dummy_queue, tmp_path):
+def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(
+    pool_kind, name, dummy_queue, tmp_path, monkeypatch
+):
     dummy_queue(pool_kind)
     work_dir = str(tmp_path / name / "wd")
+    os.makedirs(os.path.dirname(work_dir))
+    monkeypatch.chdir(os.path.dirname(work_dir))  # Hydra's runs start in theirs
     pool = make_pool(
         pool_kind,
         work_dir=work_dir,
@@ -128,10 +136,15 @@ def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(pool_kind, name, dummy_queu
         pytest.param("sge", QSUB_NAMEABLE, marks=pytest.mark.sge),
     ],
 )
-def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(pool_kind, name, tmp_path):
+def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(
+    pool_kind, name, tmp_path, monkeypatch
+):
     scheduler, pool_class = REAL_POOLS[pool_kind]
     require_scheduler(scheduler)
     work_dir = str(tmp_path / name / "wd")
+    os.makedirs(os.path.dirname(work_dir))
+    # Hydra's runs start in theirs: qsub -cwd would replace $HOME in it.
+    monkeypatch.chdir(os.path.dirname(work_dir))
     pool = pool_class(
         work_dir=work_dir,
         keep_work_dir=True,
