@@ -106,6 +106,9 @@ def run(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            # What a scheduler makes for us is private: sbatch passes its
+            # umask on to the job, which creates its output files with it.
+            umask=0o077,
         )
     except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
         raise CommandNotFound(f"cannot execute '{args[0]}': {error}") from error

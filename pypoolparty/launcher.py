@@ -92,6 +92,19 @@ pypoolparty_session_dir=$3
 pypoolparty_start_dir=$PWD
 pypoolparty_line=0
 pypoolparty_setup=()
+# The scheduler made this job's output files with its own umask (Grid Engine
+# 0644, whatever qsub's): private, as every file of the session directory,
+# before anything is written to them. Only files of the session directory.
+pypoolparty_private_output() {{
+    local path session
+    session=$(readlink -f -- "$pypoolparty_session_dir" 2>/dev/null) || return 0
+    for path in /proc/$$/fd/1 /proc/$$/fd/2; do
+        [ -f "$path" ] && [ -O "$path" ] || continue
+        path=$(readlink -f -- "$path" 2>/dev/null) || continue
+        case $path in "$session"/*) chmod 600 -- "$path" 2>/dev/null ;; esac
+    done
+}}
+pypoolparty_private_output
 . "$pypoolparty_session_dir/{ENVIRONMENT_NAME}"
 . "$pypoolparty_session_dir/{SETUP_NAME}"
 

@@ -39,14 +39,23 @@ class MapJobs:
         self._status: dict[str, object] = {}
         self._unseen_grace = unseen_grace_seconds
         self._unlisted_since: dict[str, float] = {}
+        self._of_earlier_calls: set[str] = set()
 
     @staticmethod
     def key(job: Job) -> tuple[str, int]:
         return (job.submission, job.ichunk)
 
-    def add(self, job: Job) -> None:
+    def add(self, job: Job, of_an_earlier_call: bool = False) -> None:
+        """Follow ``job``; ``of_an_earlier_call``: adopted from the event log.
+
+        The scheduler accepted such a job before this call began, so the
+        grace for a job not listed yet does not apply: unlisted, it has left.
+        (Waiting for it would hold up the chunks it keeps from a slot.)
+        """
         self._by_key[self.key(job)] = job
         self._status.pop(job.jobid, None)
+        if of_an_earlier_call:
+            self._of_earlier_calls.add(job.jobid)
 
     def get(self, key: tuple[str, int] | None) -> Job | None:
         """The job that made a claim (:attr:`pypoolparty.claims.Claim.job_key`)."""
@@ -69,7 +78,7 @@ class MapJobs:
             self._status[job.jobid] = _GONE  # listed before: it has left
             return
         since = self._unlisted_since.setdefault(job.jobid, time.monotonic())
-        if time.monotonic() - since >= self._unseen_grace:
+        if job.jobid in self._of_earlier_calls or time.monotonic() - since >= self._unseen_grace:
             self._status[job.jobid] = _GONE
 
     def note_gone(self, jobs: Iterable[Job]) -> None:

@@ -131,6 +131,10 @@ class ClaimedChunks:
         chunk.progress = None
         chunk.adopted = False
         chunk.submitted_at = 0.0
+        # The claiming job's run is an attempt of the chunk, as its own job's
+        # would have been (which then finds it claimed and runs it no more):
+        # so a failure here counts against max_num_resubmissions.
+        chunk.num_submissions = max(chunk.num_submissions, 1)
         self.log.write(
             event_log.CHUNK_CLAIMED, ichunk=chunk.ichunk, jobid=job.jobid, home=job.ichunk
         )

@@ -47,7 +47,7 @@ class Restoring:
                 chunk.job = Job(
                     jobid, ichunk, self.dir.join(stdout), self.dir.join(stderr), event["submission"]
                 )
-                self.jobs.add(chunk.job)
+                self.jobs.add(chunk.job, of_an_earlier_call=True)
                 # An adopted job counts as this call's first submission.
                 chunk.num_submissions = 1
                 chunk.adopted = True

@@ -134,3 +134,12 @@ def test_ask_gives_none_for_a_missing_or_hanging_command():
 def test_ask_lets_a_bug_of_the_parser_through():
     with pytest.raises(KeyError):
         commands.ask(python("pass"), lambda c: {}["missing"], timeout=10)
+
+
+def test_what_a_scheduler_command_creates_is_private(tmp_path):
+    # sbatch hands its umask to the job, which makes its output files with it
+    # (issue 17, item 15: every file of the session directory is 0600).
+    path = tmp_path / "made-by-the-command"
+    completed = commands.run(["touch", str(path)], timeout=30)
+    assert completed.returncode == 0
+    assert os.stat(path).st_mode & 0o777 == 0o600

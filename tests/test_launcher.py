@@ -179,3 +179,33 @@ def test_the_session_files_are_private(tmp_path):
     directory = session(tmp_path, {"A": "1"}, ["true"])
     for name in (launcher.LAUNCHER_NAME, launcher.ENVIRONMENT_NAME, launcher.SETUP_NAME):
         assert os.stat(directory.join(name)).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_the_jobs_output_files_in_the_session_directory_become_private(tmp_path, inside):
+    # Issue 17, item 15: Grid Engine makes the files of qsub -o/-e 0644,
+    # whatever qsub's umask; the launcher makes them private before the
+    # setup lines and the worker write to them, and leaves other files alone.
+    directory = session(tmp_path)
+    where = directory.path if inside else str(tmp_path)
+    paths = [os.path.join(where, f"job.{stream}") for stream in ("out", "err")]
+    files = []
+    for path in paths:
+        files.append(open(path, "w"))
+        os.chmod(path, 0o644)
+    try:
+        stand_in = os.path.join(directory.path, "stand_in.py")
+        with open(stand_in, "w") as file:
+            file.write("print('the worker ran')")
+        command = launcher.job_command(
+            launcher.launcher_path(directory), [sys.executable, stand_in, directory.path]
+        )
+        completed = subprocess.run(command, stdout=files[0], stderr=files[1], timeout=60)
+    finally:
+        for file in files:
+            file.close()
+    assert completed.returncode == 0
+    with open(paths[0]) as file:
+        assert file.read() == "the worker ran\n"
+    modes = [os.stat(path).st_mode & 0o777 for path in paths]
+    assert modes == ([0o600, 0o600] if inside else [0o644, 0o644])

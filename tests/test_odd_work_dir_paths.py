@@ -36,6 +36,10 @@ import job_user  # noqa: E402
 ODD_NAME = "lr=0.1,bs=32 $HOME $(x) 'q\" #h 100%a %% é ü"
 """Spaces, ``=``, ``,``, ``$``, ``'``, ``"``, ``#``, ``%`` and non-ASCII letters."""
 
+QSUB_NAMEABLE = "lr=0.1 'q\" #h 100%a é"
+"""Odd, but qsub's ``-o``/``-e`` can name it: Grid Engine makes the job's
+output files itself (with ``ODD_NAME``, the job script does)."""
+
 NUM_TASKS = 3
 REAL_POOLS = {
     "slurm_array": ("slurm", pypoolparty.slurm.array.Pool),
@@ -44,13 +48,32 @@ REAL_POOLS = {
 }
 
 
-def square_and_say_so():
+def square_and_say_so(work_dir: str):
     # Made inside a function, so that cloudpickle sends it by value: the
     # jobs cannot import this test module.
     def task(x):
+        import os
+        import stat
+
         print(f"stdout of task {x}")
         print(f"stderr of task {x}", file=sys.stderr)
-        return x * x
+        # Issue 17, item 15: while the job runs, every file of the work_dir
+        # is private, the scheduler's output files of this very job too.
+        shared = {}
+        for root, _, names in os.walk(work_dir):
+            for name in names:
+                path = os.path.join(root, name)
+                try:  # other processes of the map rename and remove theirs
+                    mode = os.lstat(path).st_mode
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+                    shared[os.path.relpath(path, work_dir)] = oct(stat.S_IMODE(mode))
+        if shared:
+            return shared
+        # Started where the map was called (the odd directory), as
+        # multiprocessing's workers are.
+        return x * x if os.getcwd() == os.path.dirname(work_dir) else os.getcwd()
 
     return task
 
@@ -74,10 +97,24 @@ def assert_ran_and_kept_output(results, work_dir: str) -> None:
         assert f"stderr of task {i}" in outputs["stderr"][i]
 
 
-@pytest.mark.parametrize("pool_kind", ["local", "slurm_array", "slurm_job", "sge", "htcondor"])
-def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(pool_kind, dummy_queue, tmp_path):
+@pytest.mark.parametrize(
+    "pool_kind, name",
+    [
+        ("local", ODD_NAME),
+        ("slurm_array", ODD_NAME),
+        ("slurm_job", ODD_NAME),
+        ("sge", ODD_NAME),
+        ("sge", QSUB_NAMEABLE),
+        ("htcondor", ODD_NAME),
+    ],
+)
+def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(
+    pool_kind, name, dummy_queue, tmp_path, monkeypatch
+):
     dummy_queue(pool_kind)
-    work_dir = str(tmp_path / ODD_NAME / "wd")
+    work_dir = str(tmp_path / name / "wd")
+    os.makedirs(os.path.dirname(work_dir))
+    monkeypatch.chdir(os.path.dirname(work_dir))  # Hydra's runs start in theirs
     pool = make_pool(
         pool_kind,
         work_dir=work_dir,
@@ -86,30 +123,39 @@ def test_a_map_runs_in_an_odd_work_dir_on_each_dummy(pool_kind, dummy_queue, tmp
         missing_result_grace_period=1.0,
         max_num_resubmissions=0,
     )
-    results = pool.map(square_and_say_so(), range(NUM_TASKS), chunksize=1)
+    results = pool.map(square_and_say_so(work_dir), range(NUM_TASKS), chunksize=1)
     assert_ran_and_kept_output(results, work_dir)
 
 
 @pytest.mark.parametrize(
-    "pool_kind",
+    "pool_kind, name",
     [
-        pytest.param("slurm_array", marks=pytest.mark.slurm),
-        pytest.param("slurm_job", marks=pytest.mark.slurm),
-        pytest.param("sge", marks=pytest.mark.sge),
+        pytest.param("slurm_array", ODD_NAME, marks=pytest.mark.slurm),
+        pytest.param("slurm_job", ODD_NAME, marks=pytest.mark.slurm),
+        pytest.param("sge", ODD_NAME, marks=pytest.mark.sge),
+        pytest.param("sge", QSUB_NAMEABLE, marks=pytest.mark.sge),
     ],
 )
-def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(pool_kind, tmp_path):
+def test_a_map_runs_in_an_odd_work_dir_on_the_real_scheduler(
+    pool_kind, name, tmp_path, monkeypatch
+):
     scheduler, pool_class = REAL_POOLS[pool_kind]
     require_scheduler(scheduler)
-    work_dir = str(tmp_path / ODD_NAME / "wd")
+    work_dir = str(tmp_path / name / "wd")
+    os.makedirs(os.path.dirname(work_dir))
+    # Hydra's runs start in theirs: qsub -cwd would replace $HOME in it.
+    monkeypatch.chdir(os.path.dirname(work_dir))
     pool = pool_class(
         work_dir=work_dir,
         keep_work_dir=True,
         polling_interval=0.3,
         max_num_resubmissions=0,
         job_name_prefix="pppodd",
+        # Jobs that claim chunks (links in the odd path) and run two at once.
+        num_simultaneously_running_tasks=2,
+        tasks_per_job=2,
     )
-    results = pool.map(square_and_say_so(), range(NUM_TASKS), chunksize=1)
+    results = pool.map(square_and_say_so(work_dir), range(NUM_TASKS), chunksize=1)
     assert_ran_and_kept_output(results, work_dir)
 
 
@@ -121,7 +167,13 @@ def test_a_map_runs_in_an_odd_work_dir_on_the_real_htcondor():
     try:
         work_dir = os.path.join(shared_dir, ODD_NAME, "wd")
         driver = os.path.join(os.path.dirname(job_user.__file__), "htcondor_driver.py")
-        options = dict(keep_work_dir=True, polling_interval=0.3, max_num_resubmissions=0)
+        options = dict(
+            keep_work_dir=True,
+            polling_interval=0.3,
+            max_num_resubmissions=0,
+            num_simultaneously_running_tasks=2,
+            tasks_per_job=2,
+        )
         process = job_user.popen(
             user,
             [python, driver, "say_squares", work_dir, json.dumps(options)],
@@ -160,6 +212,7 @@ def test_slurm_refuses_a_backslash_before_submitting(pool_kind, dummy_queue, tmp
 def test_qsub_path_lists_cannot_name_a_directory_with(character):
     assert not qsub_can_name(f"/runs/a{character}b")
     assert qsub_can_name("/runs/lr=0.1 'q\" #h %a é")
+    assert qsub_can_name(f"/runs/{QSUB_NAMEABLE}")
 
 
 def test_every_path_of_the_submit_file_is_a_literal(tmp_path):

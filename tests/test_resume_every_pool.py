@@ -118,3 +118,41 @@ def test_calling_a_map_again_after_a_task_failed_submits_its_chunk_at_once(
         row[1] for e in second_call if e["event"] == "submitted" for row in e.get("jobs", ())
     ]
     assert submitted_again == [2]  # the chunk with the failed task, and only it
+
+
+A_MAP_THAT_WAITED_THE_GRACE_PERIOD_WOULD_NOT_END = 60
+"""Seconds the second call may take; it would wait an hour of grace."""
+
+
+@pytest.mark.parametrize("pool_kind", ["local", "sge"])
+def test_calling_a_failed_map_again_does_not_wait_for_the_earlier_calls_jobs(
+    pool_kind, dummy, tmp_path
+):
+    """Issue 17, items 17 and 21, with claiming: one job ran every chunk, and
+    the slot is the map's only one. A scheduler that forgets a finished job
+    (local processes, Grid Engine's qstat) lists it no more: the next call
+    must take it as gone, not wait missing_result_grace_period for it to be
+    listed before the failed chunk gets the slot."""
+    pool = make_pool(
+        pool_kind,
+        1,
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.05,
+        missing_result_grace_period=3600,
+    )
+    try:
+        with pytest.raises(ValueError, match="two"):
+            pool.map(fails_on_two, range(4), chunksize=1)
+        again = pool.map_async(fails_on_two, range(4), chunksize=1)
+        with pytest.raises(ValueError, match="two"):
+            again.get(timeout=A_MAP_THAT_WAITED_THE_GRACE_PERIOD_WOULD_NOT_END)
+    finally:
+        pool.terminate()
+    events = session_events(tmp_path / "work")
+    first_call = events[: max(i for i, e in enumerate(events) if e["event"] == "session_started")]
+    assert [e["chunks"] for e in first_call if e["event"] == "submitting"] == [[[0, 0]]]
+    second_call = events[len(first_call) :]
+    submitted_again = [
+        row[1] for e in second_call if e["event"] == "submitted" for row in e.get("jobs", ())
+    ]
+    assert submitted_again == [2]

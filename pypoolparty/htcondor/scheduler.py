@@ -99,6 +99,12 @@ class HTCondorScheduler(Scheduler):
         # HTCondor appends to an existing user log and keeps its mode; left to
         # create it, the schedd makes it world-readable (0644).
         write_private(submitfile.event_log_path(submission.directory), b"")
+        if self.shares_file_system:
+            # The same for the procs' output: HTCondor opens an existing file
+            # and keeps its mode, where it would make a new one 0644.
+            for ichunk in submission.chunks:
+                for path in submitfile.job_output_paths(submission.directory, ichunk):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         cluster, first_proc = commands.call(
             # -file: a bare argument with "=" would be read as a submit
             # command (condor_submit(1): <submit-variable>=<value>).

@@ -108,8 +108,11 @@ class GridEngineScheduler(Scheduler):
         args += ["-t", f"1-{len(submission.chunks)}"]
         if submission.num_simultaneously_running is not None:
             args += ["-tc", str(submission.num_simultaneously_running)]
-        # -cwd: tasks start where the map was called, as multiprocessing's do.
-        args += ["-S", "/bin/sh", "-cwd"]
+        # -cwd: tasks start where the map was called, as multiprocessing's do;
+        # where qsub would garble that path, the job script goes there itself.
+        args += ["-S", "/bin/sh"]
+        if qsub_can_name(submission.worker.working_dir or os.getcwd()):
+            args += ["-cwd"]
         # The job number in the file names tells which job ran, even after it
         # left the queue (see find_job_number).
         if qsub_can_name(submission.directory):
@@ -344,6 +347,10 @@ def write_job_script(submission: Submission) -> str:
         # holds any path.
         names = shlex.quote(f"{stem}.") + '"$JOB_ID.$SGE_TASK_ID"'
         redirect = f"umask 077\nexec >{names}.out 2>{names}.err\n"
+    working_dir = submission.worker.working_dir or os.getcwd()
+    if not qsub_can_name(working_dir):
+        # qsub -cwd would replace $HOME, $USER, ... in it (see qsub_command).
+        redirect += f"cd {shlex.quote(working_dir)} || exit 1\n"
     script_path = f"{stem}.sh"
     write_private(
         script_path,

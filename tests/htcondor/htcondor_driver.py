@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
 import time
 
@@ -53,10 +54,22 @@ def always_killed(x):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def square_and_say_so(x):
+def square_and_say_so(work_dir, x):
     print(f"stdout of task {x}")
     print(f"stderr of task {x}", file=sys.stderr)
-    return x * x
+    # While the job runs, every file of the work_dir is private, HTCondor's
+    # output files of this very proc too (issue 17, item 15).
+    shared = {}
+    for root, _, names in os.walk(work_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            try:  # other processes of the map rename and remove theirs
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+                shared[os.path.relpath(path, work_dir)] = oct(stat.S_IMODE(mode))
+    return shared or x * x
 
 
 def sleep_long(x):
@@ -103,7 +116,7 @@ def run(scenario: str, work_dir: str, options: dict) -> list:
         print(json.dumps({"started": True}), flush=True)
         return pool.map(sleep_long, range(4))
     if scenario == "say_squares":
-        return pool.map(square_and_say_so, range(3), chunksize=1)
+        return pool.starmap(square_and_say_so, [(work_dir, x) for x in range(3)], chunksize=1)
     if scenario == "inside_image":
         return pool.map(where_am_i, range(3), chunksize=1)
     if scenario == "one_task":

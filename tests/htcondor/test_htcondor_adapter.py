@@ -110,6 +110,9 @@ def test_the_event_log_is_private_like_every_file_of_the_session(dummy_htcondor,
     log_path = os.path.join(work_dir, "ppp-test-1", "events.log")
     assert os.path.getsize(log_path) > 0  # HTCondor (here the dummy) wrote to it
     assert stat.S_IMODE(os.stat(log_path).st_mode) == 0o600
+    # The proc's output files too (HTCondor would make them 0644).
+    for path in submitfile.job_output_paths(os.path.dirname(log_path), 0):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 
 
 def test_throttle_keeps_procs_materialized_below_the_limit(dummy_htcondor, work_dir):
