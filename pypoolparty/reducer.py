@@ -210,6 +210,20 @@ class Reducer:
         names = archive.names(self.session_dir.archive_path("results"))
         return {int(m.group(1)) for m in map(work_dir.OUTCOME_MEMBER.match, names) if m}
 
+    def failed_outcomes(self) -> dict[int, dict]:
+        """ichunk -> the archived outcome of each chunk whose tasks partly failed.
+
+        One pass through ``results.zip``; the last outcome of a chunk wins.
+        Results stay pickled bytes: no task's code runs.
+        """
+        path = self.session_dir.archive_path("results")
+        found = {}
+        for member, data in archive.contents(path, work_dir.FAILED_OUTCOME_MEMBER.match):
+            if data is not None:
+                ichunk = int(work_dir.FAILED_OUTCOME_MEMBER.match(member.name).group(1))
+                found[ichunk] = pickle.loads(data)
+        return found
+
     def load_outcome(self, ichunk: int) -> dict:
         path = self.session_dir.archive_path("results")
         return pickle.loads(archive.read(path, work_dir.outcome_member(ichunk)))

@@ -32,6 +32,7 @@ from . import (
     splitting,
     stops,
     task_outputs,
+    task_records,
     work_dir,
 )
 from .errors import (
@@ -809,6 +810,24 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
             "failed_tasks": self.num_failed_tasks,
             "pending_reasons": self._pending_reasons(),
         }
+
+    def _num_finished_tasks(self) -> int:
+        """Tasks whose results the session directory keeps for a later call.
+
+        Those of finished chunks, and those the jobs of the other chunks
+        recorded as finished (:mod:`pypoolparty.task_records`), which the
+        chunk's next job skips. Records still on a node (no shared file
+        system) are not counted.
+        """
+        unfinished = [chunk.ichunk for chunk in self.chunks if not chunk.done]
+        recorded = task_records.finished_tasks(self.dir.path, unfinished) if unfinished else {}
+        count = 0
+        for chunk, (start, stop) in zip(self.chunks, self.bounds):
+            if chunk.done:
+                count += stop - start
+            else:
+                count += sum(1 for itask in recorded.get(chunk.ichunk, ()) if start <= itask < stop)
+        return count
 
     def _pending_reasons(self) -> tuple[tuple[str, int], ...]:
         """Pending tasks by the reason their job waits, the most common first.

@@ -188,8 +188,8 @@ class Ending:
             **(interrupted if cancelled else {}),
         )
         kept = (
-            f"{cancel_note}the session directory {self.dir.path} keeps {self.num_done} of "
-            f"{len(self.chunks)} finished chunks"
+            f"{cancel_note}the session directory {self.dir.path} keeps the results of "
+            f"{self._num_finished_tasks()} of {self.metadata.num_tasks} tasks"
         )
         # A refused request would be refused again: no advice to call again.
         if isinstance(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from . import event_log, progress
+from . import event_log, progress, task_records
 from .scheduler import Job
 
 logger = logging.getLogger("pypoolparty")
@@ -25,6 +25,7 @@ class Restoring:
                 self._mark_done(self.chunks[ichunk])
                 if self.on_chunk_done is not None:
                     self._hand_out(ichunk, self.reducer.load_outcome(ichunk))
+        self._keep_finished_tasks_of_failed_chunks()
         # A finished map's last call cancelled whatever of it was left in the
         # queue: there is nothing to adopt, and nothing to ask a scheduler.
         adopting = self.metadata.scheduler == self.scheduler.name and not self.reusing_results
@@ -63,9 +64,31 @@ class Restoring:
         )
         progress.announce(self._reuse_line(adopted), self.settings.verbose)
 
+    def _keep_finished_tasks_of_failed_chunks(self) -> None:
+        """Let a chunk whose tasks partly failed run only those tasks again.
+
+        Its outcome is archived apart (``<ichunk>.failed.pickle``, see
+        :mod:`pypoolparty.reducer`), and the chunk runs again in this call.
+        Its tasks that finished become task records of the chunk
+        (:func:`pypoolparty.task_records.write_kept`), which its next job
+        skips as it skips those of a killed run: finished work is never run
+        again, whatever the chunk size.
+        """
+        for ichunk, outcome in self.reducer.failed_outcomes().items():
+            if ichunk >= len(self.chunks) or self.chunks[ichunk].done:
+                continue
+            start, stop = self.bounds[ichunk]
+            finished = [
+                entry
+                for entry in outcome.get("tasks", [])
+                if "error" not in entry and start <= entry.get("itask", -1) < stop
+            ]
+            if finished:
+                task_records.write_kept(self.dir.path, ichunk, finished)
+
     def _reuse_line(self, adopted: int) -> str:
         """The one line that says how much finished work this call reuses, and from where."""
-        done = sum(stop - start for c, (start, stop) in zip(self.chunks, self.bounds) if c.done)
+        done = self._num_finished_tasks()
         total = self.metadata.num_tasks
         if self.reusing_results:
             return (

@@ -35,10 +35,13 @@ must agree.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import struct
 import zlib
 from collections.abc import Iterator
+
+from .work_dir import write_private
 
 DIRECTORY = "partial"
 """In the session directory."""
@@ -124,6 +127,35 @@ def num_finished_tasks(session_dir: str) -> dict[int, int]:
     return {
         ichunk: len(recorded_tasks(paths)) for ichunk, paths in files_by_chunk(session_dir).items()
     }
+
+
+KEPT_RUN = "kept"
+"""The ``<run>`` of the records the session writes itself: the finished tasks
+of a chunk whose outcome had failed tasks, kept for the call that runs the
+chunk again (see :func:`write_kept`)."""
+
+
+def write_kept(session_dir: str, ichunk: int, entries: list[dict]) -> None:
+    """Record ``entries``, finished tasks of ``ichunk``, as if a run of the chunk had.
+
+    A chunk whose tasks partly failed runs again when the map is called
+    again; its next run skips these tasks, as it skips those of a killed run,
+    and its outcome holds them. Written atomically (a reader sees the whole
+    file or none), 0600, under the one name :data:`KEPT_RUN`, so writing it
+    again replaces it.
+
+    Parameters
+    ----------
+    session_dir : str
+        The session directory.
+    ichunk : int
+        The chunk.
+    entries : list of dict
+        The tasks' entries of the chunk's outcome (``itask``, ``start``, ``end``,
+        ``result``), as the worker records them.
+    """
+    data = b"".join(encode(entry["itask"], pickle.dumps(entry, protocol=4)) for entry in entries)
+    write_private(os.path.join(directory(session_dir), f"{ichunk}.{KEPT_RUN}.records"), data)
 
 
 def remove(session_dir: str, ichunks: list[int]) -> None:

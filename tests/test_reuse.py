@@ -99,17 +99,26 @@ def test_reuse_results_returns_the_stored_results_without_running_and_says_so(
     assert session_dir in line
 
 
-def test_an_unfinished_map_continues_and_says_how_much_it_reuses(tmp_path, marks, capfd):
+@pytest.mark.parametrize("pool_kind, chunksize", [("local", 1), ("local", 4), ("slurm_array", 4)])
+def test_an_unfinished_map_continues_and_says_how_much_it_reuses(
+    pool_kind, chunksize, tmp_path, marks, capfd, dummy_queue
+):
+    work_dir = str(tmp_path / "work")
+    if pool_kind == "local":
+        pool = pypoolparty.local.Pool(2, work_dir=work_dir)
+    else:
+        dummy_queue(pool_kind)
+        pool = make_pool(pool_kind, work_dir=work_dir, polling_interval=0.1)
     flag = tmp_path / "flag"
     flag.touch()
-    work_dir = str(tmp_path / "work")
-    pool = pypoolparty.local.Pool(2, work_dir=work_dir)
     tasks = [(x, marks, str(flag)) for x in range(4)]
     with pytest.raises(ValueError, match="flagged"):
-        pool.starmap(fail_while_flagged, tasks, chunksize=1)
+        pool.starmap(fail_while_flagged, tasks, chunksize=chunksize)
     capfd.readouterr()
     flag.unlink()
-    assert pool.starmap(fail_while_flagged, tasks, chunksize=1) == [100, 101, 102, 103]
+    # Only the task that failed runs again, also when it shared its chunk
+    # with tasks that finished.
+    assert pool.starmap(fail_while_flagged, tasks, chunksize=chunksize) == [100, 101, 102, 103]
     assert [runs_of(marks, x) for x in range(4)] == [1, 1, 2, 1]
     (line,) = reuse_lines(capfd.readouterr().err)
     assert "continuing this map from" in line

@@ -79,7 +79,7 @@ def test_a_command_that_vanishes_mid_map_is_a_pool_error_and_the_jobs_are_cancel
     message = str(raised.value)
     assert paths["squeue_path"] in message
     # A job per slot of the dummy (2): the third chunk waited to be claimed.
-    assert "Cancelled 2 job(s)" in message and "keeps 0 of 3 finished chunks" in message
+    assert "Cancelled 2 job(s)" in message and "keeps the results of 0 of 3 tasks" in message
     assert f"work_dir={str(tmp_path / 'work')!r}" in message  # continuing can succeed
     assert not os.path.exists(paths["squeue_path"])
     # The map had submitted before squeue vanished (a cancelled array task that

@@ -85,7 +85,8 @@ def test_pending_timeout_cancels_with_one_call_keeps_finished_work_and_the_map_c
     ][-1]["jobs"]
     assert ichunk == 2
     assert f"PartitionNodeLimit: 1 job(s), {jobid}" in message
-    assert "keeps 2 of 3 finished chunks" in message
+    # Chunks 0 and 1, and task 5, which finished beside the failed task 4.
+    assert "keeps the results of 5 of 6 tasks" in message
     assert "to continue it" in message
     # Ending the map took one scancel, for that job alone (an earlier one
     # cancelled the previous call's job of chunk 2 before it was resubmitted).
