@@ -158,7 +158,7 @@ def test_a_work_dir_that_cannot_be_created_is_refused(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     pool = pypoolparty.local.Pool(2, work_dir=str(blocker / "work"))
-    with pytest.raises(pypoolparty.WorkDirError, match="cannot create the work_dir"):
+    with pytest.raises(pypoolparty.WorkDirError, match="a_file' is a file, not a directory"):
         pool.map(abs, [1])
 
 
