@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -244,12 +245,8 @@ def report_origin(_):
     return probe_origin.ORIGIN
 
 
-def test_a_venv_of_the_same_python_gets_the_submitters_sys_path_after_its_own(
-    tmp_path, monkeypatch
-):
-    """Documented: with the same Python version, the job may import from the
-    directories of the submitter's sys.path (here cloudpickle, which the venv
-    lacks), but its own environment comes first."""
+def a_venv_without_pip(tmp_path) -> tuple[str, str]:
+    """A venv of this Python with nothing installed: its interpreter and its site-packages."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -259,9 +256,19 @@ def test_a_venv_of_the_same_python_gets_the_submitters_sys_path_after_its_own(
         text=True,
         check=True,
     ).stdout.strip()
+    return python, site
+
+
+def test_a_venv_of_the_same_python_gets_the_submitters_sys_path_after_its_own(
+    tmp_path, monkeypatch
+):
+    """Documented: with the same Python version, the job may import from the
+    directories of the submitter's sys.path (here cloudpickle, which the venv
+    lacks), but its own environment comes first."""
+    python, site = a_venv_without_pip(tmp_path)
     lacks = subprocess.run([python, "-c", "import cloudpickle"], capture_output=True)
     assert lacks.returncode != 0  # the venv has no cloudpickle of its own
-    (tmp_path / "venv" / site / "probe_origin.py").write_text('ORIGIN = "venv"\n')
+    pathlib.Path(site, "probe_origin.py").write_text('ORIGIN = "venv"\n')
     submitters = tmp_path / "submitters"
     submitters.mkdir()
     (submitters / "probe_origin.py").write_text('ORIGIN = "submitter"\n')
@@ -315,16 +322,8 @@ def test_a_legacy_develop_install_of_the_submitters_does_not_go_ahead_of_the_job
     """``setup.py develop`` leaves an ``easy-install.pth`` that moves its
     entries to the front of ``sys.path`` when read: the job's own environment
     still comes first."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (venv / site / "probe_origin.py").write_text('ORIGIN = "venv"\n')
+    python, site = a_venv_without_pip(tmp_path)
+    pathlib.Path(site, "probe_origin.py").write_text('ORIGIN = "venv"\n')
     source = tmp_path / "source"
     source.mkdir()
     (source / "probe_origin.py").write_text('ORIGIN = "develop install"\n')
