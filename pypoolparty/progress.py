@@ -638,10 +638,13 @@ def announce(message: str, verbose: bool) -> None:
     """Say ``message`` on standard error as one line, verbose or not.
 
     For what a user must hear of even without ``verbose`` (a map reusing
-    finished work). When verbose, it is a log record like the others, so it
-    gets their form and does not land in the middle of the progress line.
+    finished work, where the tasks' output files went). While a map's
+    display is shown (:func:`shown`), it is a log record like the others, so
+    it gets their form and does not land in the middle of the progress line;
+    otherwise (before or after the display, where pypoolparty's records go
+    nowhere) it is written as it is without ``verbose``.
     """
-    if verbose:
+    if verbose and any(isinstance(h, _LineClearingHandler) for h in logger.handlers):
         logger.info("%s", message)
         return
     try:

@@ -117,3 +117,15 @@ def test_what_a_tasks_forked_child_leaves_is_settled_when_the_chunk_ends(tmp_pat
         "done/2/from-child.txt": "child of task 2",
     }
     assert os.listdir(work / session / "checkpoints") == []
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_line_naming_where_the_outputs_are_is_printed_once_verbose_or_not(
+    tmp_path, capfd, verbose
+):
+    work = tmp_path / "work"
+    pool = pypoolparty.local.Pool(work_dir=work, polling_interval=0.05, verbose=verbose)
+    assert pool.map(write_output, [0, 1], chunksize=1) == [0, 1]
+    (kept,) = os.listdir(work / "outputs")
+    err = capfd.readouterr().err
+    assert err.count(f"the tasks' output files are in {work / 'outputs' / kept}\n") == 1
