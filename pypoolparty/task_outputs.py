@@ -20,10 +20,14 @@ them):
 The worker moves a task's directory from ``running`` to ``done`` or
 ``failed`` as soon as the task ends, before it records the task (its own
 copy of these names); without a shared file system ``outputs/`` comes back
-with the job's outcome (:mod:`pypoolparty.job_files`). When a map that
-succeeded removes its session directory, the outputs are kept: moved to
-``<work_dir>/outputs/<session directory's name>/`` (:func:`keep`), and a
-line on standard error says where.
+with the job's outcome (:mod:`pypoolparty.job_files`). A task that failed
+in one call of the map and returned in a later one has both, until the map
+succeeds. When a map that succeeded removes its session directory, the
+finished tasks' outputs are kept: moved to
+``<work_dir>/outputs/map-<fingerprint>/done/`` (``map-<fingerprint>-2``,
+``-3``, ... for later runs of the same map: one directory per finished run),
+and a line on standard error names it (:func:`keep`). The failed runs'
+outputs go with the session directory.
 
 Outside a map (calling the function directly, in a test, in
 ``multiprocessing``), :func:`output_dir` returns a new temporary directory,
@@ -40,7 +44,7 @@ uses nothing but the standard library and this module's constants.
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import sys
 import tempfile
 
@@ -64,8 +68,11 @@ def output_dir() -> str:
         ``outputs/running/<itask>/`` of the map's session directory (or of
         the job's scratch directory without a shared file system), made
         0700 on the first call; it moves to ``outputs/done/<itask>/`` or
-        ``outputs/failed/<itask>/`` when the task ends. Outside a map, a new
-        temporary directory.
+        ``outputs/failed/<itask>/`` when the task ends; once the map
+        succeeds, the finished tasks' directories are kept in
+        ``<work_dir>/outputs/map-<fingerprint>[-<n>]/done/``, one directory
+        per finished run (:func:`keep`). Outside a map, a new temporary
+        directory.
 
     Raises
     ------
@@ -87,37 +94,66 @@ def output_dir() -> str:
     return path
 
 
-def kept_path(session_dir: str) -> str:
-    """Where the outputs of ``session_dir``'s tasks are kept once the directory is removed."""
+def kept_path(session_dir: str, run: int = 1) -> str:
+    """Where the outputs of ``session_dir``'s tasks are kept once the directory is removed.
+
+    Parameters
+    ----------
+    session_dir : str
+        The map's session directory (``map-<fingerprint>`` or
+        ``map-<fingerprint>-<n>``).
+    run : int
+        Which finished run of the map: 1 for
+        ``<work_dir>/outputs/map-<fingerprint>``, ``n`` > 1 for
+        ``<work_dir>/outputs/map-<fingerprint>-<n>``.
+    """
     session_dir = os.path.abspath(session_dir)
-    return os.path.join(os.path.dirname(session_dir), DIRECTORY, os.path.basename(session_dir))
+    # A session directory numbered because another of the map ran at the
+    # same time is the same map: its runs are numbered with the others.
+    name = re.sub(r"-[0-9]+$", "", os.path.basename(session_dir))
+    if run > 1:
+        name = f"{name}-{run}"
+    return os.path.join(os.path.dirname(session_dir), DIRECTORY, name)
 
 
 def keep(session_dir: str) -> str | None:
-    """Move the finished and failed tasks' outputs out of ``session_dir``, which is to go.
+    """Move the finished tasks' outputs out of ``session_dir``, whose map succeeded.
+
+    Each finished run of a map gets a directory of its own, the first of
+    ``<work_dir>/outputs/map-<fingerprint>``, ``...-2``, ``...-3``, ... that
+    does not exist (made atomically, so two runs finishing at once never
+    share one): a later run never overwrites nor mixes with an earlier run's
+    files. Only ``done/`` is kept: in a map that succeeded every task
+    returned, so whatever is in ``failed/`` is from an earlier call's failed
+    run of a task that returned later, and goes with the session directory
+    (as the traceback of that failure does).
 
     Returns
     -------
     str or None
         Where they are now (:func:`kept_path`); ``None`` if there were none.
+
+    Raises
+    ------
+    OSError
+        The directory cannot be made or the files cannot be moved (a full
+        disk, say); the session directory then keeps them.
     """
-    found = [
-        name
-        for name in (DONE, FAILED)
-        if os.path.isdir(os.path.join(session_dir, DIRECTORY, name))
-        and os.listdir(os.path.join(session_dir, DIRECTORY, name))
-    ]
-    if not found:
+    done = os.path.join(session_dir, DIRECTORY, DONE)
+    if not os.path.isdir(done) or not os.listdir(done):
         return None
-    destination = kept_path(session_dir)
-    for path in (os.path.dirname(destination), destination):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
-    for name in found:
-        target = os.path.join(destination, name)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(session_dir, DIRECTORY, name), target)
+    os.makedirs(os.path.dirname(kept_path(session_dir)), mode=0o700, exist_ok=True)
+    os.chmod(os.path.dirname(kept_path(session_dir)), 0o700)
+    run = 1
+    while True:
+        destination = kept_path(session_dir, run)
+        try:
+            os.mkdir(destination, mode=0o700)
+            break
+        except FileExistsError:
+            run += 1
+    os.chmod(destination, 0o700)
+    os.replace(done, os.path.join(destination, DONE))
     return destination
 
 

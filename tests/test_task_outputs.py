@@ -129,3 +129,47 @@ def test_the_line_naming_where_the_outputs_are_is_printed_once_verbose_or_not(
     (kept,) = os.listdir(work / "outputs")
     err = capfd.readouterr().err
     assert err.count(f"the tasks' output files are in {work / 'outputs' / kept}\n") == 1
+
+
+def write_labelled_output(task):
+    """Writes the run's label (read from ``label_path``) and fails in the run labelled "run 1"."""
+    x, label_path = task
+    with open(label_path) as file:
+        label = file.read()
+    with open(os.path.join(pypoolparty.output_dir(), "out.txt"), "w") as file:
+        file.write(f"{label}: task {x}")
+    if x == 2 and label == "run 1":
+        raise ValueError("task 2 fails in run 1")
+    return x
+
+
+def test_each_finished_run_of_a_map_keeps_its_outputs_apart_without_earlier_failed_runs(
+    tmp_path, capfd
+):
+    work = tmp_path / "work"
+    label = tmp_path / "label"
+    tasks = [(x, str(label)) for x in range(4)]
+    pool = pypoolparty.local.Pool(work_dir=work, polling_interval=0.05)
+    label.write_text("run 1")
+    with pytest.raises(ValueError, match="task 2 fails in run 1"):
+        pool.map(write_labelled_output, tasks, chunksize=2)
+    label.write_text("run 2")  # the fix: this call continues the map
+    assert pool.map(write_labelled_output, tasks, chunksize=2) == [0, 1, 2, 3]
+    (first,) = os.listdir(work / "outputs")
+    assert f"output files are in {work / 'outputs' / first}\n" in capfd.readouterr().err
+    label.write_text("run 3")  # the same map again, afresh
+    assert pool.map(write_labelled_output, tasks, chunksize=2) == [0, 1, 2, 3]
+    second = f"{first}-2"
+    assert f"output files are in {work / 'outputs' / second}\n" in capfd.readouterr().err
+    assert sorted(os.listdir(work / "outputs")) == [first, second]
+    # The failed run of task 2 in run 1 is not kept beside its run 2.
+    assert outputs_of(work / "outputs" / first) == {
+        "done/0/out.txt": "run 1: task 0",
+        "done/1/out.txt": "run 1: task 1",
+        "done/2/out.txt": "run 2: task 2",
+        "done/3/out.txt": "run 1: task 3",
+    }
+    assert outputs_of(work / "outputs" / second) == {
+        f"done/{x}/out.txt": f"run 3: task {x}" for x in range(4)
+    }
+    assert os.stat(work / "outputs" / second).st_mode & 0o777 == 0o700
