@@ -19,6 +19,16 @@ _WORK_DIR_FIX = (
     "job as root; condor_q -af Owner shows the user): pass a work_dir on a file "
     "system the execute nodes mount, that this user may enter, read and write."
 )
+_WORK_DIR_FIX_FOR_ROOT = (
+    "The jobs run as a user who cannot reach the work_dir: you submitted as root, "
+    "and HTCondor never runs a job as root (condor_q -af Owner shows the user), while "
+    "the session directories pypoolparty makes in any work_dir are root's and "
+    "private, so another work_dir fails the same way. Submit as the user the jobs "
+    "run as (see 'Who runs the jobs' in pypoolparty's HTCondor documentation), or "
+    "pass shared_file_system=False, which sends the job its files."
+)
+ROOT_USER = "root"
+"""The submitter for whom :data:`_WORK_DIR_FIX_FOR_ROOT` replaces :data:`_WORK_DIR_FIX`."""
 _INTERPRETER_FIX = (
     "HTCondor cannot start the job's interpreter: pass a python_path that exists on "
     "the execute nodes and that the job's user may run (condor_q -af Owner shows "
@@ -191,6 +201,8 @@ def held_status(
     fix = INCURABLE_HOLD_CODES.get(code)
     if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
         fix = _WORK_DIR_FIX
+    if fix is _WORK_DIR_FIX and user == ROOT_USER:
+        fix = _WORK_DIR_FIX_FOR_ROOT
     if fix is not None:
         return incurable(scheduler_state, words, fix)
     return failed(scheduler_state, words)
