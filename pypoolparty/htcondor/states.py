@@ -199,10 +199,11 @@ def held_status(
     if limit:
         return timed_out(scheduler_state, words, limit)
     fix = INCURABLE_HOLD_CODES.get(code)
-    if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
-        fix = _WORK_DIR_FIX
+    # Not for a file transfer's hold: those come with shared_file_system=False.
     if fix is _WORK_DIR_FIX and user == ROOT_USER:
         fix = _WORK_DIR_FIX_FOR_ROOT
+    if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
+        fix = _WORK_DIR_FIX
     if fix is not None:
         return incurable(scheduler_state, words, fix)
     return failed(scheduler_state, words)
