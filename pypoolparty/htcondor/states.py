@@ -25,7 +25,8 @@ _WORK_DIR_FIX_FOR_ROOT = (
     "the session directories pypoolparty makes in any work_dir are root's and "
     "private, so another work_dir fails the same way. Submit as the user the jobs "
     "run as (see 'Who runs the jobs' in pypoolparty's HTCondor documentation), or "
-    "pass shared_file_system=False, which sends the job its files."
+    "pass shared_file_system=False, which sends the job its files (with a "
+    "python_path that user may run)."
 )
 ROOT_USER = "root"
 """The submitter for whom :data:`_WORK_DIR_FIX_FOR_ROOT` replaces :data:`_WORK_DIR_FIX`."""
