@@ -158,7 +158,11 @@ set -e
 pypoolparty_index=0
 while [ "$pypoolparty_index" -lt "${{#pypoolparty_setup[@]}}" ]; do
     pypoolparty_line=$((pypoolparty_index + 1))
-    eval "${{pypoolparty_setup[pypoolparty_index]}}"
+    # set -e acts inside eval as in a script, line by line; the ":" after
+    # the line keeps it from acting again on eval's own status, which is that
+    # of a list it forgave ("[ -f x ] && source x" with no x). The blank line
+    # keeps a trailing backslash from joining the line to the ":".
+    eval "${{pypoolparty_setup[pypoolparty_index]}}"$'\\n\\n:'
     pypoolparty_index=$pypoolparty_line
 done
 pypoolparty_line=0

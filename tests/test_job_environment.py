@@ -115,6 +115,37 @@ def test_setup_lines_run_in_order_in_the_workers_shell(tmp_path):
     assert pool.map(read_variable, ["PPP_ORDER"]) == ["first,second"]
 
 
+# Lines whose failure set -e forgives (a failing test before &&, a failing
+# command before ||, a negated one) and lines whose failure it does not.
+FORGIVEN_LINES = [
+    "[ -f /nonexistent/site.sh ] && source /nonexistent/site.sh",
+    "false || export PPP_AFTER_OR=yes",
+    "! true",
+    "if false; then exit 3; fi",
+]
+FATAL_LINES = [
+    ("true && false", 1),
+    ("false || (exit 4)", 4),
+    ("echo about to fail >&2; false; export PPP_UNREACHED=yes", 1),
+]
+
+
+def test_setup_lines_set_e_forgives_do_not_end_the_job(tmp_path):
+    pool = pypoolparty.local.Pool(
+        1, work_dir=str(tmp_path / "work"), setup=[*FORGIVEN_LINES, "export PPP_LAST=ran"]
+    )
+    assert pool.map(read_variable, ["PPP_AFTER_OR", "PPP_LAST"]) == ["yes", "ran"]
+
+
+@pytest.mark.parametrize("line, status", FATAL_LINES)
+def test_a_failing_last_command_of_a_setup_line_ends_the_job(line, status, tmp_path):
+    pool = pypoolparty.local.Pool(
+        1, work_dir=str(tmp_path / "work"), setup=["true", line, "export PPP_LAST=ran"]
+    )
+    with pytest.raises(pypoolparty.JobCannotRun, match=f"setup line 2 .*exit status {status}\\b"):
+        pool.map(read_variable, ["PPP_LAST"])
+
+
 def test_secrets_of_the_environment_stay_out_of_scripts_command_lines_and_logs(
     tmp_path, monkeypatch
 ):

@@ -105,6 +105,38 @@ def test_a_failed_setup_line_is_recorded_for_the_jobs_chunk(tmp_path, options, e
     assert os.listdir(directory.outcomes_dir) == [f"{ichunk}.setup-failed"]
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[ -f /nonexistent/site.sh ] && source /nonexistent/site.sh",
+        "false && true",
+        "true && false",
+        "false || false",
+        "false || true",
+        "! true",
+        "if false; then :; fi",
+        "(exit 3)",
+        "false; true",
+    ],
+)
+def test_a_setup_line_ends_the_job_exactly_when_it_would_end_a_set_e_script(tmp_path, line):
+    script = subprocess.run(
+        [launcher.LAUNCHER_SHELL, "-c", f"set -e\n{line}\necho reached"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    directory = session(tmp_path, setup=[line])
+    completed = launch(directory, "--ichunk", "1")
+    worker_started = completed.returncode == 0 and completed.stdout.startswith("{")
+    assert worker_started == ("reached" in script.stdout)
+    failure = launcher.read_setup_failure(directory, 1)
+    if worker_started:
+        assert failure is None
+    else:  # named, with the status the script ended with
+        assert (failure.line, failure.status) == (1, script.returncode)
+
+
 def test_a_job_stopped_during_setup_records_no_setup_failure(tmp_path):
     started = tmp_path / "started"
     directory = session(tmp_path, setup=[f"touch '{started}'", "sleep 600"])

@@ -19,6 +19,17 @@ _WORK_DIR_FIX = (
     "job as root; condor_q -af Owner shows the user): pass a work_dir on a file "
     "system the execute nodes mount, that this user may enter, read and write."
 )
+_WORK_DIR_FIX_FOR_ROOT = (
+    "The jobs run as a user who cannot reach the work_dir: you submitted as root, "
+    "and HTCondor never runs a job as root (condor_q -af Owner shows the user), while "
+    "the session directories pypoolparty makes in any work_dir are root's and "
+    "private, so another work_dir fails the same way. Submit as the user the jobs "
+    "run as (see 'Who runs the jobs' in pypoolparty's HTCondor documentation), or "
+    "pass shared_file_system=False, which sends the job its files (with a "
+    "python_path that user may run)."
+)
+ROOT_USER = "root"
+"""The submitter for whom :data:`_WORK_DIR_FIX_FOR_ROOT` replaces :data:`_WORK_DIR_FIX`."""
 _INTERPRETER_FIX = (
     "HTCondor cannot start the job's interpreter: pass a python_path that exists on "
     "the execute nodes and that the job's user may run (condor_q -af Owner shows "
@@ -189,6 +200,9 @@ def held_status(
     if limit:
         return timed_out(scheduler_state, words, limit)
     fix = INCURABLE_HOLD_CODES.get(code)
+    # Not for a file transfer's hold: those come with shared_file_system=False.
+    if fix is _WORK_DIR_FIX and user == ROOT_USER:
+        fix = _WORK_DIR_FIX_FOR_ROOT
     if fix is None and code in _TRANSFER_HOLD_CODES and subcode in _PATH_ERRNOS:
         fix = _WORK_DIR_FIX
     if fix is not None:

@@ -457,7 +457,8 @@ def time_value_seconds(text: str) -> float | None:
 def parse_qacct(text: str) -> dict[int, AccountingRecord]:
     """The records of ``qacct -j JOB [-t RANGE]``, by task id (1 for a plain job).
 
-    A task with several records (one per attempt) is given by its last.
+    A task with several records (one per attempt) is given by its last. The
+    runs of spaces qacct pads its columns with become one space.
     """
     records = {}
     for block in text.split("=" * 62):
@@ -465,7 +466,9 @@ def parse_qacct(text: str) -> dict[int, AccountingRecord]:
         for line in block.splitlines():
             name, _, value = line.partition(" ")
             if name:
-                fields[name] = value.strip()
+                # qacct pads values to columns ("139                  (Segmentation
+                # fault)", "37  : qmaster ..."): single spaces read as qacct means.
+                fields[name] = " ".join(value.split())
         if "exit_status" not in fields or "failed" not in fields:
             continue
         task = fields.get("taskid", "undefined")

@@ -216,7 +216,9 @@ def test_a_work_dir_the_job_user_cannot_enter_ends_the_map_at_once(condor_user, 
     message = str(raised.value)
     assert "Cannot access initial working directory" in message
     assert "HoldReasonCode 14" in message
-    assert "pass a work_dir" in message
+    # The advice that works for root: another work_dir would fail the same way.
+    assert "Submit as the user the jobs run as" in message
+    assert "shared_file_system=False" in message
     assert "call the same map" not in message
     (session,) = [p for p in work_dir.iterdir() if p.name.startswith("map-")]
     with open(session / "log.jsonl") as file:

@@ -135,7 +135,25 @@ def test_a_real_hold_for_an_inaccessible_initial_working_directory_ends_the_map(
     assert status.state is JobState.ERROR and not status.curable
     assert "Cannot access initial working directory" in status.reason
     assert "HoldReasonCode 14" in status.reason
-    assert "work_dir" in status.fix
+    # Root's session directories are private to root in any work_dir: only
+    # submitting as the job's user, or sending the files with the job, works.
+    assert "Submit as the user the jobs run as" in status.fix
+    assert "shared_file_system=False" in status.fix
+    assert "pass a work_dir" not in status.fix
+
+
+@pytest.mark.parametrize("code", [14, 7, 22])
+def test_a_work_dir_hold_of_an_ordinary_user_advises_a_work_dir_the_job_can_reach(code):
+    held = states.held_status("5 (Held)", "Permission denied", code, 0, user="alice")
+    as_root = states.held_status("5 (Held)", "Permission denied", code, 0, user="root")
+    assert "pass a work_dir" in held.fix and "shared_file_system=False" not in held.fix
+    assert "shared_file_system=False" in as_root.fix and "pass a work_dir" not in as_root.fix
+
+
+def test_a_transfer_hold_of_root_does_not_advise_the_mode_it_came_from():
+    # A transfer error's hold comes with shared_file_system=False already.
+    held = states.held_status("5 (Held)", "Transfer input files failure", 13, 13, user="root")
+    assert not held.curable and "shared_file_system=False" not in held.fix
 
 
 # -- time limits and evictions (event logs of jobs held, removed and vacated for real)

@@ -212,6 +212,15 @@ def test_qacct_tells_a_clean_exit_from_a_failed_one_and_a_segfault():
     assert segfault.state is JobState.ERROR and "Segmentation fault" in segfault.reason
 
 
+def test_qacct_reasons_read_without_qaccts_column_padding():
+    # qacct pads the exit status to a column: "139                  (Segmentation fault)".
+    segfault = parsing.parse_qacct(sample("qacct_j_array_exit_0_1_segv.txt"))[3].status()
+    assert "exit_status 139 (Segmentation fault)" in segfault.reason
+    assert "failed 100 : assumedly after job" in segfault.reason
+    (killed,) = parsing.parse_qacct(sample("qacct_j_h_rt_killed.txt")).values()
+    assert "exit_status 137 (Killed); failed 37 : qmaster enforced" in killed.status().reason
+
+
 def test_qacct_of_a_job_without_a_record_yet_is_no_answer():
     text = sample("qacct_j_unknown.txt")
     assert parsing.parse_qacct_command(commands.Completed(("qacct",), 1, "", text)) == {}
