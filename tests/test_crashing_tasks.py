@@ -10,22 +10,13 @@ it are kept.
 
 from __future__ import annotations
 
-import ctypes
-
 import pytest
-from killing_tasks import counts, logged, mark
+from crashing_tasks import crash_at_one
+from killing_tasks import counts, logged
 
 import pypoolparty
 from dummy_queues import POOL_KINDS, make_pool
 from pypoolparty import crashes
-
-
-def crash_at_one(marks: str, x: int) -> int:
-    mark(marks, x, "started")
-    if x == 1:
-        ctypes.string_at(0)  # reads address 0: SIGSEGV
-    mark(marks, x, "finished")
-    return x
 
 
 @pytest.fixture
