@@ -812,9 +812,20 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
             The second crash in a row of the same task with the same signal.
         """
         previous, chunk.last_crash = chunk.last_crash, crash
-        if crash is None or crash != previous:
+        if crash is None:
             return
         itask, name = crash
+        if crash != previous:
+            logger.warning(
+                "job %s (chunk %d) died of %s in task %d, perhaps on a faulty node; "
+                "a second %s in that task ends the map",
+                chunk.job.jobid,
+                chunk.ichunk,
+                name,
+                itask,
+                name,
+            )
+            return
         raise TaskCrashed(
             crashes.crashed_message(
                 itask,

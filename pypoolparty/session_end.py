@@ -258,6 +258,12 @@ class Ending:
                 f"  chunk {chunk.ichunk} (tasks {start}..{stop - 1}), last job "
                 f"{chunk.job.jobid}: {chunk.last_error}"
             )
+            if chunk.last_crash is not None:
+                itask, name = chunk.last_crash
+                lines.append(
+                    f"    the job died of {name} in task {itask}: the task may have crashed "
+                    "the Python process (see the stderr)"
+                )
             if chunk.stderr_tail:
                 lines += ["    stderr (last lines):"] + [
                     f"      {line}" for line in chunk.stderr_tail.splitlines()

@@ -92,3 +92,19 @@ def test_the_error_shows_faulthandlers_report_from_its_first_line():
     # the innermost frames, the task's own, come first and are kept
     assert frames[0] in shown and shown.endswith("...")
     assert crashes.where_it_crashed("no report here", tail="the last lines") == "the last lines"
+
+
+def test_without_resubmissions_a_crash_is_named_in_the_exhausted_error(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    pool = make_pool(
+        "local",
+        work_dir=str(tmp_path / "work"),
+        polling_interval=0.05,
+        missing_result_grace_period=1.0,
+        max_num_resubmissions=0,
+    )
+    with pytest.raises(pypoolparty.ResubmissionsExhausted) as info:
+        pool.starmap(crash_at_one, [(str(marks), x) for x in range(3)], chunksize=3)
+    assert "died of SIGSEGV in task 1" in str(info.value)
+    assert counts(marks, range(3), "started") == {0: 1, 1: 1, 2: 0}
