@@ -133,6 +133,28 @@ class ResubmissionsExhausted(PoolError):
     """
 
 
+class TaskCrashed(PoolError):
+    """A task crashed the Python process of its job, twice in a row.
+
+    Raised when two jobs of a chunk died of the same fatal signal of their
+    own (SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL) while running the same
+    task: one resubmission allows for a bad node, a second crash is the
+    task's. Not a scheduler failure, and never cured by calling the map
+    again unchanged. The message names the task, its chunk, the job, the
+    signal and the end of the job's stderr, where the worker's
+    :mod:`faulthandler` wrote the task's traceback; the finished tasks are
+    kept in the session directory. Attributes: ``itask``, ``ichunk``,
+    ``jobid``, ``signal``.
+    """
+
+    def __init__(self, message: str, itask: int, ichunk: int, jobid: str, signal: str) -> None:
+        super().__init__(message)
+        self.itask = itask
+        self.ichunk = ichunk
+        self.jobid = jobid
+        self.signal = signal
+
+
 class PendingTimeout(PoolError):
     """Jobs waited ``pending_timeout`` seconds for a reason that does not clear by itself.
 

@@ -23,6 +23,7 @@ from typing import Callable
 from . import (
     claims,
     crash_points,
+    crashes,
     event_log,
     interpreter,
     launcher,
@@ -41,6 +42,7 @@ from .errors import (
     JobCannotRun,
     ResubmissionsExhausted,
     SubmissionRejected,
+    TaskCrashed,
     Terminated,
     WorkDirError,
 )
@@ -756,10 +758,12 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
         if in_queue:
             self.scheduler.cancel(in_queue)
             self.jobs.note_gone(in_queue)
+        crashed = {}
         for chunk in failed:
-            chunk.stderr_tail = last_lines(
-                self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, chunk.num_submissions)
-            )
+            attempt = chunk.num_submissions
+            stderr = self.reducer.fold_failed_attempt(chunk.job, chunk.ichunk, attempt)
+            chunk.stderr_tail = last_lines(stderr)
+            crashed[chunk.ichunk] = (self._crash_of(chunk, stderr), stderr)
             self.log.write(
                 event_log.JOB_FAILED,
                 jobid=chunk.job.jobid,
@@ -773,6 +777,8 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
         for chunk in failed:
             if interpreter.cannot_read_the_worker(chunk.stderr_tail):
                 self._too_old_interpreter(chunk)
+        for chunk in failed:
+            self._check_crash(chunk, *crashed[chunk.ichunk])
         exhausted = [
             c
             for c in failed
@@ -781,6 +787,61 @@ class Session(StoppedJobs, ClaimedChunks, Ending, Restoring):
         if exhausted:
             raise ResubmissionsExhausted(self._exhausted_message(exhausted))
         self._submit_again([c.ichunk for c in failed])
+
+    def _crash_of(self, chunk: Chunk, stderr: str) -> tuple[int, str] | None:
+        """``(itask, signal)`` if ``chunk``'s failed job died of a fatal signal of its own.
+
+        The task is the chunk's first one without a task record: the one
+        its job was running (the worker records each task it finishes).
+        """
+        name = crashes.crash_signal(chunk.last_error, stderr)
+        if not name:
+            return None
+        progress = stops.progress_of(self.dir.path, self.bounds, [chunk.ichunk])[chunk.ichunk]
+        return stops.first_unfinished_task(progress, self.bounds[chunk.ichunk]), name
+
+    def _check_crash(self, chunk: Chunk, crash: tuple[int, str] | None, stderr: str) -> None:
+        """End the map when ``chunk``'s job crashed like the one before it.
+
+        One crash may be a bad node: the chunk runs again. The same signal
+        in the same task a second time is the task's doing.
+
+        Raises
+        ------
+        TaskCrashed
+            The second crash in a row of the same task with the same signal.
+        """
+        previous, chunk.last_crash = chunk.last_crash, crash
+        if crash is None:
+            return
+        itask, name = crash
+        if crash != previous:
+            logger.warning(
+                "job %s (chunk %d) died of %s in task %d, perhaps on a faulty node; "
+                "a second %s in that task ends the map",
+                chunk.job.jobid,
+                chunk.ichunk,
+                name,
+                itask,
+                name,
+            )
+            return
+        raise TaskCrashed(
+            crashes.crashed_message(
+                itask,
+                chunk.ichunk,
+                self.bounds[chunk.ichunk],
+                chunk.job.jobid,
+                name,
+                2,
+                chunk.last_error,
+                crashes.where_it_crashed(stderr, chunk.stderr_tail),
+            ),
+            itask=itask,
+            ichunk=chunk.ichunk,
+            jobid=chunk.job.jobid,
+            signal=name,
+        )
 
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.dir.path)

@@ -24,6 +24,7 @@ from .errors import (
     SchedulerError,
     SchedulerUnavailable,
     SubmissionRejected,
+    TaskCrashed,
     Terminated,
     WorkDirError,
 )
@@ -193,7 +194,8 @@ class Ending:
         )
         # A refused request would be refused again: no advice to call again.
         if isinstance(
-            error, (SubmissionRejected, PermanentError, JobCannotRun, InterpreterMismatch)
+            error,
+            (SubmissionRejected, PermanentError, JobCannotRun, InterpreterMismatch, TaskCrashed),
         ):
             where = f"{kept}."
         else:
@@ -223,6 +225,14 @@ class Ending:
             ),
         ):
             raise type(error)(f"{error}\n{capitalized(where)}") from None
+        if isinstance(error, TaskCrashed):
+            raise TaskCrashed(
+                f"{error}\n{capitalized(where)}",
+                itask=error.itask,
+                ichunk=error.ichunk,
+                jobid=error.jobid,
+                signal=error.signal,
+            ) from None
         if isinstance(error, (KeyboardInterrupt, Terminated, Cancelled)):
             raise type(error)(f"map interrupted: {where}") from error
         if hasattr(error, "add_note"):
@@ -248,6 +258,12 @@ class Ending:
                 f"  chunk {chunk.ichunk} (tasks {start}..{stop - 1}), last job "
                 f"{chunk.job.jobid}: {chunk.last_error}"
             )
+            if chunk.last_crash is not None:
+                itask, name = chunk.last_crash
+                lines.append(
+                    f"    the job died of {name} in task {itask}: the task may have crashed "
+                    "the Python process (see the stderr)"
+                )
             if chunk.stderr_tail:
                 lines += ["    stderr (last lines):"] + [
                     f"      {line}" for line in chunk.stderr_tail.splitlines()

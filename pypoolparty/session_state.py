@@ -54,6 +54,9 @@ class Chunk:
     written_by: int | None = None
     """The home chunk of the job whose outcome made the chunk done in this
     call (the outcome's ``home_chunk``); None if unknown."""
+    last_crash: tuple[int, str] | None = None
+    """``(itask, signal)`` when the chunk's last failed job died of a fatal
+    signal of its own (:mod:`pypoolparty.crashes`): the same again ends the map."""
     claimed_by: tuple[str, int] | None = None
     """The job that claimed the chunk (:attr:`pypoolparty.map_jobs.MapJobs.key`),
     once its claim was seen; :attr:`job` is that job."""

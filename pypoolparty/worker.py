@@ -67,6 +67,7 @@ failed. Never 99 or 100, which Grid Engine reads as "reschedule" and
 import argparse
 import ast
 import contextlib
+import faulthandler
 import hashlib
 import importlib.util
 import io
@@ -95,6 +96,12 @@ OUTCOME_FORMAT = 1
 def main(argv=None):
     args = parse_arguments(argv)
     os.umask(0o077)
+    # A task that crashes the process (SIGSEGV in an extension module, say)
+    # leaves no record: faulthandler writes where it crashed, every thread's
+    # Python traceback, to the job's stderr (fd 2, also when a chunk's
+    # output is redirected), for the session's error and the user.
+    with contextlib.suppress(Exception):
+        faulthandler.enable(all_threads=True)
     # Absolute: a task may change the working directory, and a job that got
     # its files by transfer is given "." (its scratch directory).
     session_dir = os.path.abspath(args.session_dir)
