@@ -98,6 +98,7 @@ def test_transfer_directives_are_the_pools_own_without_a_shared_file_system():
     "options, refused",
     [
         ({"num_simultaneously_running_tasks": 4}, "num_simultaneously_running_tasks"),
+        ({"tasks_per_job": 2}, "tasks_per_job=2 needs shared_file_system=True"),
         ({"shared_file_system": "no"}, "shared_file_system"),
     ],
 )
