@@ -49,7 +49,10 @@ The events and their fields besides ``time`` and ``event``:
                        unless the job got nothing done, which ends the map),
                        neither counted as a resubmission; ``requeued`` (the
                        scheduler requeued the job under its id: the map
-                       waits for it); ``cancelled`` (``jobid`` ``""``: the
+                       waits for it); ``held`` (a hold stopped the job,
+                       e.g. the user's ``condor_hold``: the map waits until
+                       it is released, when it goes on from its first
+                       unfinished task); ``cancelled`` (``jobid`` ``""``: the
                        job of an earlier call, which cancelled it as it
                        stopped; the chunk is submitted). See
                        docs/time_limits.rst.

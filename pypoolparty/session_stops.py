@@ -59,6 +59,13 @@ class StoppedJobs:
             return None  # arrived since the fold (a requeued job's end, say): the next fold
         if stopped is None:
             return Stop(chunk, status, None)
+        if status is not None and status.state is JobState.HELD:
+            # Stopped by a hold (the user's condor_hold of a running job): the
+            # session said when it saw the hold that it waits for the release;
+            # "requeued" would be false, the job is not queued to run.
+            chunk.stopped = None
+            self._log_stop(chunk, status, stopped, cause="held")
+            return None
         if status is not None and status.state in WAITING:
             chunk.stopped = None
             self._log_stop(chunk, status, stopped, cause="requeued")

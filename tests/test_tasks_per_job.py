@@ -75,16 +75,13 @@ def test_tasks_per_job_must_be_a_whole_number_of_at_least_one():
             pypoolparty.local.Pool(2, tasks_per_job=bad)
 
 
-def test_without_a_shared_file_system_several_tasks_per_job_are_refused_before_submitting(
-    dummy_queue, tmp_path
+def test_without_a_shared_file_system_several_tasks_per_job_are_refused_when_the_pool_is_made(
+    tmp_path,
 ):
-    dummy = dummy_queue("htcondor")
-    pool = make_pool(
-        "htcondor", shared_file_system=False, tasks_per_job=2, work_dir=str(tmp_path / "work")
-    )
-    with pytest.raises(pypoolparty.BadInput, match="tasks_per_job=2 needs a file system shared"):
-        pool.map(abs, range(4))
-    assert not dummy.jobs()  # nothing submitted
+    with pytest.raises(pypoolparty.BadInput, match="tasks_per_job=2 needs shared_file_system"):
+        make_pool(
+            "htcondor", shared_file_system=False, tasks_per_job=2, work_dir=str(tmp_path / "work")
+        )
 
 
 # -- the worker's processes ----------------------------------------------------

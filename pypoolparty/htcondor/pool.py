@@ -65,8 +65,9 @@ class Pool(BasePool):
         and sends back only its outcome, task records, stdout and stderr
         (``condor_transfer_data``). ``python_path`` must then name an
         interpreter of the execute nodes with the submitter's Python and
-        cloudpickle versions; ``num_simultaneously_running_tasks`` and
-        ``container`` need a shared file system. See
+        cloudpickle versions; ``num_simultaneously_running_tasks``,
+        ``tasks_per_job`` > 1 and ``container`` need a shared file system
+        (refused here, before anything is submitted). See
         ``docs/no_shared_file_system.rst``.
     condor_submit_path, condor_q_path, condor_rm_path : str
         The commands to call.
@@ -131,6 +132,13 @@ def _refuse_what_needs_a_shared_file_system(settings: MapSettings) -> None:
             "limits running procs by late materialization (max_materialize), which does "
             "not take spooled input files (its procs are held, unable to enter their "
             "initial directory). Leave it out, or use a shared work_dir."
+        )
+    if settings.tasks_per_job > 1:
+        raise BadInput(
+            f"tasks_per_job={settings.tasks_per_job} needs shared_file_system=True: a "
+            "job's processes claim their chunks in the session directory, which jobs "
+            "without a shared file system do not see. Use tasks_per_job=1 (more jobs, "
+            "one process each), or a shared work_dir."
         )
     if settings.container is not None:
         raise BadInput(

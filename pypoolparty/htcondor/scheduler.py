@@ -82,6 +82,10 @@ class HTCondorScheduler(Scheduler):
         self._absent_polls: dict[str, int] = defaultdict(int)
         self._removed_by_us: set[str] = set()
         self._cluster_sizes: dict[int, int] = {}
+        # Clusters submitted with max_materialize, and the procs seen to
+        # exist (in condor_q or in the log): see _remove_whole_cluster.
+        self._late_materialized: set[int] = set()
+        self._materialized: set[str] = set()
         # Whose condor_hold is the user's own (left alone), not an admin's.
         self._user = _current_user()
 
@@ -133,6 +137,8 @@ class HTCondorScheduler(Scheduler):
 
     def _jobs_of(self, submission: Submission, cluster: int, first_proc: int) -> list[Job]:
         self._cluster_sizes[cluster] = len(submission.chunks)
+        if submission.num_simultaneously_running is not None:
+            self._late_materialized.add(cluster)
         jobs = []
         for offset, ichunk in enumerate(submission.chunks):
             stdout_path, stderr_path = submitfile.job_output_paths(submission.directory, ichunk)
@@ -180,6 +186,7 @@ class HTCondorScheduler(Scheduler):
         # the queue, so a job missing from this answer has its last event in
         # the log we read next.
         queued = self._condor_q(clusters)
+        self._materialized.update(f"{q.cluster}.{q.proc}" for q in queued)
         if not self.shares_file_system:
             self._fetch_completed(jobs, queued)
         self._read_logs(jobs)
@@ -345,10 +352,24 @@ class HTCondorScheduler(Scheduler):
     def _remove_whole_cluster(self, cluster: int, jobids: set[str]) -> bool:
         """Remove by cluster id when all its procs go, or when some of them may
         not be materialized yet: ``condor_rm C.P`` cannot reach those, and the
-        factory would materialize them later."""
+        factory would materialize them later.
+
+        Only a cluster submitted with ``max_materialize`` has procs that are
+        not materialized yet, and a proc seen in ``condor_q`` or in the event
+        log is materialized. Without a shared file system there is no
+        ``max_materialize`` (the Pool refuses it), and the procs' event logs
+        stay in the spool: removing the whole cluster there would end the
+        runs of procs that were not cancelled.
+        """
         if len(jobids) >= self._cluster_sizes.get(cluster, float("inf")):
             return True
-        return any(jobid not in self._from_log for jobid in jobids)
+        if not self.shares_file_system:
+            return False
+        if cluster in self._cluster_sizes and cluster not in self._late_materialized:
+            return False
+        return any(
+            jobid not in self._from_log and jobid not in self._materialized for jobid in jobids
+        )
 
     # ------------------------------------------------------------ capacity
     def capacity(self) -> int | None:

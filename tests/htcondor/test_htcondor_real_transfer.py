@@ -306,24 +306,45 @@ def test_ctrl_c_removes_the_maps_jobs_and_the_same_map_continues(
     assert "continuing this map" in stderr
 
 
-def test_a_held_job_is_removed_and_its_chunk_resubmitted(
+def test_a_held_job_is_removed_and_its_chunk_resubmitted_while_the_others_run_on(
     job_python, hidden_dir, batch_name, markers
 ):
+    """The held proc alone leaves the queue: the other proc of its cluster,
+    running then, is not removed with it (it would run its tasks again)."""
     work_dir = os.path.join(hidden_dir, "work")
-    outcome, stderr = run_map(
+    process = start_map(
         job_python,
         work_dir,
-        "killed_on_first_attempt",
+        "held_beside_running",
         {"TRANSFER_TEST_MARKERS": markers},
         batch_name=batch_name,
         keep_work_dir=True,
         # Policy of many sites: a job killed by a signal is held (HoldReasonCode 3).
         submit_directives={"on_exit_hold": "ExitBySignal =?= true"},
     )
+    try:
+        # The session logs job_failed after it removed the held proc.
+        wait_for(lambda: os.path.isdir(work_dir) and failed_jobs(work_dir), timeout=150)
+    finally:
+        open(os.path.join(markers, "release"), "w").close()
+    stdout, stderr = process.communicate(timeout=150)
+    outcome = json.loads(stdout.strip().splitlines()[-1])
     assert outcome.get("results") == [x * x for x in range(4)], stderr
     failures = events(work_dir, "job_failed")
-    assert len(failures) == 2, failures  # both chunks' first jobs
-    assert all("HoldReasonCode 3" in failure["reason"] for failure in failures)
+    assert len(failures) == 1, failures  # chunk 0's first job
+    assert "HoldReasonCode 3" in failures[0]["reason"]
+    runs = sorted(name.split("-")[1] for name in os.listdir(markers) if name.startswith("ran-"))
+    # Chunk 0 twice (its first job was held); chunk 1 once.
+    assert runs.count("2") == 1 and runs.count("3") == 1, runs
+    assert runs.count("1") == 2, runs
+
+
+def failed_jobs(work_dir):
+    """The job_failed events of the map in ``work_dir`` so far."""
+    try:
+        return events(work_dir, "job_failed")
+    except (FileNotFoundError, ValueError):  # not started yet / a line being written
+        return []
 
 
 def test_input_files_travel_with_the_jobs_of_their_tasks(job_python, hidden_dir, batch_name):

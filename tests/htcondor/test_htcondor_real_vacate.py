@@ -145,6 +145,45 @@ def test_a_vacated_job_resumes_at_its_first_unfinished_task(condor_user, shared_
     wait_for(lambda: not _in_queue(batch), timeout=60)
 
 
+def test_a_job_the_user_holds_waits_for_its_release_then_resumes(condor_user, shared_dir):
+    """The user's own condor_hold of a running job stops it (SIGTERM) and holds
+    it: the map says it waits for the release, and that alone (no "requeued"),
+    and the released job goes on from its first unfinished task."""
+    batch = f"ppp-test-{uuid.uuid4().hex[:8]}"
+    process, marks, work_dir = start_map(condor_user, shared_dir, batch_name=batch)
+    try:
+        first = where_blocked(marks, STEP, timeout=180)
+        (jobid,) = session_job_ids(work_dir)
+        os.remove(os.path.join(marks, f"waiting-{STEP}"))
+        as_job_user = ["runuser", "-u", condor_user.pw_name, "--"]
+        held = subprocess.run([*as_job_user, "condor_hold", jobid], capture_output=True, text=True)
+        assert held.returncode == 0, held.stderr
+        wait_for(lambda: stops_of(work_dir), timeout=120)
+        released = subprocess.run(
+            [*as_job_user, "condor_release", jobid], capture_output=True, text=True
+        )
+        assert released.returncode == 0, released.stderr
+        again = where_blocked(marks, STEP, timeout=180)
+        assert again["pid"] != first["pid"]
+    finally:
+        stdout, stderr = finish_map(process, marks, batch)
+    assert_resumed_once(process, stdout, stderr, marks, work_dir)
+    (stop,) = stops_of(work_dir)
+    assert stop["cause"] == "held", stop
+    assert "leaves it alone and waits until it is released" in stderr
+    assert "requeued" not in stderr
+    wait_for(lambda: not _in_queue(batch), timeout=60)
+
+
+def stops_of(work_dir):
+    """The map's job_interrupted events so far."""
+    try:
+        events = session_events(work_dir)
+    except ValueError:  # a line being written
+        return []
+    return [e for e in events if e["event"] == "job_interrupted"]
+
+
 def test_a_job_held_at_its_allowed_job_duration_goes_on_in_pieces(condor_user, shared_dir):
     """Tasks 0 and 1 finish, task 2 blocks until HTCondor holds the job at its
     allowed_job_duration: the chunk keeps tasks 0..1 and tasks 2..3 go on in

@@ -13,7 +13,7 @@ import pytest
 
 from dummy_queues import DummyHTCondor
 from pypoolparty import BadInput, job_files, task_records
-from pypoolparty.commands import Completed
+from pypoolparty.commands import Completed, RetryPolicy
 from pypoolparty.htcondor import Pool, spool, states, submitfile
 from pypoolparty.htcondor.options import ClusterOptions, checked_options
 from pypoolparty.scheduler import JobState, Submission, WorkerCall
@@ -98,6 +98,7 @@ def test_transfer_directives_are_the_pools_own_without_a_shared_file_system():
     "options, refused",
     [
         ({"num_simultaneously_running_tasks": 4}, "num_simultaneously_running_tasks"),
+        ({"tasks_per_job": 2}, "tasks_per_job=2 needs shared_file_system=True"),
         ({"shared_file_system": "no"}, "shared_file_system"),
     ],
 )
@@ -174,3 +175,41 @@ def test_a_submission_that_sends_much_through_the_schedd_is_warned_about(
         message
     )
     assert "2.9 KiB that every job gets" in message and "up to 100 bytes of its own" in message
+
+
+@pytest.mark.parametrize("shared_file_system", [False, True])
+def test_cancelling_one_held_proc_removes_only_that_proc(tmp_path, monkeypatch, shared_file_system):
+    """A held proc of a cluster without late materialization goes alone: the
+    others of its cluster keep running (without a shared file system nothing
+    is ever in the submit host's event log, which once made the whole cluster
+    go)."""
+    from pypoolparty.htcondor import parsing
+    from pypoolparty.htcondor import scheduler as htcondor_scheduler
+
+    removed: list[list[str]] = []
+    queue = [parsing.QueuedJob(7, 0, "5", 1, "via condor_hold (by user someone)")] + [
+        parsing.QueuedJob(7, proc, "2", None, "") for proc in range(1, 6)
+    ]
+
+    def call(args, parse, policy, **kwargs):
+        command = os.path.basename(args[0])
+        if command == "condor_rm":
+            removed.append(list(args[1:]))
+            return True
+        assert command == "condor_q", args
+        return queue
+
+    monkeypatch.setattr(htcondor_scheduler.commands, "call", call)
+    monkeypatch.setattr(htcondor_scheduler.commands, "ask", lambda *args, **kwargs: 7)
+    directory = tmp_path / "ppp-abc-1"
+    directory.mkdir()
+    worker = WorkerCall("/usr/bin/python3", "worker.py", str(tmp_path))
+    submission = Submission(list(range(6)), "ppp-abc-1", worker, str(directory))
+    scheduler = htcondor_scheduler.HTCondorScheduler(
+        ClusterOptions(shared_file_system=shared_file_system), RetryPolicy(timeout=5.0)
+    )
+    jobs = scheduler.recover(submission)
+    statuses = scheduler.query(jobs)
+    assert statuses[jobs[0].jobid].state is JobState.ERROR  # someone else's hold
+    scheduler.cancel(jobs[:1])
+    assert removed == [["7.0"]]

@@ -47,14 +47,32 @@ def slow_square(x):
     return x * x
 
 
-def killed_on_first_attempt(x):
-    """Dies by SIGKILL the first time it runs for ``x`` (a marker in a directory
-    of the test's that every user may write says so); HTCondor then holds the
-    proc if the submit directives say ``on_exit_hold`` on signals."""
-    marker = os.path.join(os.environ["TRANSFER_TEST_MARKERS"], f"attempted-{x}")
-    if x % 2 == 1 and not os.path.exists(marker):
+def _wait_for_file(pattern, what):
+    """Until a file of the markers directory starts with ``pattern``; bounded,
+    so that a stuck map fails its test instead of hanging it."""
+    markers = os.environ["TRANSFER_TEST_MARKERS"]
+    for _ in range(1200):
+        if any(name.startswith(pattern) for name in os.listdir(markers)):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"no {what} within 120 s")
+
+
+def held_beside_running(x):
+    """Each run leaves a marker ``ran-<x>-...``. Task 1 (chunk 0) dies by SIGKILL
+    on its first run once task 2 (chunk 1) runs, so that its proc is held
+    (``on_exit_hold`` on signals) beside a running one; task 2 waits until the
+    test says the held proc was dealt with (a marker ``release``)."""
+    markers = os.environ["TRANSFER_TEST_MARKERS"]
+    with open(os.path.join(markers, f"ran-{x}-{os.getpid()}-{time.time_ns()}"), "w"):
+        pass
+    marker = os.path.join(markers, "attempted-1")
+    if x == 1 and not os.path.exists(marker):
+        _wait_for_file("ran-2-", "run of task 2")
         open(marker, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
+    if x == 2:
+        _wait_for_file("release", "release from the test")
     return x * x
 
 
@@ -91,7 +109,7 @@ def write_output(x):
 SCENARIOS = {
     "write_output": (write_output, 4, 2),
     "read_input": (read_input, 4, 2),
-    "killed_on_first_attempt": (killed_on_first_attempt, 4, 2),
+    "held_beside_running": (held_beside_running, 4, 2),
     "square_where": (square_where, 6, 2),
     "raise_on_3": (raise_on_3, 6, 2),
     "slow_square": (slow_square, 8, 1),
