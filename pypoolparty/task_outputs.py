@@ -94,6 +94,11 @@ def output_dir() -> str:
     return path
 
 
+_NUMBERED_SESSION = re.compile(r"^(map-[^-]+)-[0-9]+$")
+"""``map-<fingerprint>-<n>``: a fingerprint is hex without a dash, and may
+be all digits, so only a second dash starts a number."""
+
+
 def kept_path(session_dir: str, run: int = 1) -> str:
     """Where the outputs of ``session_dir``'s tasks are kept once the directory is removed.
 
@@ -110,7 +115,10 @@ def kept_path(session_dir: str, run: int = 1) -> str:
     session_dir = os.path.abspath(session_dir)
     # A session directory numbered because another of the map ran at the
     # same time is the same map: its runs are numbered with the others.
-    name = re.sub(r"-[0-9]+$", "", os.path.basename(session_dir))
+    name = os.path.basename(session_dir)
+    numbered = _NUMBERED_SESSION.match(name)
+    if numbered:
+        name = numbered.group(1)
     if run > 1:
         name = f"{name}-{run}"
     return os.path.join(os.path.dirname(session_dir), DIRECTORY, name)

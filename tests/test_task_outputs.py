@@ -173,3 +173,17 @@ def test_each_finished_run_of_a_map_keeps_its_outputs_apart_without_earlier_fail
         f"done/{x}/out.txt": f"run 3: task {x}" for x in range(4)
     }
     assert os.stat(work / "outputs" / second).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "session_name, run, kept",
+    [
+        ("map-0123456789012345", 1, "map-0123456789012345"),  # an all-digit fingerprint
+        ("map-0123456789012345-3", 1, "map-0123456789012345"),  # a numbered session
+        ("map-0123456789abcdef", 2, "map-0123456789abcdef-2"),
+    ],
+)
+def test_the_kept_outputs_are_named_after_the_map_and_the_run(session_name, run, kept, tmp_path):
+    from pypoolparty.task_outputs import kept_path
+
+    assert kept_path(str(tmp_path / session_name), run) == str(tmp_path / "outputs" / kept)
